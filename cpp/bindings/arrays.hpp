@@ -1,0 +1,77 @@
+// Strict NumPy argument checks for the bindings: an array is used in place when its dtype,
+// layout and shape match, and otherwise rejected with a message that names the argument,
+// what was expected and what was received. Nothing is ever converted or copied.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "rnnbptt/sequence.hpp"
+
+namespace rnnbptt::bindings {
+
+namespace py = pybind11;
+
+// A shape with -1 for "any size"; names say what each axis is, e.g. {"T", "n", "d=28"}.
+struct Shape {
+  std::vector<py::ssize_t> sizes;
+  std::vector<std::string> names;
+};
+
+std::string describe(py::handle obj);       // "float64 array of shape (3, 2), not C-contiguous"
+std::string shape_text(const Shape& shape);  // "(T, n, d=28)"
+
+template <class T>
+const char* dtype_name();
+
+template <class T>
+bool has_dtype(const py::array& a) {
+  return py::array_t<T>::check_(a);
+}
+
+// obj must be an ndarray; TypeError otherwise.
+py::array as_array(py::handle obj, const char* name, const std::string& expected);
+
+// Checks C-contiguity and shape (ValueError) of an array whose dtype was already checked.
+void check_layout(const py::array& a, const char* name, const std::string& dtype,
+                  const Shape& shape);
+
+// The whole check for one dtype: TypeError on a wrong type or dtype, ValueError on layout/shape.
+template <class T>
+py::array require(py::handle obj, const char* name, const Shape& shape) {
+  const std::string expected =
+      std::string("a C-contiguous ") + dtype_name<T>() + " array of shape " + shape_text(shape);
+  py::array a = as_array(obj, name, expected);
+  if (!has_dtype<T>(a))
+    throw py::type_error(std::string(name) + ": expected " + expected + ", got " + describe(a));
+  check_layout(a, name, dtype_name<T>(), shape);
+  return a;
+}
+
+template <class T>
+py::array require_writeable(py::handle obj, const char* name, const Shape& shape) {
+  py::array a = require<T>(obj, name, shape);
+  if (!a.writeable())
+    throw py::value_error(std::string(name) + ": expected a writeable array, got a read-only one");
+  return a;
+}
+
+// Integer ids (int32 or int64, native byte order), C-contiguous, of the given shape.
+struct Ids {
+  py::array array;
+  IdView view;
+};
+bool is_id_array(const py::array& a);
+Ids require_ids(py::handle obj, const char* name, const Shape& shape);
+
+// A fresh C-contiguous array the caller fills (outputs are never views of scratch memory).
+template <class T>
+py::array_t<T> empty(std::vector<py::ssize_t> shape) {
+  return py::array_t<T>(shape);
+}
+
+}  // namespace rnnbptt::bindings

@@ -1,0 +1,74 @@
+// Turning NumPy arguments into the core's input and target views (no copies).
+#pragma once
+
+#include <string>
+
+#include "arrays.hpp"
+#include "rnnbptt/sequence.hpp"
+
+namespace rnnbptt::bindings {
+
+template <class Scalar>
+struct Input {
+  py::array array;  // keeps the memory alive
+  SequenceInput<Scalar> sequence;
+};
+
+// x: dense (T, n, d) of the model's dtype, or token ids (T, n) int32/int64.
+template <class Scalar>
+Input<Scalar> input_from(py::handle x, Index d) {
+  const std::string d_name = "d=" + std::to_string(d);
+  const std::string expected = std::string("dense ") + dtype_name<Scalar>() +
+                               " values of shape (T, n, " + d_name +
+                               ") or int32/int64 token ids of shape (T, n)";
+  py::array a = as_array(x, "x", expected);
+  if (is_id_array(a)) {
+    Ids ids = require_ids(a, "x", Shape{{-1, -1}, {"T", "n"}});
+    return {ids.array, SequenceInput<Scalar>::from_tokens(ids.view.data, ids.view.type,
+                                                          a.shape(0), a.shape(1))};
+  }
+  if (!has_dtype<Scalar>(a))
+    throw py::type_error("x: expected " + expected + ", got " + describe(a));
+  check_layout(a, "x", dtype_name<Scalar>(), Shape{{-1, -1, d}, {"T", "n", d_name}});
+  return {a, SequenceInput<Scalar>::from_dense(static_cast<const Scalar*>(a.data()), a.shape(0),
+                                               a.shape(1))};
+}
+
+template <class Scalar>
+struct TargetArrays {
+  py::array values;
+  py::array weights;
+  Targets<Scalar> targets;
+};
+
+// targets: class ids (T, n) for cross-entropy, or dense (T, n, q) for squared error;
+// weights: optional (T, n) of the model's dtype.
+template <class Scalar>
+TargetArrays<Scalar> targets_from(py::handle targets, py::handle weights, Index T, Index n, Index q) {
+  const std::string t = "T=" + std::to_string(T), b = "n=" + std::to_string(n),
+                    c = "q=" + std::to_string(q);
+  TargetArrays<Scalar> out;
+  const Scalar* w = nullptr;
+  if (!weights.is_none()) {
+    out.weights = require<Scalar>(weights, "weights", Shape{{T, n}, {t, b}});
+    w = static_cast<const Scalar*>(out.weights.data());
+  }
+  const std::string expected = "int32/int64 class ids of shape (" + t + ", " + b + ") or " +
+                               dtype_name<Scalar>() + " values of shape (" + t + ", " + b +
+                               ", " + c + ")";
+  py::array a = as_array(targets, "targets", expected);
+  if (is_id_array(a)) {
+    Ids ids = require_ids(a, "targets", Shape{{T, n}, {t, b}});
+    out.values = ids.array;
+    out.targets = Targets<Scalar>::from_classes(ids.view.data, ids.view.type, w);
+    return out;
+  }
+  if (!has_dtype<Scalar>(a))
+    throw py::type_error("targets: expected " + expected + ", got " + describe(a));
+  check_layout(a, "targets", dtype_name<Scalar>(), Shape{{T, n, q}, {t, b, c}});
+  out.values = a;
+  out.targets = Targets<Scalar>::from_dense(static_cast<const Scalar*>(a.data()), w);
+  return out;
+}
+
+}  // namespace rnnbptt::bindings

@@ -1,0 +1,32 @@
+// Model configuration: sizes, activation, bias switch. Shared by every other header.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace rnnbptt {
+
+using Index = std::ptrdiff_t;
+
+// phi in h_t = phi(a_t). identity with no bias is the seed's linear model.
+enum class Activation { identity, tanh, relu };
+
+// l(o_t, y_t). cross_entropy: softmax cross-entropy against integer class ids.
+// squared_error: 0.5 * ||o_t - y_t||^2 against dense targets.
+enum class LossKind { cross_entropy, squared_error };
+
+const char* to_string(Activation a);
+Activation activation_from_string(const std::string& name);
+
+struct ModelConfig {
+  Index input_size = 0;   // d: features per step, or the vocabulary size for token input
+  Index hidden_size = 0;  // h
+  Index output_size = 0;  // q
+  Activation activation = Activation::tanh;
+  bool bias = true;       // b_h and b_q exist (false: the seed's model has none)
+
+  // Throws std::invalid_argument naming the offending field.
+  void validate() const;
+};
+
+}  // namespace rnnbptt

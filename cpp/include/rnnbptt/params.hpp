@@ -1,0 +1,66 @@
+// Parameters and gradients: one flat buffer each, with named views in a fixed layout
+// (W_hx, W_hh, b_h, W_qh, b_q), so that norms, clipping and optimizers are single loops.
+#pragma once
+
+#include <Eigen/Core>
+
+#include <array>
+#include <string>
+
+#include "rnnbptt/config.hpp"
+
+namespace rnnbptt {
+
+template <class Scalar>
+using RowMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class Scalar>
+using MatrixMap = Eigen::Map<RowMatrix<Scalar>>;
+template <class Scalar>
+using ConstMatrixMap = Eigen::Map<const RowMatrix<Scalar>>;
+template <class Scalar>
+using RowVectorMap = Eigen::Map<Eigen::Matrix<Scalar, 1, Eigen::Dynamic>>;
+template <class Scalar>
+using ConstRowVectorMap = Eigen::Map<const Eigen::Matrix<Scalar, 1, Eigen::Dynamic>>;
+
+// One named block of the flat buffer: a row-major rows x cols matrix (cols == 1 for vectors).
+struct Tensor {
+  const char* name;
+  Index offset;
+  Index rows;
+  Index cols;
+  Index size() const { return rows * cols; }
+};
+
+// Offsets of every parameter in the flat buffer. Biases have size 0 when switched off.
+struct ParameterLayout {
+  static constexpr int count = 5;
+  std::array<Tensor, count> tensors;  // W_hx (h x d), W_hh (h x h), b_h (h), W_qh (q x h), b_q (q)
+  Index total = 0;
+
+  explicit ParameterLayout(const ModelConfig& config);
+  const Tensor& W_hx() const { return tensors[0]; }
+  const Tensor& W_hh() const { return tensors[1]; }
+  const Tensor& b_h() const { return tensors[2]; }
+  const Tensor& W_qh() const { return tensors[3]; }
+  const Tensor& b_q() const { return tensors[4]; }
+  // Throws std::invalid_argument for an unknown name.
+  const Tensor& find(const std::string& name) const;
+};
+
+// Eigen views of a flat buffer laid out by ParameterLayout.
+template <class Scalar>
+struct ParameterViews {
+  MatrixMap<Scalar> W_hx, W_hh;
+  RowVectorMap<Scalar> b_h;
+  MatrixMap<Scalar> W_qh;
+  RowVectorMap<Scalar> b_q;
+
+  ParameterViews(Scalar* flat, const ParameterLayout& layout)
+      : W_hx(flat + layout.W_hx().offset, layout.W_hx().rows, layout.W_hx().cols),
+        W_hh(flat + layout.W_hh().offset, layout.W_hh().rows, layout.W_hh().cols),
+        b_h(flat + layout.b_h().offset, layout.b_h().size()),
+        W_qh(flat + layout.W_qh().offset, layout.W_qh().rows, layout.W_qh().cols),
+        b_q(flat + layout.b_q().offset, layout.b_q().size()) {}
+};
+
+}  // namespace rnnbptt

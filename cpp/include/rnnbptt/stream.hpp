@@ -1,0 +1,65 @@
+// Training over a stream far longer than memory: chunks arrive one after another, the hidden
+// state is carried across them, and memory depends on the chunk and the truncation window,
+// never on the stream's length.
+//
+// Regular(k1, k2) windows reach across chunk boundaries exactly: the runner keeps the last
+// k2 - k1 steps (inputs and states) of history, so a stream cut into chunks gives the same
+// gradients as the unchunked sequence with the same parameters. Chunk lengths must then be
+// multiples of k1. For Full and Randomized a chunk boundary is a cut (the state is carried,
+// the gradient is not): reaching further back would need the whole stream in memory.
+// Randomized draws depend on the global step index, so cuts do not depend on the chunking.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "rnnbptt/params.hpp"
+#include "rnnbptt/rnn.hpp"
+#include "rnnbptt/truncation.hpp"
+#include "rnnbptt/workspace.hpp"
+
+namespace rnnbptt {
+
+template <class Scalar>
+class StreamRunner {
+ public:
+  StreamRunner(const ModelConfig& config, Truncation truncation);
+
+  // Forward, loss and backward over the next chunk (T x n), starting from the carried state;
+  // overwrites dparams with this chunk's gradient and returns its loss. Parameters may change
+  // between chunks (that is training); history states keep the values they were computed with.
+  double step(const Scalar* params, Scalar* dparams, const SequenceInput<Scalar>& x,
+              const Targets<Scalar>& y);
+  double step(Model<Scalar>& model, const SequenceInput<Scalar>& x, const Targets<Scalar>& y) {
+    check_model(model);
+    return step(model.parameters(), model.gradients(), x, y);
+  }
+
+  // Start a new stream: zero state, no history, position 0.
+  void reset();
+  const Truncation& truncation() const { return truncation_; }
+  std::int64_t position() const { return position_; }  // steps consumed so far
+  Index batch() const { return batch_; }
+  const Scalar* state() const { return state_.data(); }  // n x h, h_t after the last chunk
+  Index history_steps() const { return history_; }
+  const Workspace<Scalar>& workspace() const { return ws_; }
+  // Bytes held by the runner's buffers (workspace, history, state).
+  std::size_t memory_bytes() const;
+
+ private:
+  void check_model(const Model<Scalar>& model) const;
+
+  ModelConfig config_;
+  ParameterLayout layout_;
+  Truncation truncation_;
+  Workspace<Scalar> ws_;
+  std::vector<Scalar> state_;                 // n x h
+  std::vector<Scalar> dense_history_;         // (history + T) x n x d
+  std::vector<std::int64_t> token_history_;   // (history + T) x n
+  Index history_ = 0;                         // steps of history currently held
+  Index batch_ = 0;
+  int input_kind_ = -1;                       // -1 none yet, 0 dense, 1 tokens
+  std::int64_t position_ = 0;
+};
+
+}  // namespace rnnbptt

@@ -1,0 +1,51 @@
+// Every activation and scratch buffer of one forward/backward pair. Buffers grow when a call
+// needs more room and are reused afterwards: the time loops never allocate.
+#pragma once
+
+#include <vector>
+
+#include "rnnbptt/config.hpp"
+#include "rnnbptt/sequence.hpp"
+
+namespace rnnbptt {
+
+// Steps [begin, end) (0-based) joined by an uncut gradient path: the seed's figure, measured.
+struct Segment {
+  Index begin;
+  Index end;
+};
+
+template <class Scalar>
+struct Workspace {
+  // Shape of the sequence held: context_steps of history (streaming only, no loss) followed
+  // by the steps of this call; steps counts both.
+  Index steps = 0;
+  Index batch = 0;
+  Index context_steps = 0;
+
+  std::vector<Scalar> H;         // (steps + 1) x n x h: h_0 .. h_T
+  std::vector<Scalar> O;         // steps x n x q: o_1 .. o_T
+  std::vector<Scalar> dO;        // steps x n x q: dL/do_t
+  std::vector<Scalar> dA;        // steps x n x h: g^a_t = dL/da_t
+  std::vector<Scalar> dH;        // steps x n x h: W_qh^T g^o_t (overlapping windows only)
+  std::vector<Scalar> carry;     // n x h: gradient flowing into the previous step
+  std::vector<Scalar> scratch;   // n x h
+  std::vector<Scalar> W_hx_T;    // d x h: W_hx transposed, rows gathered by token input
+  std::vector<Scalar> dW_hx_T;   // d x h: scatter-add target for token input
+  std::vector<Scalar> flow;      // steps: c_t of DESIGN.md section 2, as applied last
+  std::vector<Scalar> dh_norms;  // steps: ||dL/dh_t|| over the batch, when recorded
+  std::vector<double> row_loss;  // steps x n: l(o_t, y_t) * w_t before the reduction
+  std::vector<Segment> segments; // where the gradient paths ran in the last backward
+
+  // Input of the last forward, kept (not copied) for the backward pass.
+  SequenceInput<Scalar> input;
+  bool has_forward = false;
+  bool has_output_gradient = false;
+  bool has_dh_norms = false;
+
+  // Sizes every buffer for (context + steps) x batch. Allocates only when growing.
+  void reserve(const ModelConfig& config, Index total_steps, Index batch_size, Index context,
+               bool overlapping_windows);
+};
+
+}  // namespace rnnbptt

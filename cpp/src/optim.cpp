@@ -1,0 +1,74 @@
+#include "rnnbptt/optim.hpp"
+
+#include <cmath>
+
+#include "rnnbptt/error.hpp"
+
+namespace rnnbptt {
+
+using detail::invalid;
+
+namespace {
+void check_lr(double lr) {
+  if (!(lr > 0.0) || !std::isfinite(lr)) invalid("lr: expected a finite value > 0, got ", lr);
+}
+void check_decay(double decay) {
+  if (!(decay >= 0.0) || !std::isfinite(decay))
+    invalid("weight_decay: expected a finite value >= 0, got ", decay);
+}
+}  // namespace
+
+template <class Scalar>
+void sgd_step(Scalar* params, const Scalar* grads, Index size, double lr, double weight_decay) {
+  check_lr(lr);
+  check_decay(weight_decay);
+  const Scalar rate = static_cast<Scalar>(lr), decay = static_cast<Scalar>(weight_decay);
+  if (weight_decay == 0.0) {
+    for (Index i = 0; i < size; ++i) params[i] -= rate * grads[i];
+  } else {
+    for (Index i = 0; i < size; ++i) params[i] -= rate * (grads[i] + decay * params[i]);
+  }
+}
+
+template <class Scalar>
+Adam<Scalar>::Adam(Index size, double lr_, double beta1_, double beta2_, double eps_,
+                   double weight_decay_)
+    : lr(lr_), beta1(beta1_), beta2(beta2_), eps(eps_), weight_decay(weight_decay_),
+      m(static_cast<std::size_t>(size), Scalar(0)), v(static_cast<std::size_t>(size), Scalar(0)) {
+  validate();
+}
+
+template <class Scalar>
+void Adam<Scalar>::validate() const {
+  check_lr(lr);
+  check_decay(weight_decay);
+  if (!(beta1 >= 0.0 && beta1 < 1.0)) invalid("beta1: expected a value in [0, 1), got ", beta1);
+  if (!(beta2 >= 0.0 && beta2 < 1.0)) invalid("beta2: expected a value in [0, 1), got ", beta2);
+  if (!(eps > 0.0)) invalid("eps: expected a value > 0, got ", eps);
+}
+
+template <class Scalar>
+void Adam<Scalar>::step(Scalar* params, const Scalar* grads, Index size) {
+  if (static_cast<Index>(m.size()) != size || static_cast<Index>(v.size()) != size)
+    invalid("params: expected ", m.size(), " values (the optimizer's state), got ", size);
+  ++step_count;
+  const double correction1 = 1.0 - std::pow(beta1, static_cast<double>(step_count));
+  const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(step_count));
+  const Scalar b1 = static_cast<Scalar>(beta1), b2 = static_cast<Scalar>(beta2);
+  const Scalar step_size = static_cast<Scalar>(lr / correction1);
+  const Scalar root_c2 = static_cast<Scalar>(std::sqrt(correction2));
+  const Scalar epsilon = static_cast<Scalar>(eps), decay = static_cast<Scalar>(weight_decay);
+  for (Index i = 0; i < size; ++i) {
+    const Scalar g = grads[i] + decay * params[i];
+    m[i] = b1 * m[i] + (Scalar(1) - b1) * g;
+    v[i] = b2 * v[i] + (Scalar(1) - b2) * g * g;
+    params[i] -= step_size * m[i] / (std::sqrt(v[i]) / root_c2 + epsilon);
+  }
+}
+
+template void sgd_step<float>(float*, const float*, Index, double, double);
+template void sgd_step<double>(double*, const double*, Index, double, double);
+template struct Adam<float>;
+template struct Adam<double>;
+
+}  // namespace rnnbptt

@@ -1,0 +1,165 @@
+// Forward pass and loss: everything that does not depend on the recurrence is one GEMM over
+// all T*n rows; only h_t = phi(a_t + h_{t-1} W_hh^T) runs step by step.
+#include <cmath>
+
+#include "activation.hpp"
+#include "rnnbptt/error.hpp"
+#include "rnnbptt/rnn.hpp"
+
+namespace rnnbptt {
+
+using detail::invalid;
+
+namespace {
+
+template <class Scalar>
+void check_input(const SequenceInput<Scalar>& x, const ModelConfig& config) {
+  if (x.steps <= 0) invalid("x: expected at least one time step (T >= 1), got T = ", x.steps);
+  if (x.batch <= 0) invalid("x: expected at least one sequence (n >= 1), got n = ", x.batch);
+  const Index positions = x.steps * x.batch;
+  const Index d = config.input_size;
+  if (x.is_tokens()) {
+    if (x.tokens.data == nullptr) invalid("x: expected input data, got a null pointer");
+    for (Index i = 0; i < positions; ++i) {
+      const std::int64_t id = x.tokens[i];
+      if (id < 0 || id >= d)
+        invalid("x: expected token ids in [0, ", d, "), got ", id, " at [", i / x.batch, ", ",
+                i % x.batch, "]");
+    }
+    return;
+  }
+  Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>> values(x.dense, positions * d);
+  if (values.allFinite()) return;
+  for (Index i = 0; i < positions * d; ++i)
+    if (!std::isfinite(values[i]))
+      invalid("x: expected finite values, got ", values[i], " at [", i / (x.batch * d), ", ",
+              (i / d) % x.batch, ", ", i % d, "]");
+}
+
+}  // namespace
+
+template <class Scalar>
+void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const ParameterLayout& layout,
+                 const Scalar* params, const SequenceInput<Scalar>& x, const Scalar* h0,
+                 Index context_steps) {
+  check_input(x, config);
+  const Index T = x.steps, n = x.batch, P = context_steps;
+  const Index d = config.input_size, h = config.hidden_size, q = config.output_size;
+  if (P < 0 || P >= T) invalid("context_steps: expected 0 <= context < T = ", T, ", got ", P);
+  ws.reserve(config, T, n, P, false);
+  // Read-only use of the buffer; ParameterViews is written once for both roles.
+  ParameterViews<Scalar> p(const_cast<Scalar*>(params), layout);
+
+  MatrixMap<Scalar> H(ws.H.data(), (T + 1) * n, h);  // h_0 .. h_T
+  if (P == 0) {
+    if (h0 != nullptr) {
+      ConstMatrixMap<Scalar> initial(h0, n, h);
+      if (!initial.allFinite()) invalid("h0: expected finite values, got a NaN or infinity");
+      H.topRows(n) = initial;
+    } else {
+      H.topRows(n).setZero();
+    }
+  }
+  const Index rows = (T - P) * n;
+  auto A = H.middleRows((P + 1) * n, rows);  // a_t, then h_t in place
+  if (x.is_tokens()) {
+    // x_t is one-hot: W_hx x_t is a column of W_hx, a contiguous row of its transpose.
+    MatrixMap<Scalar> W_hx_T(ws.W_hx_T.data(), d, h);
+    W_hx_T = p.W_hx.transpose();
+    const IdView ids = x.tokens;
+#pragma omp parallel for schedule(static) if (rows * h > 65536)
+    for (Index r = 0; r < rows; ++r) A.row(r) = W_hx_T.row(ids[P * n + r]);
+  } else {
+    A.noalias() = ConstMatrixMap<Scalar>(x.dense + P * n * d, rows, d) * p.W_hx.transpose();
+  }
+  if (config.bias) A.rowwise() += p.b_h;
+  for (Index t = P + 1; t <= T; ++t) {
+    auto a_t = H.middleRows(t * n, n);
+    a_t.noalias() += H.middleRows((t - 1) * n, n) * p.W_hh.transpose();
+    detail::activate(config.activation, a_t);
+  }
+  MatrixMap<Scalar> O(ws.O.data(), T * n, q);
+  auto O_loss = O.middleRows(P * n, rows);
+  O_loss.noalias() = H.middleRows((P + 1) * n, rows) * p.W_qh.transpose();
+  if (config.bias) O_loss.rowwise() += p.b_q;
+
+  ws.input = x;
+  ws.has_forward = true;
+  ws.has_output_gradient = false;
+  ws.has_dh_norms = false;
+}
+
+template <class Scalar>
+double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Targets<Scalar>& y) {
+  if (!ws.has_forward) invalid("loss: expected a forward pass first, got none");
+  const Index n = ws.batch, P = ws.context_steps, q = config.output_size;
+  const Index rows = (ws.steps - P) * n;
+  if (y.kind == LossKind::cross_entropy) {
+    if (y.classes.data == nullptr) invalid("targets: expected class ids, got a null pointer");
+    for (Index r = 0; r < rows; ++r) {
+      const std::int64_t c = y.classes[r];
+      if (c < 0 || c >= q)
+        invalid("targets: expected class ids in [0, ", q, "), got ", c, " at [", r / n, ", ",
+                r % n, "]");
+    }
+  } else {
+    if (y.dense == nullptr) invalid("targets: expected dense values, got a null pointer");
+    Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>> values(y.dense, rows * q);
+    if (!values.allFinite()) invalid("targets: expected finite values, got a NaN or infinity");
+  }
+  double weight_sum = static_cast<double>(rows);
+  if (y.weights != nullptr) {
+    weight_sum = 0.0;
+    for (Index r = 0; r < rows; ++r) {
+      const Scalar w = y.weights[r];
+      if (!(w >= 0) || !std::isfinite(w))
+        invalid("weights: expected finite values >= 0, got ", w, " at [", r / n, ", ", r % n, "]");
+      weight_sum += w;
+    }
+    if (!(weight_sum > 0)) invalid("weights: expected a positive sum, got ", weight_sum);
+  }
+
+  MatrixMap<Scalar> O(ws.O.data(), ws.steps * n, q);
+  MatrixMap<Scalar> dO(ws.dO.data(), ws.steps * n, q);
+  dO.topRows(P * n).setZero();
+  const Scalar inv_sum = static_cast<Scalar>(1.0 / weight_sum);
+#pragma omp parallel for schedule(static) if (rows * q > 32768)
+  for (Index r = 0; r < rows; ++r) {
+    const Scalar w = y.weights != nullptr ? y.weights[r] : Scalar(1);
+    auto o = O.row(P * n + r);
+    auto g = dO.row(P * n + r);
+    if (y.kind == LossKind::cross_entropy) {
+      // Softmax, cross-entropy and (softmax - onehot) * w / sum(w) in one pass over the row.
+      const Scalar m = o.maxCoeff();
+      g = (o.array() - m).exp().matrix();
+      const Scalar s = g.sum();
+      const std::int64_t c = y.classes[r];
+      ws.row_loss[r] = w * (static_cast<double>(m) + std::log(static_cast<double>(s)) -
+                            static_cast<double>(o[c]));
+      g *= w * inv_sum / s;
+      g[c] -= w * inv_sum;
+    } else {
+      ConstRowVectorMap<Scalar> target(y.dense + r * q, q);
+      g = o - target;
+      ws.row_loss[r] = w * 0.5 * static_cast<double>(g.squaredNorm());
+      g *= w * inv_sum;
+    }
+  }
+  // Sequential sum: the same value for any thread count.
+  double total = 0.0;
+  for (Index r = 0; r < rows; ++r) total += ws.row_loss[r];
+  ws.has_output_gradient = true;
+  return total / weight_sum;
+}
+
+#define RNNBPTT_INSTANTIATE(Scalar)                                                             \
+  template void rnn_forward<Scalar>(Workspace<Scalar>&, const ModelConfig&,                     \
+                                    const ParameterLayout&, const Scalar*,                      \
+                                    const SequenceInput<Scalar>&, const Scalar*, Index);        \
+  template double loss_forward<Scalar>(Workspace<Scalar>&, const ModelConfig&,                  \
+                                       const Targets<Scalar>&);
+RNNBPTT_INSTANTIATE(float)
+RNNBPTT_INSTANTIATE(double)
+#undef RNNBPTT_INSTANTIATE
+
+}  // namespace rnnbptt

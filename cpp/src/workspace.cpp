@@ -1,0 +1,38 @@
+#include "rnnbptt/workspace.hpp"
+
+namespace rnnbptt {
+
+namespace {
+template <class T>
+void grow(std::vector<T>& buffer, Index size) {
+  if (buffer.size() < static_cast<std::size_t>(size)) buffer.resize(static_cast<std::size_t>(size));
+}
+}  // namespace
+
+template <class Scalar>
+void Workspace<Scalar>::reserve(const ModelConfig& config, Index total_steps, Index batch_size,
+                                Index context, bool overlapping_windows) {
+  const Index T = total_steps, n = batch_size;
+  const Index d = config.input_size, h = config.hidden_size, q = config.output_size;
+  grow(H, (T + 1) * n * h);
+  grow(O, T * n * q);
+  grow(dO, T * n * q);
+  grow(dA, T * n * h);
+  if (overlapping_windows) grow(dH, T * n * h);
+  grow(carry, n * h);
+  grow(scratch, n * h);
+  grow(W_hx_T, d * h);
+  grow(dW_hx_T, d * h);
+  grow(flow, T);
+  grow(dh_norms, T);
+  grow(row_loss, T * n);
+  if (segments.capacity() < static_cast<std::size_t>(T)) segments.reserve(static_cast<std::size_t>(T));
+  steps = T;
+  batch = n;
+  context_steps = context;
+}
+
+template struct Workspace<float>;
+template struct Workspace<double>;
+
+}  // namespace rnnbptt

@@ -1,0 +1,61 @@
+"""rnnbptt: recurrent networks trained with exact, truncated and randomized BPTT.
+
+The compiled core (``rnnbptt._core``, C++/Eigen) runs the forward pass, the backward
+recursion, clipping and optimizer updates on flat buffers that NumPy sees without copies.
+"""
+
+from __future__ import annotations
+
+from . import _core, gradcheck, reference
+from .clip import ClipReport, NonFiniteError, clip_grad_norm, clip_grad_value, global_norm
+from .diagnostics import largest_singular_value, spectral_radius
+from .model import PARAMETER_NAMES, RNN, Gradients
+from .stream import StreamRunner
+from .truncation import Full, Randomized, Regular, Truncation
+
+__version__: str = _core.__version__
+
+
+def set_num_threads(threads: int) -> None:
+    """Threads for the core's OpenMP loops and Eigen's GEMM (default: ``OMP_NUM_THREADS``,
+    else all cores)."""
+    _core.set_num_threads(threads)
+
+
+def get_num_threads() -> int:
+    """Threads the core uses."""
+    return int(_core.get_num_threads())
+
+
+def build_info() -> dict[str, object]:
+    """How the core was compiled: OpenMP and the SIMD instruction sets."""
+    return {
+        "version": __version__,
+        "openmp": bool(_core.has_openmp()),
+        "simd": str(_core.simd_instruction_sets()),
+    }
+
+
+__all__ = [
+    "PARAMETER_NAMES",
+    "RNN",
+    "ClipReport",
+    "Full",
+    "Gradients",
+    "NonFiniteError",
+    "Randomized",
+    "Regular",
+    "StreamRunner",
+    "Truncation",
+    "__version__",
+    "build_info",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "get_num_threads",
+    "global_norm",
+    "gradcheck",
+    "largest_singular_value",
+    "reference",
+    "set_num_threads",
+    "spectral_radius",
+]

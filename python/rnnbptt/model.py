@@ -1,0 +1,281 @@
+"""The RNN model: parameters and gradients as NumPy views of the C++ buffers."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+from .truncation import Full, Truncation
+
+PARAMETER_NAMES = ("W_hx", "W_hh", "b_h", "W_qh", "b_q")
+_CORES = {np.dtype(np.float32): _core.ModelFloat32, np.dtype(np.float64): _core.ModelFloat64}
+
+
+class Gradients(NamedTuple):
+    """What backward returns besides the parameter gradients (which land in ``model.grads``)."""
+
+    dh0: np.ndarray  #: dL/dh_0, shape (n, h)
+    dx: Optional[np.ndarray]  #: dL/dx_t, shape (T, n, d), when requested for dense input
+
+
+def _check_dtype(dtype: npt.DTypeLike) -> np.dtype:
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as error:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from error
+    if resolved not in _CORES:
+        raise TypeError(f"dtype: expected float32 or float64, got {resolved}")
+    return resolved
+
+
+class RNN:
+    """Elman RNN ``h_t = phi(W_hx x_t + W_hh h_{t-1} + b_h)``, ``o_t = W_qh h_t + b_q``.
+
+    Parameters
+    ----------
+    input_size : int
+        ``d``: features per step for dense input, or the vocabulary size for token ids.
+    hidden_size : int
+        ``h``.
+    output_size : int
+        ``q``: classes for cross-entropy, or target features for squared error.
+    activation : {"tanh", "relu", "identity"}
+        ``phi``; ``"identity"`` with ``bias=False`` is the seed's linear model.
+    bias : bool
+        Whether ``b_h`` and ``b_q`` exist.
+    dtype : float32 or float64
+        Scalar type of parameters, inputs and gradients. Inputs must match it exactly.
+    seed : int
+        Seed of the initialization.
+    init_std : float, optional
+        Draw weights from ``N(0, init_std^2)`` with zero biases (d2l uses 0.01). By default
+        every parameter is ``U(-1/sqrt(h), 1/sqrt(h))``, as PyTorch's ``nn.RNN``.
+
+    Notes
+    -----
+    ``params`` and ``grads`` are flat views of the C++ buffers in the order
+    ``W_hx, W_hh, b_h, W_qh, b_q``; ``W_hx`` etc. are shaped views into ``params``. Writing to
+    them changes the model; nothing is copied.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        *,
+        activation: str = "tanh",
+        bias: bool = True,
+        dtype: npt.DTypeLike = np.float32,
+        seed: int = 0,
+        init_std: Optional[float] = None,
+    ) -> None:
+        self.dtype = _check_dtype(dtype)
+        self._core: Any = _CORES[self.dtype](input_size, hidden_size, output_size, activation, bias)
+        if init_std is None:
+            self._core.init_uniform(1.0 / np.sqrt(hidden_size), seed)
+        else:
+            self._core.init_normal(init_std, seed)
+
+    # ---- configuration -------------------------------------------------------------------
+    @property
+    def input_size(self) -> int:
+        return int(self._core.input_size)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self._core.hidden_size)
+
+    @property
+    def output_size(self) -> int:
+        return int(self._core.output_size)
+
+    @property
+    def activation(self) -> str:
+        return str(self._core.activation)
+
+    @property
+    def bias(self) -> bool:
+        return bool(self._core.bias)
+
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments (without seed and init), e.g. for checkpoints."""
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "output_size": self.output_size,
+            "activation": self.activation,
+            "bias": self.bias,
+            "dtype": self.dtype.name,
+        }
+
+    # ---- parameters and gradients --------------------------------------------------------
+    @property
+    def params(self) -> np.ndarray:
+        """All parameters as one flat, writable view of the C++ buffer."""
+        return self._core.params  # type: ignore[no-any-return]
+
+    @property
+    def grads(self) -> np.ndarray:
+        """All gradients, same layout as ``params``; overwritten by every backward."""
+        return self._core.grads  # type: ignore[no-any-return]
+
+    @property
+    def num_parameters(self) -> int:
+        return int(self._core.num_parameters)
+
+    def parameter_names(self) -> tuple[str, ...]:
+        """Names of the parameters that exist (biases only when ``bias=True``)."""
+        return PARAMETER_NAMES if self.bias else ("W_hx", "W_hh", "W_qh")
+
+    def param(self, name: str) -> np.ndarray:
+        """Shaped, writable view of one parameter: ``W_hx`` (h, d), ``W_hh`` (h, h),
+        ``b_h`` (h,), ``W_qh`` (q, h), ``b_q`` (q,)."""
+        self._check_name(name)
+        return self._core.param(name)  # type: ignore[no-any-return]
+
+    def grad(self, name: str) -> np.ndarray:
+        """Shaped view of one parameter's gradient."""
+        self._check_name(name)
+        return self._core.grad(name)  # type: ignore[no-any-return]
+
+    def _check_name(self, name: str) -> None:
+        if name not in self.parameter_names():
+            raise KeyError(f"name: expected one of {self.parameter_names()}, got {name!r}")
+
+    @property
+    def W_hx(self) -> np.ndarray:
+        return self.param("W_hx")
+
+    @property
+    def W_hh(self) -> np.ndarray:
+        return self.param("W_hh")
+
+    @property
+    def W_qh(self) -> np.ndarray:
+        return self.param("W_qh")
+
+    @property
+    def b_h(self) -> Optional[np.ndarray]:
+        return self.param("b_h") if self.bias else None
+
+    @property
+    def b_q(self) -> Optional[np.ndarray]:
+        return self.param("b_q") if self.bias else None
+
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        return {name: self.param(name) for name in self.parameter_names()}
+
+    def named_gradients(self) -> dict[str, np.ndarray]:
+        return {name: self.grad(name) for name in self.parameter_names()}
+
+    # ---- forward / loss / backward -------------------------------------------------------
+    def forward(self, x: np.ndarray, h0: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+        """Run the sequence.
+
+        Parameters
+        ----------
+        x : ndarray
+            Dense input ``(T, n, d)`` of the model's dtype, or token ids ``(T, n)`` (int32 or
+            int64, each in ``[0, d)``), C-contiguous. Used in place and kept (not copied) until
+            the next forward, for backward.
+        h0 : ndarray, optional
+            Initial state ``(n, h)``; zeros by default.
+
+        Returns
+        -------
+        outputs : ndarray
+            ``o_t``, shape ``(T, n, q)`` (a new array).
+        h_T : ndarray
+            The final state ``(n, h)``, to hand to the next chunk.
+        """
+        outputs, h_T = self._core.forward(x, h0)
+        return outputs, h_T
+
+    def loss(self, targets: np.ndarray, weights: Optional[np.ndarray] = None) -> float:
+        """Loss of the last forward; also prepares ``dL/do_t`` for :meth:`backward`.
+
+        ``targets`` are class ids ``(T, n)`` (softmax cross-entropy) or values ``(T, n, q)``
+        (squared error ``0.5 ||o - y||^2``). ``weights`` ``(T, n)`` >= 0 give the weighted
+        mean ``sum(w l) / sum(w)``; zero weights mask positions out.
+        """
+        return float(self._core.loss(targets, weights))
+
+    def set_output_gradient(self, d_outputs: np.ndarray) -> None:
+        """Use ``dL/do_t`` ``(T, n, q)`` from a loss computed elsewhere."""
+        self._core.set_output_gradient(d_outputs)
+
+    def backward(
+        self,
+        dh_T: Optional[np.ndarray] = None,
+        truncation: Optional[Truncation] = None,
+        *,
+        step_offset: int = 0,
+        record_dh_norms: bool = False,
+        dx: bool = False,
+    ) -> Gradients:
+        """BPTT; overwrites ``grads`` with ``dL/dparams``.
+
+        Parameters
+        ----------
+        dh_T : ndarray, optional
+            ``dL/dh_T`` ``(n, h)`` handed in from a later chunk.
+        truncation : Truncation, optional
+            ``Full()`` (default), ``Regular(k1, k2)`` or ``Randomized(pi, seed)``.
+        step_offset : int
+            Global index of the step before this sequence: aligns Regular blocks and keys
+            Randomized draws when a sequence is one piece of a longer one.
+        record_dh_norms : bool
+            Record ``||dL/dh_t||`` per step (see :attr:`dh_norms`).
+        dx : bool
+            Also return ``dL/dx_t`` (dense input only).
+        """
+        dh0, dx_array = self._core.backward(
+            dh_T, truncation if truncation is not None else Full(), step_offset, record_dh_norms, dx
+        )
+        return Gradients(dh0, dx_array)
+
+    def loss_and_grad(
+        self,
+        x: np.ndarray,
+        targets: np.ndarray,
+        *,
+        h0: Optional[np.ndarray] = None,
+        weights: Optional[np.ndarray] = None,
+        dh_T: Optional[np.ndarray] = None,
+        truncation: Optional[Truncation] = None,
+    ) -> tuple[float, np.ndarray]:
+        """Forward, loss and backward in one call. Returns ``(loss, h_T)``; ``grads`` holds
+        the gradient."""
+        _, h_T = self.forward(x, h0)
+        value = self.loss(targets, weights)
+        self.backward(dh_T, truncation)
+        return value, h_T
+
+    # ---- what the last backward did ------------------------------------------------------
+    @property
+    def flow(self) -> np.ndarray:
+        """``c_t`` for t = 1..T: the factor on the gradient flowing from step t into
+        ``h_{t-1}`` (0 is a cut). For Regular(k1 < k2): how many windows carried it."""
+        return self._core.flow  # type: ignore[no-any-return]
+
+    @property
+    def segments(self) -> list[tuple[int, int]]:
+        """Step ranges ``[begin, end)`` (0-based) joined by uncut gradient paths; for
+        Regular(k1 < k2), the backward windows."""
+        return list(self._core.segments)
+
+    @property
+    def dh_norms(self) -> np.ndarray:
+        """``||dL/dh_t||`` (over the batch) for t = 1..T, from ``backward(record_dh_norms=True)``."""
+        return self._core.dh_norms  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return (
+            f"RNN(input_size={self.input_size}, hidden_size={self.hidden_size}, "
+            f"output_size={self.output_size}, activation={self.activation!r}, "
+            f"bias={self.bias}, dtype={self.dtype.name})"
+        )
