@@ -29,6 +29,8 @@ Input<Scalar> input_from(py::handle x, Index d) {
   }
   if (!has_dtype<Scalar>(a))
     throw py::type_error("x: expected " + expected + ", got " + describe(a));
+  if (a.ndim() != 3 || a.shape(2) != d)
+    throw py::value_error("x: expected " + expected + ", got " + describe(a));
   check_layout(a, "x", dtype_name<Scalar>(), Shape{{-1, -1, d}, {"T", "n", d_name}});
   return {a, SequenceInput<Scalar>::from_dense(static_cast<const Scalar*>(a.data()), a.shape(0),
                                                a.shape(1))};

@@ -20,8 +20,8 @@ def Regular(k1: int, k2: Optional[int] = None) -> Truncation:  # noqa: N802
     detaching the hidden state every ``k`` steps."""
     if k2 is None:
         k2 = k1
-    if k2 == 0:
-        raise ValueError("k2: expected k2 >= k1 >= 1, got 0")
+    elif k2 < 1 <= k1:  # the core reads k2 = 0 as "k2 = k1"; an explicit 0 is an error
+        raise ValueError(f"k2: expected k2 >= k1 = {k1}, got {k2}")
     return _core.regular(k1, k2)
 
 

@@ -1,0 +1,77 @@
+"""Shared helpers: random problems and comparisons against independent oracles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import pytest
+
+import rnnbptt as rb
+
+
+@dataclass
+class Problem:
+    """A model and a batch, with everything the oracles need as float64 copies."""
+
+    model: rb.RNN
+    x: np.ndarray
+    targets: np.ndarray
+    weights: Optional[np.ndarray]
+    h0: Optional[np.ndarray]
+
+    def params64(self) -> dict[str, np.ndarray]:
+        return {k: v.astype(np.float64) for k, v in self.model.named_parameters().items()}
+
+
+def make_problem(
+    *,
+    T: int = 9,
+    n: int = 3,
+    d: int = 5,
+    h: int = 6,
+    q: int = 4,
+    activation: str = "tanh",
+    bias: bool = True,
+    tokens: bool = True,
+    loss: str = "cross_entropy",
+    masked: bool = False,
+    with_h0: bool = True,
+    dtype=np.float64,
+    seed: int = 0,
+    scale: float = 0.5,
+) -> Problem:
+    rng = np.random.default_rng(seed)
+    model = rb.RNN(d, h, q, activation=activation, bias=bias, dtype=dtype, seed=seed)
+    model.params[:] = rng.uniform(-scale, scale, model.num_parameters).astype(dtype)
+    x = rng.integers(0, d, (T, n)) if tokens else rng.standard_normal((T, n, d)).astype(dtype)
+    if loss == "cross_entropy":
+        targets = rng.integers(0, q, (T, n))
+    else:
+        targets = rng.standard_normal((T, n, q)).astype(dtype)
+    weights = None
+    if masked:
+        weights = rng.uniform(0.2, 2.0, (T, n)).astype(dtype)
+        weights[rng.random((T, n)) < 0.3] = 0.0  # masked-out positions
+        weights[0, 0] = 1.0
+    h0 = rng.standard_normal((n, h)).astype(dtype) if with_h0 else None
+    return Problem(model, x, targets, weights, h0)
+
+
+def rel_err(actual: np.ndarray, expected: np.ndarray) -> float:
+    """max |a - e| / max |e| (absolute when e is all zeros)."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = np.abs(expected).max(initial=0.0)
+    diff = np.abs(actual - expected).max(initial=0.0)
+    return float(diff / scale) if scale > 0 else float(diff)
+
+
+def model_grads(model: rb.RNN) -> dict[str, np.ndarray]:
+    return {k: v.copy() for k, v in model.named_gradients().items()}
+
+
+@pytest.fixture
+def torch():
+    return pytest.importorskip("torch")

@@ -1,0 +1,94 @@
+"""Clipping over the flat gradient buffer against NumPy and torch.nn.utils.clip_grad_norm_."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rnnbptt as rb
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_global_norm_is_the_l2_norm(dtype):
+    g = np.random.default_rng(0).standard_normal(10_001).astype(dtype)
+    assert rb.global_norm(g) == pytest.approx(np.linalg.norm(g.astype(np.float64)), rel=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clip_grad_norm_scales_above_theta(dtype):
+    g = np.random.default_rng(1).standard_normal(1000).astype(dtype)
+    norm = np.linalg.norm(g.astype(np.float64))
+    original = g.copy()
+    report = rb.clip_grad_norm(g, norm / 4)
+    assert report.norm == pytest.approx(norm, rel=1e-12)
+    assert report.scale == pytest.approx(0.25, rel=1e-12) and report.finite
+    np.testing.assert_allclose(g, original * 0.25, rtol=1e-6 if dtype == np.float32 else 1e-15)
+
+
+def test_clip_grad_norm_leaves_small_and_boundary_gradients_exactly():
+    g = np.array([3.0, 4.0])  # norm 5 exactly
+    for theta in (5.0, 7.0):
+        report = rb.clip_grad_norm(g, theta)
+        assert report.scale == 1.0 and report.norm == 5.0
+        assert np.array_equal(g, [3.0, 4.0])
+
+
+def test_clip_grad_norm_matches_torch_away_from_the_boundary(torch):
+    g = np.random.default_rng(2).standard_normal(5000)
+    for theta in (0.1, 10.0, 70.0, 1000.0):
+        ours = g.copy()
+        report = rb.clip_grad_norm(ours, theta)
+        tensor = torch.zeros(5000, dtype=torch.float64, requires_grad=True)
+        tensor.grad = torch.from_numpy(g.copy())
+        torch_norm = torch.nn.utils.clip_grad_norm_([tensor], theta)
+        assert report.norm == pytest.approx(torch_norm.item(), rel=1e-13)
+        # Torch divides by norm + 1e-6: a relative difference of about 1e-6 / norm.
+        np.testing.assert_allclose(ours, tensor.grad.numpy(), rtol=2e-6 / report.norm, atol=0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_gradients_raise_or_report(bad):
+    g = np.ones(10)
+    g[4] = bad
+    with pytest.raises(rb.NonFiniteError, match="gradient norm: expected a finite value"):
+        rb.clip_grad_norm(g, 1.0)
+    assert issubclass(rb.NonFiniteError, FloatingPointError)
+    report = rb.clip_grad_norm(g, 1.0, nonfinite="report")
+    assert not report.finite and report.scale == 1.0
+    assert np.array_equal(g[:4], np.ones(4))  # untouched
+
+
+def test_clip_grad_value():
+    g = np.random.default_rng(3).standard_normal(1000).astype(np.float32)
+    expected = np.clip(g, -0.5, 0.5)
+    clipped = rb.clip_grad_value(g, 0.5)
+    assert np.array_equal(g, expected)
+    assert clipped == int((np.abs(expected) == 0.5).sum())
+
+
+def test_clip_on_model_grads_is_in_place():
+    m = rb.RNN(4, 5, 3, dtype=np.float64)
+    m.grads[:] = 1.0
+    rb.clip_grad_norm(m.grads, 1.0)
+    assert rb.global_norm(m.grads) == pytest.approx(1.0, rel=1e-14)
+
+
+@pytest.mark.parametrize("theta", [0.0, -1.0, float("nan"), float("inf")])
+def test_invalid_theta(theta):
+    with pytest.raises(ValueError, match="max_norm: expected a finite theta > 0"):
+        rb.clip_grad_norm(np.ones(3), theta)
+
+
+def test_invalid_buffers():
+    with pytest.raises(ValueError, match="clip_value: expected a finite limit > 0, got 0"):
+        rb.clip_grad_value(np.ones(3), 0.0)
+    with pytest.raises(TypeError, match="grads: expected a C-contiguous float32 or float64 array"):
+        rb.clip_grad_norm(np.ones(3, dtype=np.int64), 1.0)
+    with pytest.raises(ValueError, match="grads: .*not C-contiguous"):
+        rb.clip_grad_norm(np.ones(6)[::2], 1.0)
+    read_only = np.ones(3)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="grads: expected a writeable array"):
+        rb.clip_grad_norm(read_only, 1.0)
+    with pytest.raises(ValueError, match="nonfinite: expected 'raise' or 'report'"):
+        rb.clip_grad_norm(np.ones(3), 1.0, nonfinite="ignore")

@@ -1,0 +1,64 @@
+"""The GIL is released while C++ runs, and one model refuses concurrent use."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+import rnnbptt as rb
+
+
+def long_problem():
+    m = rb.RNN(64, 256, 64, dtype=np.float64)
+    x = np.random.default_rng(0).integers(0, 64, (3000, 16))
+    return m, x
+
+
+def test_python_runs_while_the_core_computes():
+    """With the GIL held by the worker, the main thread would stall for the whole call; the
+    largest gap between its loop iterations shows whether it did."""
+    previous = rb.get_num_threads()
+    rb.set_num_threads(1)  # leave a core for the main thread
+    try:
+        m, x = long_problem()
+        start = time.perf_counter()
+        m.forward(x)
+        call = time.perf_counter() - start
+        done = threading.Event()
+
+        def work():
+            m.forward(x)
+            done.set()
+
+        worker = threading.Thread(target=work)
+        stamps = [time.perf_counter()]
+        worker.start()
+        while not done.is_set():
+            stamps.append(time.perf_counter())
+        worker.join()
+        gaps = np.diff(stamps)
+        assert len(stamps) > 100
+        assert gaps.max() < 0.5 * call, (gaps.max(), call)
+    finally:
+        rb.set_num_threads(previous)
+
+
+def test_concurrent_use_of_one_model_is_refused():
+    m, x = long_problem()
+    errors = []
+
+    def work():
+        m.forward(x)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    small = np.zeros((2, 16), dtype=np.int64)
+    while worker.is_alive():
+        try:
+            m.forward(small)
+        except RuntimeError as error:
+            errors.append(str(error))
+    worker.join()
+    assert errors and "another thread" in errors[0]

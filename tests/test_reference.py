@@ -1,0 +1,92 @@
+"""The C++ core against the pure-NumPy reference written from the seed's equations."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import make_problem, model_grads, rel_err
+
+from rnnbptt import reference
+
+CASES = list(
+    itertools.product(
+        ["tanh", "relu", "identity"],  # activation
+        [True, False],  # tokens
+        ["cross_entropy", "squared_error"],  # loss
+        [False, True],  # masked
+        [True, False],  # bias
+    )
+)
+
+
+@pytest.mark.parametrize("activation,tokens,loss,masked,bias", CASES)
+def test_float64_matches_reference(activation, tokens, loss, masked, bias):
+    p = make_problem(activation=activation, tokens=tokens, loss=loss, masked=masked, bias=bias)
+    rng = np.random.default_rng(1)
+    dh_T = rng.standard_normal(p.h0.shape)
+    outputs, h_T = p.model.forward(p.x, p.h0)
+    value = p.model.loss(p.targets, p.weights)
+    result = p.model.backward(dh_T, dx=not tokens)
+
+    hs, os = reference.forward(p.params64(), p.x, p.h0, activation)
+    ref_loss, ref_grads, ref_dh0, ref_dx = reference.loss_and_grads(
+        p.params64(), p.x, p.targets, h0=p.h0, weights=p.weights, activation=activation, dh_T=dh_T
+    )
+    assert rel_err(outputs, np.stack([o.T for o in os])) <= 1e-12
+    assert rel_err(h_T, hs[-1].T) <= 1e-12
+    assert abs(value - ref_loss) <= 1e-12 * abs(ref_loss)
+    grads = model_grads(p.model)
+    assert set(grads) == set(ref_grads)
+    for name in grads:
+        assert rel_err(grads[name], ref_grads[name]) <= 1e-10, name
+    assert rel_err(result.dh0, ref_dh0) <= 1e-10
+    if not tokens:
+        assert rel_err(result.dx, ref_dx) <= 1e-10
+
+
+@pytest.mark.parametrize("tokens", [True, False])
+def test_float32_matches_reference(tokens):
+    p = make_problem(tokens=tokens, dtype=np.float32, T=20, n=4, h=16, q=7)
+    p.model.forward(p.x, p.h0)
+    value = p.model.loss(p.targets)
+    p.model.backward()
+    ref_loss, ref_grads, _, _ = reference.loss_and_grads(p.params64(), p.x, p.targets, h0=p.h0)
+    assert abs(value - ref_loss) <= 1e-5 * abs(ref_loss)
+    for name, g in model_grads(p.model).items():
+        assert rel_err(g, ref_grads[name]) <= 1e-5, name
+
+
+def test_seed_model_is_identity_without_bias():
+    """The seed's model exactly: h_t = W_hx x_t + W_hh h_{t-1}, o_t = W_qh h_t."""
+    p = make_problem(activation="identity", bias=False, tokens=False, with_h0=False)
+    assert p.model.b_h is None and p.model.b_q is None
+    outputs, _ = p.model.forward(p.x)
+    h = np.zeros((p.x.shape[1], p.model.hidden_size))
+    for t in range(p.x.shape[0]):
+        h = p.x[t] @ p.model.W_hx.T + h @ p.model.W_hh.T
+        assert rel_err(outputs[t], h @ p.model.W_qh.T) <= 1e-12
+
+
+def test_unweighted_loss_is_mean_over_all_positions():
+    p = make_problem(T=4, n=5)
+    p.model.forward(p.x)
+    unweighted = p.model.loss(p.targets)
+    ones = np.ones(p.targets.shape)
+    p.model.forward(p.x)
+    assert p.model.loss(p.targets, ones) == pytest.approx(unweighted, rel=1e-14)
+
+
+def test_custom_output_gradient_matches_loss_gradient():
+    p = make_problem(loss="squared_error", tokens=False)
+    outputs, _ = p.model.forward(p.x, p.h0)
+    p.model.loss(p.targets)
+    p.model.backward()
+    expected = model_grads(p.model)
+    p.model.forward(p.x, p.h0)
+    T, n = p.targets.shape[:2]
+    p.model.set_output_gradient((outputs - p.targets) / (T * n))
+    p.model.backward()
+    for name, g in model_grads(p.model).items():
+        assert rel_err(g, expected[name]) <= 1e-13
