@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import make_problem, model_grads, rel_err
 
 from rnnbptt import reference
+
+from conftest import make_problem, model_grads, rel_err
 
 
 def test_closed_form_gives_the_core_gradients():

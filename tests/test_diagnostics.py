@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_problem, rel_err
 
 import rnnbptt as rb
 from rnnbptt import reference
+
+from conftest import make_problem, rel_err
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

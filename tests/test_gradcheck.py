@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_problem
 
 from rnnbptt import gradcheck
+
+from conftest import make_problem
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "identity"])

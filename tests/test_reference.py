@@ -6,9 +6,10 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import make_problem, model_grads, rel_err
 
 from rnnbptt import reference
+
+from conftest import make_problem, model_grads, rel_err
 
 CASES = list(
     itertools.product(

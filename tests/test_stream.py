@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_problem, model_grads, rel_err
 
 import rnnbptt as rb
+
+from conftest import make_problem, model_grads, rel_err
 
 
 def stream_gradients(p, truncation, chunk):

@@ -9,10 +9,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_problem, model_grads, rel_err
 
 import rnnbptt as rb
 from rnnbptt import reference
+
+from conftest import make_problem, model_grads, rel_err
 
 
 def grads_for(p, truncation, step_offset=0):

@@ -7,10 +7,15 @@ recursion, clipping and optimizer updates on flat buffers that NumPy sees withou
 from __future__ import annotations
 
 from . import _core, gradcheck, reference
+from .checkpoint import Checkpoint, CheckpointError
 from .clip import ClipReport, NonFiniteError, clip_grad_norm, clip_grad_value, global_norm
+from .data import Vocab
 from .diagnostics import largest_singular_value, spectral_radius
+from .generate import generate
 from .model import PARAMETER_NAMES, RNN, Gradients
+from .optim import SGD, Adam
 from .stream import StreamRunner
+from .trainer import EpochRecord, Trainer
 from .truncation import Full, Randomized, Regular, Truncation
 
 __version__: str = _core.__version__
@@ -38,6 +43,14 @@ def build_info() -> dict[str, object]:
 
 __all__ = [
     "PARAMETER_NAMES",
+    "SGD",
+    "Adam",
+    "Checkpoint",
+    "CheckpointError",
+    "EpochRecord",
+    "Trainer",
+    "Vocab",
+    "generate",
     "RNN",
     "ClipReport",
     "Full",

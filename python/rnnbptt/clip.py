@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._core import ClipReport, NonFiniteError
 
-ClipReport = _core.ClipReport
-NonFiniteError = _core.NonFiniteError
+__all__ = ["ClipReport", "NonFiniteError", "clip_grad_norm", "clip_grad_value", "global_norm"]
 
 _POLICIES = {"raise": _core.NonFinitePolicy.raise_, "report": _core.NonFinitePolicy.report}
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Optional, Union
 
 from . import _core
-
-Truncation = _core.Truncation
+from ._core import Truncation
 
 
 def Full() -> Truncation:  # noqa: N802 - named like the strategy it builds

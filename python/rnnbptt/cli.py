@@ -1,0 +1,282 @@
+"""Command line: ``rnnbptt {demo,train,generate,compare,gradcheck}`` (also ``python -m rnnbptt``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import build_info, data, gradcheck, reference, set_num_threads
+from .checkpoint import CheckpointError
+from .checkpoint import load as load_checkpoint
+from .generate import generate
+from .model import RNN
+from .trainer import EpochRecord, Trainer
+
+DEFAULT_CHECKPOINT = "rnnbptt-checkpoint.safetensors"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# ---- demo / gradcheck ---------------------------------------------------------------------
+def _gradcheck_table(
+    activation: str, tokens: bool, steps: int, batch: int, hidden: int, seed: int
+) -> tuple[str, float]:
+    d = q = 10
+    rng = np.random.default_rng(seed)
+    model = RNN(d, hidden, q, activation=activation, dtype=np.float64, seed=seed)
+    x = rng.integers(0, d, (steps, batch)) if tokens else rng.standard_normal((steps, batch, d))
+    y = rng.integers(0, q, (steps, batch))
+    loss, _ = model.loss_and_grad(x, y)
+    params = {k: v.copy() for k, v in model.named_parameters().items()}
+    _, ref_grads, _, _ = reference.loss_and_grads(params, x, y, activation=activation)
+    errors = gradcheck.check_gradients(model, x, y, samples=20, seed=seed)
+    model.loss_and_grad(x, y)
+    rows, worst = [], 0.0
+    for name in model.parameter_names():
+        g = model.grad(name)
+        ref_error = gradcheck.relative_error(g, ref_grads[name])
+        worst = max(worst, errors[name], ref_error)
+        rows.append([name, str(tuple(g.shape)), f"{np.linalg.norm(g):.4e}", f"{errors[name]:.2e}", f"{ref_error:.2e}"])
+    header = (
+        f"loss {loss:.6f} on T={steps}, n={batch}, d={d}, h={hidden}, q={q}, {activation}, "
+        f"{'token ids' if tokens else 'dense input'}, float64\n"
+    )
+    headers = ["parameter", "shape", "||grad||", "finite differences (rel. err.)", "NumPy reference (rel. err.)"]
+    table = _table(headers, rows)
+    return header + table, worst
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    text, worst = _gradcheck_table(args.activation, not args.dense, args.steps, args.batch, args.hidden, args.seed)
+    print(text)
+    ok = worst <= 1e-6
+    print(f"\n{'PASS' if ok else 'FAIL'}: largest relative error {worst:.2e} (tolerance 1e-6)")
+    return 0 if ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    info = build_info()
+    print(f"rnnbptt {info['version']} (OpenMP: {info['openmp']}, SIMD: {info['simd']})\n")
+    worst = 0.0
+    for activation, tokens in (("tanh", True), ("relu", False), ("identity", False)):
+        text, error = _gradcheck_table(activation, tokens, 12, 3, 8, args.seed)
+        worst = max(worst, error)
+        print(text + "\n")
+    ok = worst <= 1e-6
+    print(f"{'PASS' if ok else 'FAIL'}: BPTT gradients agree with finite differences and the NumPy "
+          f"reference; largest relative error {worst:.2e} (tolerance 1e-6)")
+    return 0 if ok else 1
+
+
+# ---- train ---------------------------------------------------------------------------------
+def _load_corpus(
+    args: argparse.Namespace, vocab: Optional[data.Vocab] = None
+) -> tuple[np.ndarray, np.ndarray, data.Vocab, str]:
+    if args.text is not None:
+        text, source = data.read_text(args.text), str(args.text)
+    elif args.timemachine:
+        text, source = data.time_machine(args.timemachine_url), "The Time Machine"
+    else:
+        text, source = data.default_corpus(), "the built-in corpus"
+    if args.d2l:
+        text = data.d2l_preprocess(text)
+    if vocab is None:
+        vocab = data.Vocab.from_text(text, unknown=args.d2l)
+    corpus = vocab.encode(text)
+    if args.max_tokens is not None:
+        corpus = corpus[: args.max_tokens]
+    train, valid = data.split(corpus, args.valid_fraction)
+    return train, valid, vocab, source
+
+
+def _print_epoch(record: EpochRecord, every: int, epochs: int) -> None:
+    if record.epoch % every == 0 or record.epoch == epochs or record.epoch == 1:
+        valid = f"  valid ppl {record.valid_perplexity:8.3f}" if record.valid_perplexity is not None else ""
+        print(f"epoch {record.epoch:4d}/{epochs}  train ppl {record.train_perplexity:8.3f}{valid}  "
+              f"{record.tokens_per_second:10,.0f} tokens/s  |g| {record.grad_norm:.3f}", flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.resume:
+        trainer = Trainer.resume(args.resume, log=args.log, progress=args.progress)
+        if trainer.vocab is None:
+            raise CheckpointError(f"checkpoint: {args.resume} has no vocabulary to encode text with")
+        train, valid, vocab, source = _load_corpus(args, trainer.vocab)
+        print(f"resuming {args.resume} at epoch {trainer.epoch}")
+    else:
+        train, valid, vocab, source = _load_corpus(args)
+        model = RNN(len(vocab), args.hidden, len(vocab), dtype=args.dtype, seed=args.seed, init_std=args.init_std)
+        trainer = Trainer(
+            model, vocab=vocab, optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,
+            clip=args.clip if args.clip > 0 else None, truncation=args.truncation,
+            batch_size=args.batch_size, num_steps=args.num_steps, iterator=args.iterator,
+            seed=args.seed, log=args.log, progress=args.progress,
+        )
+    print(f"training on {source}: {len(train):,} tokens ({len(valid):,} held out), "
+          f"{len(vocab)} symbols, hidden {trainer.model.hidden_size}, truncation {trainer.truncation}, "
+          f"{trainer.iterator} batches of {trainer.batch_size} x {trainer.num_steps}")
+    every = max(1, args.epochs // 10)
+    trainer.fit(train, args.epochs, valid=valid if len(valid) > 1 else None, checkpoint=args.checkpoint,
+                checkpoint_every=args.checkpoint_every, on_epoch=lambda r: _print_epoch(r, every, args.epochs))
+    print(f"checkpoint written to {args.checkpoint}")
+    prefix = args.prefix if args.prefix is not None else data.Vocab.decode(vocab, train[:10])
+    sample = generate(trainer.model, vocab, prefix, args.sample_length, temperature=args.temperature, seed=args.seed)
+    print(f"sample ({'greedy' if args.temperature == 0 else f'temperature {args.temperature}'}):\n{sample}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    loaded = load_checkpoint(args.checkpoint)
+    if loaded.vocab is None:
+        raise CheckpointError(f"checkpoint: {args.checkpoint} has no vocabulary")
+    print(generate(loaded.model, loaded.vocab, args.prefix, args.length, temperature=args.temperature, seed=args.seed))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    train, valid, vocab, source = _load_corpus(args)
+    print(f"comparing {', '.join(args.strategies)} on {source}: {len(train):,} tokens, "
+          f"{args.epochs} epochs, seed {args.seed}\n")
+    rows, histories = [], {}
+    for strategy in args.strategies:
+        model = RNN(len(vocab), args.hidden, len(vocab), dtype=args.dtype, seed=args.seed, init_std=args.init_std)
+        trainer = Trainer(
+            model, vocab=vocab, optimizer=args.optimizer, lr=args.lr, clip=args.clip if args.clip > 0 else None,
+            truncation=strategy, batch_size=args.batch_size, num_steps=args.num_steps,
+            iterator="sequential", seed=args.seed,
+        )
+        start = time.perf_counter()
+        history = trainer.fit(train, args.epochs, valid=valid if len(valid) > 1 else None)
+        seconds = time.perf_counter() - start
+        histories[strategy] = history
+        last = history[-1]
+        rows.append([
+            strategy, f"{last.train_perplexity:.3f}",
+            f"{last.valid_perplexity:.3f}" if last.valid_perplexity is not None else "-",
+            f"{seconds:.1f}", f"{sum(r.tokens_per_second for r in history) / len(history):,.0f}",
+            f"{last.memory_bytes / 2**20:.2f}",
+        ])
+        print(f"  {strategy}: done in {seconds:.1f} s", flush=True)
+    print()
+    print(_table(["strategy", "train ppl", "valid ppl", "time (s)", "tokens/s", "memory (MiB)"], rows))
+    print("\nmemory: the bytes of the runner's activations, history and scratch buffers")
+    if args.plot:
+        try:
+            from .plots import plot_gradient_norms, plot_training_curves
+        except ImportError as error:  # pragma: no cover - plots imports lazily
+            print(f"no plot: {error}")
+            return 0
+        try:
+            plot_training_curves(histories, args.plot)
+            gradient_plot = Path(args.plot).with_name(Path(args.plot).stem + "-gradients.png")
+            plot_gradient_norms(gradient_plot)
+            print(f"plots written to {args.plot} and {gradient_plot}")
+        except ImportError as error:
+            print(f"no plot: {error}")
+    return 0
+
+
+# ---- parser ---------------------------------------------------------------------------------
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--text", type=Path, help="train on this UTF-8 file (default: the built-in corpus)")
+    g.add_argument("--timemachine", action="store_true",
+                   help="download The Time Machine (d2l's copy, SHA-1 checked, cached)")
+    g.add_argument("--timemachine-url", default=data.TIME_MACHINE_URL, help=argparse.SUPPRESS)
+    g.add_argument("--d2l", action="store_true",
+                   help="d2l's preprocessing: letters and spaces, lower case (28 symbols)")
+    g.add_argument("--max-tokens", type=int, help="use only the first N tokens")
+    g.add_argument("--valid-fraction", type=float, default=0.1, help="held-out share of the text (default 0.1)")
+
+
+def _add_model_args(p: argparse.ArgumentParser, epochs: int) -> None:
+    g = p.add_argument_group("model and optimization")
+    g.add_argument("--hidden", type=int, default=256, help="hidden units (default 256)")
+    g.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    g.add_argument("--init-std", type=float, default=0.01, help="weights ~ N(0, std^2) (default 0.01, as d2l)")
+    g.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    g.add_argument("--lr", type=float, default=1.0, help="learning rate (default 1, as d2l with SGD)")
+    g.add_argument("--clip", type=float, default=1.0, help="gradient-norm threshold theta; 0 disables (default 1)")
+    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--num-steps", type=int, default=35, help="steps per chunk (default 35)")
+    g.add_argument("--epochs", type=int, default=epochs)
+    g.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rnnbptt", description="Recurrent networks trained with BPTT.")
+    parser.add_argument("--threads", type=int, help="threads for the C++ core (default: OMP_NUM_THREADS or all cores)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="a forward/backward pass and a finite-difference check, as tables")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_demo)
+
+    p = sub.add_parser("gradcheck", help="compare BPTT gradients with finite differences")
+    p.add_argument("--activation", choices=["tanh", "relu", "identity"], default="tanh")
+    p.add_argument("--dense", action="store_true", help="dense input instead of token ids")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--hidden", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_gradcheck)
+
+    p = sub.add_parser("train", help="train a character-level language model")
+    _add_data_args(p)
+    _add_model_args(p, epochs=150)
+    g = p.add_argument_group("training")
+    g.add_argument("--truncation", default="full", help="full | regular:K[,K2] | randomized:PI (default full)")
+    g.add_argument("--iterator", choices=["sequential", "random"], default="sequential")
+    g.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
+    g.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"where to save (default {DEFAULT_CHECKPOINT})")
+    g.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints (default 10)")
+    g.add_argument("--resume", help="continue from this checkpoint (the remaining epochs up to --epochs)")
+    g.add_argument("--log", help="epoch records as JSON lines (.jsonl) or CSV (.csv)")
+    g.add_argument("--progress", action="store_true", help="progress bar (tqdm, from the 'progress' extra)")
+    g.add_argument("--prefix", help="prefix of the final sample (default: the start of the text)")
+    g.add_argument("--sample-length", type=int, default=200)
+    g.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("generate", help="continue a prefix with a trained model")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--prefix", required=True)
+    p.add_argument("--length", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_generate)
+
+    p = sub.add_parser("compare", help="the three truncation strategies side by side on the same data and seed")
+    _add_data_args(p)
+    _add_model_args(p, epochs=40)
+    p.add_argument("--strategies", nargs="+", default=["full", "regular:5", "randomized:0.8"])
+    p.add_argument("--plot", default="compare.png", help="training-curve plot (needs the 'plot' extra); '' for none")
+    p.set_defaults(run=cmd_compare)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        set_num_threads(args.threads)
+    try:
+        return int(args.run(args))
+    except (ValueError, TypeError, FileNotFoundError, OSError, ImportError) as error:
+        print(f"rnnbptt {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Text data for character-level language models: vocabulary, d2l's preprocessing and
+iterators, train/validation splits, the embedded default corpus and The Time Machine."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import os
+import re
+import tempfile
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+#: d2l's copy of H. G. Wells' *The Time Machine* (public domain) and its SHA-1.
+TIME_MACHINE_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
+TIME_MACHINE_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
+UNKNOWN = "<unk>"
+
+Batch = tuple[np.ndarray, np.ndarray]  # x (T, n) and y (T, n), int64, time-major, C-contiguous
+
+
+class Vocab:
+    """Characters <-> integer ids.
+
+    Parameters
+    ----------
+    tokens : sequence of str
+        The symbols, in id order. ``"<unk>"`` (if present) receives unknown characters.
+    """
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        if len(tokens) == 0:
+            raise ValueError("tokens: expected at least one symbol, got none")
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("tokens: expected distinct symbols, got duplicates")
+        self.tokens = list(tokens)
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+        self.unknown: Optional[int] = self.index.get(UNKNOWN)
+
+    @classmethod
+    def from_text(cls, text: str, *, unknown: bool = False) -> Vocab:
+        """Every distinct character of ``text``, most frequent first (ties by first use);
+        with ``unknown``, ``"<unk>"`` first, as d2l does."""
+        counts = collections.Counter(text)
+        ordered = sorted(counts, key=lambda c: -counts[c])
+        return cls(([UNKNOWN] if unknown else []) + ordered)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids of ``text`` as int64. Unknown characters map to ``"<unk>"`` or raise."""
+        try:
+            return np.array([self.index[c] for c in text], dtype=np.int64)
+        except KeyError:
+            if self.unknown is None:
+                missing = sorted({c for c in text if c not in self.index})
+                raise ValueError(
+                    f"text: expected characters of the vocabulary, got {missing[:10]!r} "
+                    "(build the vocabulary from this text, or with unknown=True)"
+                ) from None
+            return np.array([self.index.get(c, self.unknown) for c in text], dtype=np.int64)
+
+    def decode(self, ids: Union[np.ndarray, Sequence[int]]) -> str:
+        return "".join(self.tokens[int(i)] for i in ids)
+
+    def to_json(self) -> str:
+        return json.dumps({"tokens": self.tokens}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Vocab:
+        return cls(json.loads(text)["tokens"])
+
+    def save(self, path: Union[str, Path]) -> None:
+        Path(path).write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> Vocab:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocab) and self.tokens == other.tokens
+
+    def __repr__(self) -> str:
+        return f"Vocab({len(self)} symbols)"
+
+
+def d2l_preprocess(text: str) -> str:
+    """d2l's ``read_time_machine``: per line, runs of non-letters become one space, strip,
+    lower-case; lines are then joined without separator (d2l's corpus). 27 symbols remain
+    (26 letters and the space), 28 with ``"<unk>"``."""
+    lines = [re.sub("[^A-Za-z]+", " ", line).strip().lower() for line in text.splitlines()]
+    return "".join(lines)
+
+
+def read_text(path: Union[str, Path]) -> str:
+    """A UTF-8 file's text, with a clear error for a missing, empty or non-UTF-8 file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"text: no such file: {path}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"text: expected a UTF-8 file, got invalid bytes in {path}: {error}") from None
+    if not text:
+        raise ValueError(f"text: expected a non-empty file, got an empty one: {path}")
+    return text
+
+
+def split(corpus: np.ndarray, valid_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``1 - valid_fraction`` of the ids for training, the rest for validation."""
+    if not 0.0 <= valid_fraction < 1.0:
+        raise ValueError(f"valid_fraction: expected a value in [0, 1), got {valid_fraction}")
+    cut = int(round(len(corpus) * (1.0 - valid_fraction)))
+    return corpus[:cut], corpus[cut:]
+
+
+def _check_iterator_args(corpus: np.ndarray, batch_size: int, num_steps: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size}")
+    if num_steps < 1:
+        raise ValueError(f"num_steps: expected an integer >= 1, got {num_steps}")
+    needed = batch_size * num_steps + num_steps + 1
+    if len(corpus) < needed:
+        raise ValueError(
+            f"corpus: expected at least {needed} tokens for batch_size={batch_size} and "
+            f"num_steps={num_steps}, got {len(corpus)}"
+        )
+
+
+def sequential_batches(
+    corpus: np.ndarray, batch_size: int, num_steps: int, rng: np.random.Generator
+) -> Iterator[Batch]:
+    """d2l's sequential partitioning: after a random offset, ``batch_size`` contiguous
+    streams; batch i + 1 continues batch i, so the hidden state can be carried across."""
+    _check_iterator_args(corpus, batch_size, num_steps)
+    offset = int(rng.integers(0, num_steps + 1))
+    num_tokens = ((len(corpus) - offset - 1) // batch_size) * batch_size
+    xs = corpus[offset : offset + num_tokens].reshape(batch_size, -1)
+    ys = corpus[offset + 1 : offset + 1 + num_tokens].reshape(batch_size, -1)
+    for i in range(0, (xs.shape[1] // num_steps) * num_steps, num_steps):
+        yield np.ascontiguousarray(xs[:, i : i + num_steps].T), np.ascontiguousarray(ys[:, i : i + num_steps].T)
+
+
+def random_batches(
+    corpus: np.ndarray, batch_size: int, num_steps: int, rng: np.random.Generator
+) -> Iterator[Batch]:
+    """d2l's random sampling: subsequences at shuffled positions; neighbouring batches are
+    unrelated, so the hidden state starts from zero each time."""
+    _check_iterator_args(corpus, batch_size, num_steps)
+    corpus = corpus[int(rng.integers(0, num_steps)) :]
+    num_subseqs = (len(corpus) - 1) // num_steps
+    starts = np.arange(0, num_subseqs * num_steps, num_steps)
+    rng.shuffle(starts)
+    for i in range(0, (num_subseqs // batch_size) * batch_size, batch_size):
+        chosen = starts[i : i + batch_size]
+        x = np.stack([corpus[j : j + num_steps] for j in chosen], axis=1)
+        y = np.stack([corpus[j + 1 : j + 1 + num_steps] for j in chosen], axis=1)
+        yield np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+
+def default_corpus() -> str:
+    """A short English text shipped with the package, for training offline with no
+    arguments."""
+    return (Path(__file__).parent / "corpus" / "default.txt").read_text(encoding="utf-8")
+
+
+def cache_dir() -> Path:
+    """``$RNNBPTT_CACHE``, else ``$XDG_CACHE_HOME/rnnbptt``, else ``~/.cache/rnnbptt``."""
+    if "RNNBPTT_CACHE" in os.environ:
+        return Path(os.environ["RNNBPTT_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rnnbptt"
+
+
+def download(url: str, sha1: str, destination: Path, timeout: float = 60.0) -> Path:
+    """Fetch ``url`` into ``destination`` unless a file with that SHA-1 is already there.
+    The download goes to a temporary file that is renamed only after its SHA-1 matches."""
+    if destination.exists() and hashlib.sha1(destination.read_bytes()).hexdigest() == sha1:
+        return destination
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - fixed URL
+        payload = response.read()
+    digest = hashlib.sha1(payload).hexdigest()
+    if digest != sha1:
+        raise ValueError(f"download: expected SHA-1 {sha1} for {url}, got {digest} (not saved)")
+    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=destination.name + ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, destination)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return destination
+
+
+def time_machine(url: str = TIME_MACHINE_URL, directory: Optional[Path] = None) -> str:
+    """The Time Machine as d2l serves it, downloaded once, verified by SHA-1 and cached."""
+    path = download(url, TIME_MACHINE_SHA1, (directory or cache_dir()) / "timemachine.txt")
+    return path.read_text(encoding="utf-8")

@@ -1,0 +1,155 @@
+"""The CLI, run in a subprocess exactly as the README shows it."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rnnbptt as rb
+from rnnbptt import checkpoint, data, reference
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+
+
+def readme_commands() -> list[str]:
+    text = README.read_text()
+    block = text.split("<!-- cli-examples")[1].split("<!-- end cli-examples -->")[0]
+    lines = block.split("```sh")[1].split("```")[0].strip().splitlines()
+    return [line.split("  #")[0].strip() for line in lines if line.strip()]
+
+
+def run(command: str, cwd: Path) -> subprocess.CompletedProcess:
+    args = shlex.split(command)
+    if args[0] == "rnnbptt":
+        script = Path(sys.executable).parent / "rnnbptt"
+        args[0] = str(script) if script.exists() else shutil.which("rnnbptt") or "rnnbptt"
+    elif args[0] == "python":
+        args[0] = sys.executable
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def valid_perplexity_by_reference(path: Path, text: str) -> float:
+    """Perplexity of the held-out 10% recomputed in NumPy from the checkpoint's weights."""
+    loaded = checkpoint.load(path)
+    ids = loaded.vocab.encode(text)
+    _, valid = data.split(ids, 0.1)
+    params = {k: v.astype(np.float64) for k, v in loaded.model.named_parameters().items()}
+    loss = 0.0
+    _, os = reference.forward(params, valid[:-1].reshape(-1, 1))
+    loss, _ = reference.loss_and_output_grads(os, valid[1:].reshape(-1, 1))
+    return math.exp(loss)
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("cli")
+    shutil.copy(README, cwd / "README.md")
+    results = {}
+    for command in readme_commands():
+        results[command] = (run(command, cwd), cwd)
+    return results
+
+
+def find(outputs, prefix):
+    for command, (result, cwd) in outputs.items():
+        if command.startswith(prefix):
+            assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+            return command, result, cwd
+    raise AssertionError(f"no README command starts with {prefix!r}")
+
+
+def epoch_lines(stdout):
+    return [
+        (int(m[1]), float(m[2]), float(m[3]))
+        for m in re.finditer(r"epoch +(\d+)/\d+ +train ppl +([\d.]+) +valid ppl +([\d.]+)", stdout)
+    ]
+
+
+def test_readme_lists_the_commands():
+    commands = readme_commands()
+    assert commands[0] == "rnnbptt train"
+    assert any(c.startswith("python -m rnnbptt") for c in commands)
+
+
+def test_train_default(outputs):
+    _, result, cwd = find(outputs, "rnnbptt train")
+    lines = epoch_lines(result.stdout)
+    assert len(lines) >= 5 and lines[-1][0] == 150
+    assert lines[-1][1] < 0.5 * lines[0][1]  # perplexity falls
+    assert "tokens/s" in result.stdout and "sample (greedy):" in result.stdout
+    path = cwd / "rnnbptt-checkpoint.safetensors"
+    assert f"checkpoint written to {path.name}" in result.stdout
+    expected = valid_perplexity_by_reference(path, data.default_corpus())
+    assert lines[-1][2] == pytest.approx(expected, abs=2e-3)
+
+
+def test_generate(outputs):
+    command, result, cwd = find(outputs, "rnnbptt generate")
+    text = result.stdout.rstrip("\n")
+    assert text.startswith("The river") and len(text) == len("The river") + 80
+    loaded = checkpoint.load(cwd / "rnnbptt-checkpoint.safetensors")
+    assert text == rb.generate(loaded.model, loaded.vocab, "The river", 80, temperature=0.7, seed=0)
+
+
+def test_train_on_a_file_with_regular_truncation(outputs):
+    _, result, cwd = find(outputs, "rnnbptt train --text README.md")
+    records = [json.loads(line) for line in (cwd / "readme.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == list(range(1, 21))
+    assert {r["truncation"] for r in records} == {"regular:5,10"}
+    assert records[-1]["train_perplexity"] < records[0]["train_perplexity"]
+    expected = valid_perplexity_by_reference(cwd / "readme.safetensors", README.read_text())
+    assert records[-1]["valid_perplexity"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_compare(outputs):
+    _, result, cwd = find(outputs, "rnnbptt compare")
+    rows = re.findall(r"^(full|regular:5|randomized:0.8) +([\d.]+) +([\d.]+) +([\d.]+)", result.stdout, re.M)
+    assert [r[0] for r in rows] == ["full", "regular:5", "randomized:0.8"]
+    # The table's numbers are those of the same run done here in-process.
+    text = data.default_corpus()
+    vocab = data.Vocab.from_text(text)
+    train, valid = data.split(vocab.encode(text), 0.1)
+    model = rb.RNN(len(vocab), 256, len(vocab), seed=0, init_std=0.01)
+    trainer = rb.Trainer(model, vocab=vocab, truncation="regular:5", seed=0)
+    history = trainer.fit(train, 15, valid=valid)
+    assert float(rows[1][1]) == pytest.approx(history[-1].train_perplexity, abs=2e-3)
+    try:
+        import matplotlib  # noqa: F401
+
+        assert (cwd / "compare.png").stat().st_size > 1000
+        assert (cwd / "compare-gradients.png").stat().st_size > 1000
+    except ImportError:
+        assert "no plot: plots need matplotlib: pip install 'rnnbptt[plot]'" in result.stdout
+
+
+def test_gradcheck_and_demo(outputs):
+    for prefix in ("python -m rnnbptt gradcheck", "python -m rnnbptt demo"):
+        _, result, _ = find(outputs, prefix)
+        assert "PASS" in result.stdout
+        errors = [float(e) for e in re.findall(r"\d\.\d\de-\d\d", result.stdout)]
+        assert errors and max(errors) <= 1e-6
+
+
+@pytest.mark.parametrize(
+    "command,message",
+    [
+        ("rnnbptt train --truncation bogus", "truncation: expected 'full', 'regular:K'"),
+        ("rnnbptt train --truncation regular:4 --num-steps 35", "num_steps: expected a multiple of k1 = 4"),
+        ("rnnbptt generate --checkpoint missing.safetensors --prefix a", "checkpoint: no such file"),
+        ("rnnbptt train --text missing.txt", "text: no such file"),
+    ],
+)
+def test_errors_are_clear(tmp_path, command, message):
+    result = run(command, tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr

@@ -1,0 +1,117 @@
+"""Trainer pieces: optimizers against NumPy/PyTorch, logs, progress, schedules, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import rnnbptt as rb
+from rnnbptt import data
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_step(dtype):
+    rng = np.random.default_rng(0)
+    p, g = rng.standard_normal(100).astype(dtype), rng.standard_normal(100).astype(dtype)
+    expected = p - dtype(0.1) * (g + dtype(0.01) * p)
+    rb.SGD(0.1, weight_decay=0.01).step(p, g)
+    np.testing.assert_allclose(p, expected, rtol=1e-6 if dtype == np.float32 else 1e-15)
+
+
+def test_adam_matches_torch(torch):
+    rng = np.random.default_rng(1)
+    p = rng.standard_normal(50)
+    tensor = torch.tensor(p.copy(), requires_grad=True)
+    reference = torch.optim.Adam([tensor], lr=0.01, betas=(0.8, 0.95), eps=1e-7, weight_decay=0.1)
+    ours = rb.Adam(50, np.float64, lr=0.01, beta1=0.8, beta2=0.95, eps=1e-7, weight_decay=0.1)
+    for _ in range(25):
+        g = rng.standard_normal(50)
+        tensor.grad = torch.from_numpy(g.copy())
+        reference.step()
+        ours.step(p, g)
+    np.testing.assert_allclose(p, tensor.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_optimizer_errors():
+    with pytest.raises(ValueError, match="lr: expected a finite value > 0, got -1"):
+        rb.Adam(5, np.float32, lr=-1)
+    with pytest.raises(ValueError, match=r"beta1: expected a value in \[0, 1\), got 1"):
+        rb.Adam(5, np.float32, beta1=1.0)
+    with pytest.raises(ValueError, match="params: expected 5 values"):
+        rb.Adam(5, np.float64).step(np.zeros(4), np.zeros(4))
+    with pytest.raises(ValueError, match=r"grads: .*\(size=4,\)"):
+        rb.SGD(0.1).step(np.zeros(4), np.zeros(3))
+
+
+def corpus_and_model(seed=0):
+    text = data.default_corpus()
+    vocab = data.Vocab.from_text(text)
+    model = rb.RNN(len(vocab), 16, len(vocab), dtype=np.float64, seed=seed, init_std=0.1)
+    return vocab, vocab.encode(text), model
+
+
+def test_logs_hold_the_history(tmp_path):
+    vocab, corpus, model = corpus_and_model()
+    train, valid = data.split(corpus, 0.1)
+    for suffix in ("csv", "jsonl"):
+        log = tmp_path / f"log.{suffix}"
+        trainer = rb.Trainer(rb.RNN(len(vocab), 16, len(vocab), dtype=np.float64, init_std=0.1),
+                             vocab=vocab, batch_size=8, num_steps=10, log=log)
+        history = trainer.fit(train, 3, valid=valid)
+        if suffix == "csv":
+            rows = list(csv.DictReader(log.open()))
+            values = [float(r["train_perplexity"]) for r in rows]
+        else:
+            values = [json.loads(line)["train_perplexity"] for line in log.read_text().splitlines()]
+        assert values == pytest.approx([r.train_perplexity for r in history], rel=1e-12)
+        assert history[-1].valid_perplexity == pytest.approx(trainer.evaluate(valid), rel=1e-12)
+
+
+def test_evaluate_is_exp_mean_cross_entropy():
+    vocab, corpus, model = corpus_and_model()
+    trainer = rb.Trainer(model, vocab=vocab)
+    ids = corpus[:700]
+    model.forward(ids[:-1].reshape(-1, 1))
+    expected = np.exp(model.loss(ids[1:].reshape(-1, 1)))
+    assert trainer.evaluate(ids, chunk=64) == pytest.approx(expected, rel=1e-12)
+
+
+def test_plain_progress_without_tqdm(monkeypatch, capsys):
+    vocab, corpus, model = corpus_and_model()
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as if the extra were not installed
+    trainer = rb.Trainer(model, vocab=vocab, batch_size=8, num_steps=10, progress=True)
+    trainer.fit(corpus, 1)
+    err = capsys.readouterr().err
+    assert "epoch 1: 100%" in err and "epoch 1: 10%" in err
+
+
+def test_cosine_schedule_and_callable():
+    vocab, corpus, model = corpus_and_model()
+    trainer = rb.Trainer(model, vocab=vocab, lr=2.0, lr_schedule="cosine", batch_size=8, num_steps=10)
+    history = trainer.fit(corpus, 3)
+    assert [r.lr for r in history] == pytest.approx([2.0, 2.0 * 0.55, 0.2])
+    trainer = rb.Trainer(model, vocab=vocab, lr_schedule=lambda epoch, total: 0.1 * (epoch + 1),
+                         batch_size=8, num_steps=10)
+    assert [r.lr for r in trainer.fit(corpus, 2)] == pytest.approx([0.1, 0.2])
+
+
+def test_trainer_errors():
+    vocab, corpus, model = corpus_and_model()
+    with pytest.raises(ValueError, match="iterator: expected 'sequential' or 'random', got 'shuffled'"):
+        rb.Trainer(model, iterator="shuffled")
+    with pytest.raises(ValueError, match="clip: expected a threshold > 0 or None, got 0"):
+        rb.Trainer(model, clip=0)
+    with pytest.raises(ValueError, match="optimizer: expected 'sgd' or 'adam', got 'rmsprop'"):
+        rb.Trainer(model, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="vocab: expected"):
+        rb.Trainer(model, vocab=rb.Vocab(list("ab")))
+    with pytest.raises(ValueError, match=r"truncation: .*got 'regular:'"):
+        rb.Trainer(model, truncation="regular:")
+    with pytest.raises(ValueError, match=r"pi: expected every keep probability"):
+        rb.Trainer(model, truncation="randomized:2")
+    with pytest.raises(ValueError, match="corpus: expected at least"):
+        rb.Trainer(model, batch_size=64, num_steps=100).fit(corpus[:100], 1)
