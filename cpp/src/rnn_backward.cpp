@@ -3,14 +3,17 @@
 // is the only sequential part; the weight gradients are one GEMM each over all T*n rows.
 // Rows here are samples, so W_hh^T g becomes g W_hh.
 #include <algorithm>
+#include <cmath>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-#include "activation.hpp"
+#include "gemm.hpp"
+#include "recurrence.hpp"
 #include "rnnbptt/error.hpp"
 #include "rnnbptt/rnn.hpp"
+#include "rnnbptt/threads.hpp"
 
 namespace rnnbptt {
 
@@ -28,22 +31,35 @@ void recur_scaled(Workspace<Scalar>& ws, const ModelConfig& config, const Matrix
   Scalar* c = ws.flow.data();  // c[t - 1] = c_t, the flow from step t into h_{t-1}
   fill_flow_scales(options.truncation, options.step_offset, T, c);
 
-  for (Index t = T; t >= 1; --t) {
-    auto g = dA.middleRows((t - 1) * n, n);  // holds W_qh^T g^o_t, becomes g^a_t
-    if (t == T) {
-      if (options.dh_T != nullptr) g += ConstMatrixMap<Scalar>(options.dh_T, n, h);
-    } else if (c[t] != Scalar(0)) {
-      g.noalias() += c[t] * (dA.middleRows(t * n, n) * W_hh);
-    }
-    if (options.record_dh_norms) ws.dh_norms[t - 1] = g.norm();
-    detail::multiply_by_derivative(config.activation, g, H.middleRows(t * n, n));
+  // g^h_t = (W_qh^T g^o_t) + c_{t+1} g^a_{t+1} W_hh, then g^a_t = phi'(a_t) * g^h_t, each
+  // thread on its own band of hidden units.
+  const int threads = detail::recurrence_threads(n, h, h);
+  if (options.record_dh_norms) {
+    if (ws.norm_parts.size() < static_cast<std::size_t>(T * threads)) ws.norm_parts.resize(T * threads);
+    std::fill(ws.norm_parts.begin(), ws.norm_parts.begin() + T * threads, 0.0);  // a team may be smaller
   }
-  if (options.dh0 != nullptr) {
-    MatrixMap<Scalar> dh0(options.dh0, n, h);
-    if (c[0] != Scalar(0))
-      dh0.noalias() = c[0] * (dA.topRows(n) * W_hh);
-    else
-      dh0.setZero();
+  Scalar* g_data = ws.dA.data();
+  const Scalar* W = W_hh.data();
+  detail::run_recurrence<Scalar>(threads, h, T, T, -1, [&](Index t, Index begin, Index end, int thread) {
+    auto g = dA.block((t - 1) * n, begin, n, end - begin);
+    if (t == T) {
+      if (options.dh_T != nullptr) g += ConstMatrixMap<Scalar>(options.dh_T, n, h).middleCols(begin, end - begin);
+    } else if (c[t] != Scalar(0)) {
+      detail::gemm_columns(n, h, g_data + t * n * h, h, W, h, g_data + (t - 1) * n * h, h, begin, end, c[t]);
+    }
+    if (options.record_dh_norms)
+      ws.norm_parts[(t - 1) * threads + thread] = g.template cast<double>().squaredNorm();
+    detail::derivative_band(config.activation, g_data + (t - 1) * n * h, ws.H.data() + t * n * h, n, h, begin, end);
+  });
+  if (options.record_dh_norms)
+    for (Index t = 0; t < T; ++t) {
+      double sum = 0.0;
+      for (int i = 0; i < threads; ++i) sum += ws.norm_parts[t * threads + i];
+      ws.dh_norms[t] = static_cast<Scalar>(std::sqrt(sum));
+    }
+  if (options.dh0 != nullptr) {  // dL/dh_0 = c_1 g^a_1 W_hh
+    MatrixMap<Scalar>(options.dh0, n, h).setZero();
+    if (c[0] != Scalar(0)) detail::gemm_columns(n, h, g_data, h, W, h, options.dh0, h, Index(0), h, c[0]);
   }
   ws.segments.clear();
   Index begin = 0;
@@ -65,8 +81,7 @@ void recur_windows(Workspace<Scalar>& ws, const ModelConfig& config,
   MatrixMap<Scalar> H(ws.H.data(), (T + 1) * n, h);
   MatrixMap<Scalar> dA(ws.dA.data(), T * n, h);
   MatrixMap<Scalar> dH(ws.dH.data(), T * n, h);
-  MatrixMap<Scalar> carry(ws.carry.data(), n, h);
-  MatrixMap<Scalar> g(ws.scratch.data(), n, h);
+  const Scalar* W = W_hh.data();
   dA.setZero();
   if (options.dh0 != nullptr) MatrixMap<Scalar>(options.dh0, n, h).setZero();
   std::fill(ws.flow.begin(), ws.flow.begin() + T, Scalar(0));
@@ -82,27 +97,29 @@ void recur_windows(Workspace<Scalar>& ws, const ModelConfig& config,
     const Index end = std::min(block_begin + k1 - 1, T);
     const Index reach_start = block_begin - reach;  // may lie before step 1
     const Index first = std::max<Index>(1, reach_start);
-    bool has_carry = false;
-    if (end == T && options.dh_T != nullptr) {
-      carry = ConstMatrixMap<Scalar>(options.dh_T, n, h);
-      has_carry = true;
-    }
+    // g^a of the step just done and of the current one; the same kernel and the same order of
+    // operations as the one-pass recurrence, so one window reaching the start equals Full.
+    Scalar* next = ws.carry.data();
+    Scalar* current = ws.scratch.data();
     for (Index t = end; t >= first; --t) {
+      MatrixMap<Scalar> g(current, n, h);
       if (t >= start)
         g = dH.middleRows((t - 1) * n, n);
       else
         g.setZero();
-      if (has_carry) g += carry;
-      detail::multiply_by_derivative(config.activation, g, H.middleRows(t * n, n));
+      if (t == end) {
+        if (end == T && options.dh_T != nullptr) g += ConstMatrixMap<Scalar>(options.dh_T, n, h);
+      } else {
+        detail::gemm_columns(n, h, next, h, W, h, current, h, Index(0), h);
+        ws.flow[t] += Scalar(1);
+      }
+      detail::derivative_band(config.activation, current, ws.H.data() + t * n * h, n, h, Index(0), h);
       dA.middleRows((t - 1) * n, n) += g;
-      if (t > first) {
-        carry.noalias() = g * W_hh;
-        has_carry = true;
-        ws.flow[t - 1] += Scalar(1);
-      } else if (reach_start <= 1 && options.dh0 != nullptr) {
-        MatrixMap<Scalar>(options.dh0, n, h).noalias() += g * W_hh;
+      if (t == first && reach_start <= 1 && options.dh0 != nullptr) {
+        detail::gemm_columns(n, h, current, h, W, h, options.dh0, h, Index(0), h);
         ws.flow[0] += Scalar(1);
       }
+      std::swap(next, current);
     }
     ws.segments.push_back({first - 1, end});
     start = end + 1;
@@ -141,14 +158,14 @@ void rnn_backward(Scalar* dparams, Workspace<Scalar>& ws, const ModelConfig& con
 
   // Output layer: dW_qh = sum_t g^o_t h_t^T, db_q = sum_t g^o_t.
   const auto dO_loss = dO.middleRows(P * n, rows);
-  dp.W_qh.noalias() = dO_loss.transpose() * H.middleRows((P + 1) * n, rows);
+  detail::gemm(dp.W_qh, dO_loss.transpose(), H.middleRows((P + 1) * n, rows));
   if (config.bias) dp.b_q = dO_loss.colwise().sum();
 
   // W_qh^T g^o_t for every step at once; the recurrence then adds the flow from t + 1.
   if (windows && ws.dH.size() < static_cast<std::size_t>(T * n * h)) ws.dH.resize(T * n * h);
   MatrixMap<Scalar> injected(windows ? ws.dH.data() : ws.dA.data(), T * n, h);
   injected.topRows(P * n).setZero();
-  injected.middleRows(P * n, rows).noalias() = dO_loss * p.W_qh;
+  detail::gemm(injected.middleRows(P * n, rows), dO_loss, p.W_qh);
   if (windows)
     recur_windows(ws, config, p.W_hh, options);
   else
@@ -156,7 +173,7 @@ void rnn_backward(Scalar* dparams, Workspace<Scalar>& ws, const ModelConfig& con
   ws.has_dh_norms = options.record_dh_norms;
 
   // Recurrent layer: dW_hh = sum_t g^a_t h_{t-1}^T, db_h = sum_t g^a_t, dW_hx = sum_t g^a_t x_t^T.
-  dp.W_hh.noalias() = dA.transpose() * H.topRows(T * n);
+  detail::gemm(dp.W_hh, dA.transpose(), H.topRows(T * n));
   if (config.bias) dp.b_h = dA.colwise().sum();
   if (x.is_tokens()) {
     // Scatter-add g^a rows into rows id of dW_hx^T; each thread owns a band of hidden units,
@@ -164,7 +181,7 @@ void rnn_backward(Scalar* dparams, Workspace<Scalar>& ws, const ModelConfig& con
     MatrixMap<Scalar> dW_hx_T(ws.dW_hx_T.data(), d, h);
     dW_hx_T.setZero();
     const IdView ids = x.tokens;
-#pragma omp parallel if (T * n * h > 65536)
+#pragma omp parallel num_threads(get_num_threads()) if (T * n * h > 65536)
     {
 #ifdef _OPENMP
       const Index threads = omp_get_num_threads(), thread = omp_get_thread_num();
@@ -180,8 +197,8 @@ void rnn_backward(Scalar* dparams, Workspace<Scalar>& ws, const ModelConfig& con
     dp.W_hx = dW_hx_T.transpose();
   } else {
     ConstMatrixMap<Scalar> X(x.dense, T * n, d);
-    dp.W_hx.noalias() = dA.transpose() * X;
-    if (options.dx != nullptr) MatrixMap<Scalar>(options.dx, T * n, d).noalias() = dA * p.W_hx;
+    detail::gemm(dp.W_hx, dA.transpose(), X);
+    if (options.dx != nullptr) detail::gemm(MatrixMap<Scalar>(options.dx, T * n, d), dA, p.W_hx);
   }
 }
 

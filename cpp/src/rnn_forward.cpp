@@ -2,9 +2,11 @@
 // all T*n rows; only h_t = phi(a_t + h_{t-1} W_hh^T) runs step by step.
 #include <cmath>
 
-#include "activation.hpp"
+#include "gemm.hpp"
+#include "recurrence.hpp"
 #include "rnnbptt/error.hpp"
 #include "rnnbptt/rnn.hpp"
+#include "rnnbptt/threads.hpp"
 
 namespace rnnbptt {
 
@@ -67,20 +69,24 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
     MatrixMap<Scalar> W_hx_T(ws.W_hx_T.data(), d, h);
     W_hx_T = p.W_hx.transpose();
     const IdView ids = x.tokens;
-#pragma omp parallel for schedule(static) if (rows * h > 65536)
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (rows * h > 65536)
     for (Index r = 0; r < rows; ++r) A.row(r) = W_hx_T.row(ids[P * n + r]);
   } else {
-    A.noalias() = ConstMatrixMap<Scalar>(x.dense + P * n * d, rows, d) * p.W_hx.transpose();
+    detail::gemm(A, ConstMatrixMap<Scalar>(x.dense + P * n * d, rows, d), p.W_hx.transpose());
   }
   if (config.bias) A.rowwise() += p.b_h;
-  for (Index t = P + 1; t <= T; ++t) {
-    auto a_t = H.middleRows(t * n, n);
-    a_t.noalias() += H.middleRows((t - 1) * n, n) * p.W_hh.transpose();
-    detail::activate(config.activation, a_t);
-  }
+  // h_t = phi(a_t + h_{t-1} W_hh^T), each thread on its own band of hidden units.
+  MatrixMap<Scalar> W_hh_T(ws.W_hh_T.data(), h, h);
+  W_hh_T = p.W_hh.transpose();
+  Scalar* states = ws.H.data();
+  const int threads = detail::recurrence_threads(n, h, h);
+  detail::run_recurrence<Scalar>(threads, h, P + 1, T - P, +1, [&](Index t, Index begin, Index end, int) {
+    detail::gemm_columns(n, h, states + (t - 1) * n * h, h, W_hh_T.data(), h, states + t * n * h, h, begin, end);
+    detail::activate_band(config.activation, states + t * n * h, n, h, begin, end);
+  });
   MatrixMap<Scalar> O(ws.O.data(), T * n, q);
   auto O_loss = O.middleRows(P * n, rows);
-  O_loss.noalias() = H.middleRows((P + 1) * n, rows) * p.W_qh.transpose();
+  detail::gemm(O_loss, H.middleRows((P + 1) * n, rows), p.W_qh.transpose());
   if (config.bias) O_loss.rowwise() += p.b_q;
 
   ws.input = x;
@@ -123,7 +129,7 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Targ
   MatrixMap<Scalar> dO(ws.dO.data(), ws.steps * n, q);
   dO.topRows(P * n).setZero();
   const Scalar inv_sum = static_cast<Scalar>(1.0 / weight_sum);
-#pragma omp parallel for schedule(static) if (rows * q > 32768)
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (rows * q > 32768)
   for (Index r = 0; r < rows; ++r) {
     const Scalar w = y.weights != nullptr ? y.weights[r] : Scalar(1);
     auto o = O.row(P * n + r);

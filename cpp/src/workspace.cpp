@@ -4,7 +4,7 @@ namespace rnnbptt {
 
 namespace {
 template <class T>
-void grow(std::vector<T>& buffer, Index size) {
+void grow(Buffer<T>& buffer, Index size) {
   if (buffer.size() < static_cast<std::size_t>(size)) buffer.resize(static_cast<std::size_t>(size));
 }
 }  // namespace
@@ -21,6 +21,7 @@ void Workspace<Scalar>::reserve(const ModelConfig& config, Index total_steps, In
   if (overlapping_windows) grow(dH, T * n * h);
   grow(carry, n * h);
   grow(scratch, n * h);
+  grow(W_hh_T, h * h);
   grow(W_hx_T, d * h);
   grow(dW_hx_T, d * h);
   grow(flow, T);

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "rnnbptt/buffer.hpp"
+
 #include "rnnbptt/config.hpp"
 
 namespace rnnbptt {
@@ -17,8 +19,8 @@ template <class Scalar>
 struct Adam {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
   std::int64_t step_count = 0;
-  std::vector<Scalar> m;  // first moment, same layout as the parameters
-  std::vector<Scalar> v;  // second moment
+  Buffer<Scalar> m;  // first moment, same layout as the parameters
+  Buffer<Scalar> v;  // second moment
 
   Adam() = default;
   Adam(Index size, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "rnnbptt/buffer.hpp"
+
 #include "rnnbptt/config.hpp"
 #include "rnnbptt/params.hpp"
 #include "rnnbptt/sequence.hpp"
@@ -89,8 +91,8 @@ class Model {
  private:
   ModelConfig config_;
   ParameterLayout layout_;
-  std::vector<Scalar> params_;
-  std::vector<Scalar> grads_;
+  Buffer<Scalar> params_;
+  Buffer<Scalar> grads_;
   Workspace<Scalar> ws_;
 };
 

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "rnnbptt/buffer.hpp"
+
 #include "rnnbptt/params.hpp"
 #include "rnnbptt/rnn.hpp"
 #include "rnnbptt/truncation.hpp"
@@ -53,9 +55,9 @@ class StreamRunner {
   ParameterLayout layout_;
   Truncation truncation_;
   Workspace<Scalar> ws_;
-  std::vector<Scalar> state_;                 // n x h
-  std::vector<Scalar> dense_history_;         // (history + T) x n x d
-  std::vector<std::int64_t> token_history_;   // (history + T) x n
+  Buffer<Scalar> state_;                 // n x h
+  Buffer<Scalar> dense_history_;         // (history + T) x n x d
+  Buffer<std::int64_t> token_history_;   // (history + T) x n
   Index history_ = 0;                         // steps of history currently held
   Index batch_ = 0;
   int input_kind_ = -1;                       // -1 none yet, 0 dense, 1 tokens

@@ -4,6 +4,8 @@
 
 #include <vector>
 
+#include "rnnbptt/buffer.hpp"
+
 #include "rnnbptt/config.hpp"
 #include "rnnbptt/sequence.hpp"
 
@@ -23,18 +25,20 @@ struct Workspace {
   Index batch = 0;
   Index context_steps = 0;
 
-  std::vector<Scalar> H;         // (steps + 1) x n x h: h_0 .. h_T
-  std::vector<Scalar> O;         // steps x n x q: o_1 .. o_T
-  std::vector<Scalar> dO;        // steps x n x q: dL/do_t
-  std::vector<Scalar> dA;        // steps x n x h: g^a_t = dL/da_t
-  std::vector<Scalar> dH;        // steps x n x h: W_qh^T g^o_t (overlapping windows only)
-  std::vector<Scalar> carry;     // n x h: gradient flowing into the previous step
-  std::vector<Scalar> scratch;   // n x h
-  std::vector<Scalar> W_hx_T;    // d x h: W_hx transposed, rows gathered by token input
-  std::vector<Scalar> dW_hx_T;   // d x h: scatter-add target for token input
-  std::vector<Scalar> flow;      // steps: c_t of DESIGN.md section 2, as applied last
-  std::vector<Scalar> dh_norms;  // steps: ||dL/dh_t|| over the batch, when recorded
-  std::vector<double> row_loss;  // steps x n: l(o_t, y_t) * w_t before the reduction
+  Buffer<Scalar> H;         // (steps + 1) x n x h: h_0 .. h_T
+  Buffer<Scalar> O;         // steps x n x q: o_1 .. o_T
+  Buffer<Scalar> dO;        // steps x n x q: dL/do_t
+  Buffer<Scalar> dA;        // steps x n x h: g^a_t = dL/da_t
+  Buffer<Scalar> dH;        // steps x n x h: W_qh^T g^o_t (overlapping windows only)
+  Buffer<Scalar> carry;     // n x h: gradient flowing into the previous step
+  Buffer<Scalar> scratch;   // n x h
+  Buffer<Scalar> W_hh_T;    // h x h: W_hh transposed, read in place by the recurrence
+  Buffer<Scalar> W_hx_T;    // d x h: W_hx transposed, rows gathered by token input
+  Buffer<Scalar> dW_hx_T;   // d x h: scatter-add target for token input
+  Buffer<Scalar> flow;      // steps: c_t of DESIGN.md section 2, as applied last
+  Buffer<Scalar> dh_norms;  // steps: ||dL/dh_t|| over the batch, when recorded
+  Buffer<double> row_loss;  // steps x n: l(o_t, y_t) * w_t before the reduction
+  Buffer<double> norm_parts; // steps x threads: per-thread pieces of ||dL/dh_t||^2
   std::vector<Segment> segments; // where the gradient paths ran in the last backward
 
   // Input of the last forward, kept (not copied) for the backward pass.
