@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include <mutex>
+#include <string>
 
 #include "rnnbptt/rnn.hpp"
 
@@ -31,6 +32,9 @@ class BusyGuard {
  private:
   std::unique_lock<std::mutex> lock_;
 };
+
+// The instruction set to load: RNNBPTT_ISA if set (and supported), else the best this CPU runs.
+std::string choose_isa();
 
 void define_model(py::module_& m);
 void define_truncation(py::module_& m);

@@ -1,4 +1,6 @@
+#include <cstdlib>
 #include <stdexcept>
+#include <string>
 
 #include "bindings.hpp"
 #include "rnnbptt/error.hpp"
@@ -12,12 +14,51 @@ BusyGuard::BusyGuard(std::mutex& m) : lock_(m, std::try_to_lock) {
                              "is using this model (use one model per thread)");
 }
 
+#ifdef RNNBPTT_DISPATCH
+std::string choose_isa() {
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  const char* forced = std::getenv("RNNBPTT_ISA");
+  if (forced != nullptr && *forced != '\0') {
+    const std::string choice = forced;
+    if (choice != "baseline" && choice != "avx2" && choice != "avx512")
+      throw pybind11::import_error("RNNBPTT_ISA: expected 'baseline', 'avx2' or 'avx512', got '" + choice + "'");
+    if ((choice == "avx2" && !avx2) || (choice == "avx512" && !avx512))
+      throw pybind11::import_error("RNNBPTT_ISA: expected an instruction set this CPU supports, got '" +
+                                   choice + "'");
+    return choice;
+  }
+  return avx512 ? "avx512" : avx2 ? "avx2" : "baseline";
+}
+#endif
+
 }  // namespace rnnbptt::bindings
 
-PYBIND11_MODULE(_core, m) {
+#ifndef RNNBPTT_MODULE
+#define RNNBPTT_MODULE _core
+#define RNNBPTT_ISA "baseline"
+#endif
+
+PYBIND11_MODULE(RNNBPTT_MODULE, m) {
   namespace rb = rnnbptt::bindings;
+#ifdef RNNBPTT_DISPATCH
+  // The baseline module picks the best variant this CPU runs and re-exports its contents.
+  const std::string isa = rb::choose_isa();
+  if (isa != RNNBPTT_ISA) {
+    pybind11::module_ variant = pybind11::module_::import(("rnnbptt._core_" + isa).c_str());
+    for (auto item : variant.attr("__dict__").cast<pybind11::dict>()) {
+      const std::string name = pybind11::str(item.first);
+      if (name.rfind("__", 0) == 0 && name != "__version__" && name != "__doc__") continue;
+      m.attr(item.first) = item.second;
+    }
+    return;
+  }
+#endif
   m.doc() = "rnnbptt's compiled core: Elman RNN forward pass and BPTT in C++/Eigen.";
   m.attr("__version__") = RNNBPTT_VERSION_STRING;
+  m.attr("isa") = RNNBPTT_ISA;
   pybind11::register_exception<rnnbptt::NonFiniteError>(m, "NonFiniteError",
                                                         PyExc_FloatingPointError);
   rb::define_truncation(m);

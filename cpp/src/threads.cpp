@@ -36,6 +36,34 @@ bool has_openmp() {
 #endif
 }
 
-const char* simd_instruction_sets() { return Eigen::SimdInstructionSetsInUse(); }
+const char* simd_instruction_sets() {
+  // What the compiler was told to use for this build (Eigen's own string omits AVX2 and FMA).
+  return ""
+#if defined(__AVX512F__)
+         "AVX512F "
+#endif
+#if defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
+         "AVX512BW/DQ/VL "
+#endif
+#if defined(__FMA__)
+         "FMA "
+#endif
+#if defined(__AVX2__)
+         "AVX2 "
+#endif
+#if defined(__AVX__)
+         "AVX "
+#endif
+#if defined(__SSE4_2__)
+         "SSE4.2 "
+#endif
+#if defined(__SSE2__)
+         "SSE2"
+#endif
+#if defined(__ARM_NEON)
+         "NEON"
+#endif
+      ;
+}
 
 }  // namespace rnnbptt

@@ -33,9 +33,11 @@ def get_num_threads() -> int:
 
 
 def build_info() -> dict[str, object]:
-    """How the core was compiled: OpenMP and the SIMD instruction sets."""
+    """How the core was compiled: the variant loaded (``"avx512"``, ``"avx2"``,
+    ``"baseline"`` or ``"native"``), OpenMP, and the SIMD instruction sets it uses."""
     return {
         "version": __version__,
+        "isa": str(_core.isa),
         "openmp": bool(_core.has_openmp()),
         "simd": str(_core.simd_instruction_sets()),
     }

@@ -5,6 +5,7 @@ from typing import Any, Optional
 import numpy as np
 
 __version__: str
+isa: str
 
 class NonFiniteError(FloatingPointError): ...
 

@@ -1,0 +1,76 @@
+"""Every instruction-set variant of the core that this CPU runs gives the reference's
+gradients, and rnnbptt._core picks the best one by default."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import rnnbptt as rb
+from rnnbptt import reference
+
+from conftest import make_problem, rel_err
+
+SCRIPT = """
+import json, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from conftest import make_problem
+import rnnbptt as rb
+p = make_problem(T=25, n=5, d=9, h=37, q=11, seed=4, tokens={tokens})
+p.model.forward(p.x, p.h0)
+p.model.loss(p.targets)
+p.model.backward(truncation=rb.Regular(6, 9))
+print(json.dumps({{"isa": rb.build_info()["isa"], "grads": p.model.grads.tolist()}}))
+"""
+
+
+def variant(isa: str, tokens: bool) -> dict:
+    env = dict(os.environ, RNNBPTT_ISA=isa)
+    script = SCRIPT.format(tests=os.path.dirname(__file__), tokens=tokens)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    if out.returncode != 0 and "this CPU supports" in out.stderr:
+        pytest.skip(f"this CPU cannot run the {isa} variant")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("tokens", [True, False])
+def test_each_variant_matches_the_reference(isa, tokens):
+    if rb.build_info()["isa"] == "native":
+        pytest.skip("a native build has a single variant")
+    result = variant(isa, tokens)
+    assert result["isa"] == isa
+    p = make_problem(T=25, n=5, d=9, h=37, q=11, seed=4, tokens=tokens)
+    _, expected = reference.regular_grads(p.params64(), p.x, p.targets, 6, 9, h0=p.h0)
+    flat = np.concatenate([expected[k].ravel() for k in p.model.parameter_names()])
+    assert rel_err(result["grads"], flat) <= 1e-10
+
+
+def test_default_is_the_best_variant_the_cpu_runs():
+    info = rb.build_info()
+    if info["isa"] == "native":
+        pytest.skip("a native build has a single variant")
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    if " avx512f" in flags and " avx512bw" in flags and " avx512dq" in flags and " avx512vl" in flags:
+        assert info["isa"] == "avx512"
+    elif " avx2" in flags and " fma" in flags:
+        assert info["isa"] == "avx2"
+    assert "SSE2" in info["simd"] or "NEON" in info["simd"]
+
+
+def test_unknown_isa_is_refused():
+    env = dict(os.environ, RNNBPTT_ISA="sse9")
+    out = subprocess.run([sys.executable, "-c", "import rnnbptt"], env=env, capture_output=True, text=True)
+    if rb.build_info()["isa"] == "native":
+        assert out.returncode == 0
+    else:
+        assert out.returncode != 0
+        assert "RNNBPTT_ISA: expected 'baseline', 'avx2' or 'avx512', got 'sse9'" in out.stderr
