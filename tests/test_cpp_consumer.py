@@ -103,6 +103,34 @@ def test_find_package_consumer(installed, tmp_path):
     check_output(run(str(tmp_path / "consumer")))
 
 
+def test_no_heap_allocation_in_steady_state_steps(installed, tmp_path):
+    """Counted with interposed allocator functions: zero after warm-up, with threads."""
+    prefixes = ";".join([str(installed), *eigen_prefix()])
+    run(CMAKE, "-S", str(ROOT / "tests" / "cpp"), "-B", str(tmp_path), *generator(), f"-DCMAKE_PREFIX_PATH={prefixes}")
+    run(CMAKE, "--build", str(tmp_path))
+    out = subprocess.run([str(tmp_path / "steady_state_allocations")], capture_output=True, text=True)
+    counts = dict(line.split() for line in out.stdout.splitlines())
+    assert len(counts) == 5, out.stdout + out.stderr
+    assert all(v == "0" for v in counts.values()), counts
+    assert out.returncode == 0
+
+
+def test_readme_cpp_example_builds_and_runs(installed, tmp_path):
+    """The README's C++ snippet, verbatim, against the installed package."""
+    text = (ROOT / "README.md").read_text()
+    snippet = text.split("## C++ in twenty lines")[1].split("```cpp")[1].split("```")[0]
+    (tmp_path / "main.cpp").write_text(snippet)
+    (tmp_path / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.18)\nproject(readme_example LANGUAGES CXX)\n"
+        "find_package(rnnbptt CONFIG REQUIRED)\nadd_executable(example main.cpp)\n"
+        "target_link_libraries(example PRIVATE rnnbptt::rnnbptt)\n"
+    )
+    prefixes = ";".join([str(installed), *eigen_prefix()])
+    run(CMAKE, "-S", str(tmp_path), "-B", str(tmp_path / "build"), *generator(), f"-DCMAKE_PREFIX_PATH={prefixes}")
+    run(CMAKE, "--build", str(tmp_path / "build"))
+    run(str(tmp_path / "build" / "example"))
+
+
 def test_embedded_consumer(tmp_path):
     run(CMAKE, "-S", str(CONSUMER), "-B", str(tmp_path), *generator(),
         f"-DCMAKE_PREFIX_PATH={';'.join(eigen_prefix())}", f"-DRNNBPTT_SOURCE_DIR={ROOT}")

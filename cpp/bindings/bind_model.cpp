@@ -130,7 +130,7 @@ void define_model_class(py::module_& m, const char* name) {
         const ModelConfig& c = s.model.config();
         const Index T = s.model.steps(), n = s.model.batch(), h = c.hidden_size;
         BackwardOptions<Scalar> options;
-        options.truncation = truncation;
+        options.truncation = &truncation;
         options.step_offset = step_offset;
         options.record_dh_norms = record_dh_norms;
         py::array dh_T_array;

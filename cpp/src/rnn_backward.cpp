@@ -24,12 +24,12 @@ namespace {
 // Full, Randomized and Regular(k, k): one pass, g^a overwriting W_qh^T g^o in ws.dA.
 template <class Scalar>
 void recur_scaled(Workspace<Scalar>& ws, const ModelConfig& config, const MatrixMap<Scalar>& W_hh,
-                  const BackwardOptions<Scalar>& options) {
+                  const Truncation& truncation, const BackwardOptions<Scalar>& options) {
   const Index T = ws.steps, n = ws.batch, h = config.hidden_size;
   MatrixMap<Scalar> H(ws.H.data(), (T + 1) * n, h);
   MatrixMap<Scalar> dA(ws.dA.data(), T * n, h);
   Scalar* c = ws.flow.data();  // c[t - 1] = c_t, the flow from step t into h_{t-1}
-  fill_flow_scales(options.truncation, options.step_offset, T, c);
+  fill_flow_scales(truncation, options.step_offset, T, c);
 
   // g^h_t = (W_qh^T g^o_t) + c_{t+1} g^a_{t+1} W_hh, then g^a_t = phi'(a_t) * g^h_t, each
   // thread on its own band of hidden units.
@@ -74,10 +74,10 @@ void recur_scaled(Workspace<Scalar>& ws, const ModelConfig& config, const Matrix
 // Regular(k1, k2), k1 < k2: every block of k1 steps injects its losses and runs back k2 steps,
 // so windows overlap; their g^a add up in ws.dA (the weight gradients are linear in g^a).
 template <class Scalar>
-void recur_windows(Workspace<Scalar>& ws, const ModelConfig& config,
-                   const MatrixMap<Scalar>& W_hh, const BackwardOptions<Scalar>& options) {
+void recur_windows(Workspace<Scalar>& ws, const ModelConfig& config, const MatrixMap<Scalar>& W_hh,
+                   const Truncation& truncation, const BackwardOptions<Scalar>& options) {
   const Index T = ws.steps, n = ws.batch, h = config.hidden_size, P = ws.context_steps;
-  const Index k1 = options.truncation.k1, reach = options.truncation.k2 - k1;
+  const Index k1 = truncation.k1, reach = truncation.k2 - k1;
   MatrixMap<Scalar> H(ws.H.data(), (T + 1) * n, h);
   MatrixMap<Scalar> dA(ws.dA.data(), T * n, h);
   MatrixMap<Scalar> dH(ws.dH.data(), T * n, h);
@@ -135,13 +135,15 @@ void rnn_backward(Scalar* dparams, Workspace<Scalar>& ws, const ModelConfig& con
   if (!ws.has_forward) invalid("backward: expected a forward pass first, got none");
   if (!ws.has_output_gradient)
     invalid("backward: expected dL/do from loss() or set_output_gradient() first, got none");
-  options.truncation.validate();
-  const bool windows = options.truncation.overlapping_windows();
-  if (ws.context_steps > 0 && options.truncation.kind != Truncation::Kind::regular)
+  static const Truncation full = Truncation::full();
+  const Truncation& truncation = options.truncation != nullptr ? *options.truncation : full;
+  truncation.validate();
+  const bool windows = truncation.overlapping_windows();
+  if (ws.context_steps > 0 && truncation.kind != Truncation::Kind::regular)
     invalid("backward: history steps are only meaningful for Regular truncation");
   if (options.record_dh_norms && windows)
     invalid("record_dh_norms: expected Full, Randomized or Regular(k, k) truncation, got "
-            "Regular(", options.truncation.k1, ", ", options.truncation.k2,
+            "Regular(", truncation.k1, ", ", truncation.k2,
             ") whose windows overlap (dL/dh_t differs per window)");
   const SequenceInput<Scalar>& x = ws.input;
   if (options.dx != nullptr && x.is_tokens())
@@ -167,9 +169,9 @@ void rnn_backward(Scalar* dparams, Workspace<Scalar>& ws, const ModelConfig& con
   injected.topRows(P * n).setZero();
   detail::gemm(injected.middleRows(P * n, rows), dO_loss, p.W_qh);
   if (windows)
-    recur_windows(ws, config, p.W_hh, options);
+    recur_windows(ws, config, p.W_hh, truncation, options);
   else
-    recur_scaled(ws, config, p.W_hh, options);
+    recur_scaled(ws, config, p.W_hh, truncation, options);
   ws.has_dh_norms = options.record_dh_norms;
 
   // Recurrent layer: dW_hh = sum_t g^a_t h_{t-1}^T, db_h = sum_t g^a_t, dW_hx = sum_t g^a_t x_t^T.

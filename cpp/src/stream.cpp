@@ -74,7 +74,7 @@ double StreamRunner<Scalar>::step(const Scalar* params, Scalar* dparams,
               history_);
   const double loss = loss_forward(ws_, config_, y);
   BackwardOptions<Scalar> options;
-  options.truncation = truncation_;
+  options.truncation = &truncation_;
   options.step_offset = position_ - history_;
   rnn_backward(dparams, ws_, config_, layout_, params, options);
 

@@ -50,8 +50,9 @@ int main() {
   std::cout << "\"loss\": " << loss << ",\n";
   print_array("grads_full", model.gradients(), model.num_parameters());
 
+  const rnnbptt::Truncation regular = rnnbptt::Truncation::regular(2, 3);
   rnnbptt::BackwardOptions<double> truncated;
-  truncated.truncation = rnnbptt::Truncation::regular(2, 3);
+  truncated.truncation = &regular;
   model.backward(truncated);
   print_array("grads_regular_2_3", model.gradients(), model.num_parameters());
 

@@ -37,7 +37,9 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Targ
 template <class Scalar>
 struct BackwardOptions {
   const Scalar* dh_T = nullptr;       // n x h: dL/dh_T from a later chunk (nullptr: 0)
-  Truncation truncation = Truncation::full();
+  // The strategy (nullptr: Full). Pointed to, not copied: copying a randomized schedule would
+  // allocate in every training step.
+  const Truncation* truncation = nullptr;
   std::int64_t step_offset = 0;       // global index of the step before this sequence
   Scalar* dh0 = nullptr;              // out, n x h: dL/dh_0 (overwritten), may be nullptr
   Scalar* dx = nullptr;               // out, T x n x d: dL/dx_t for dense input (overwritten)

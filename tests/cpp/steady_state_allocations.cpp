@@ -1,0 +1,111 @@
+// Counts heap allocations during steady-state training steps (after warm-up): forward, loss,
+// backward, clipping and the optimizer update, for the model and the stream runner, with
+// threads. The allocator functions are interposed here and forward to glibc's.
+#include <rnnbptt/rnnbptt.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void* __libc_memalign(std::size_t, std::size_t);
+}
+
+namespace {
+std::atomic<long> allocations{0};
+std::atomic<bool> counting{false};
+void count() {
+  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+extern "C" {
+void* malloc(std::size_t n) { count(); return __libc_malloc(n); }
+void* calloc(std::size_t a, std::size_t b) { count(); return __libc_calloc(a, b); }
+void* realloc(void* p, std::size_t n) { count(); return __libc_realloc(p, n); }
+void* memalign(std::size_t a, std::size_t n) { count(); return __libc_memalign(a, n); }
+void* aligned_alloc(std::size_t a, std::size_t n) { count(); return __libc_memalign(a, n); }
+int posix_memalign(void** p, std::size_t a, std::size_t n) {
+  count();
+  *p = __libc_memalign(a, n);
+  return *p != nullptr ? 0 : ENOMEM;
+}
+}
+
+using rnnbptt::Index;
+
+// Allocations during `steps` calls of `step` after two warm-up calls.
+long steady_state(const std::function<void()>& step, int steps = 5) {
+  step();
+  step();
+  allocations = 0;
+  counting = true;
+  for (int i = 0; i < steps; ++i) step();
+  counting = false;
+  return allocations.load();
+}
+
+int main() {
+  rnnbptt::set_num_threads(2);
+  rnnbptt::ModelConfig config;
+  config.input_size = 65;
+  config.hidden_size = 384;
+  config.output_size = 65;
+  const Index T = 70, n = 32, d = config.input_size;
+  std::vector<std::int64_t> tokens(T * n), targets(T * n);
+  for (Index i = 0; i < T * n; ++i) {
+    tokens[i] = (7 * i + 3) % d;
+    targets[i] = (5 * i + 1) % d;
+  }
+  std::vector<float> dense(T * n * d, 0.25f);
+  const auto ids = rnnbptt::SequenceInput<float>::from_tokens(tokens.data(), rnnbptt::IdType::int64, T, n);
+  const auto values = rnnbptt::SequenceInput<float>::from_dense(dense.data(), T, n);
+  const auto y = rnnbptt::Targets<float>::from_classes(targets.data(), rnnbptt::IdType::int64);
+
+  rnnbptt::Model<float> model(config);
+  model.init_normal(0.05, 1);
+  rnnbptt::Adam<float> adam(model.num_parameters(), 1e-3);
+  const Index size = model.num_parameters();
+  auto train_step = [&](const rnnbptt::SequenceInput<float>& x, const rnnbptt::Truncation& truncation) {
+    model.forward(x);
+    model.loss(y);
+    rnnbptt::BackwardOptions<float> options;
+    options.truncation = &truncation;
+    model.backward(options);
+    rnnbptt::clip_grad_norm(model.gradients(), size, 1.0);
+    adam.step(model.parameters(), model.gradients(), size);
+  };
+  const auto full = rnnbptt::Truncation::full();
+  const auto regular = rnnbptt::Truncation::regular(10, 25);
+  const auto randomized = rnnbptt::Truncation::randomized(0.9, 3);
+  rnnbptt::StreamRunner<float> runner(config, regular);
+
+  struct Case {
+    const char* name;
+    std::function<void()> step;
+  };
+  const Case cases[] = {
+      {"tokens_full_adam", [&] { train_step(ids, full); }},
+      {"dense_full_adam", [&] { train_step(values, full); }},
+      {"tokens_regular_10_25", [&] { train_step(ids, regular); }},
+      {"tokens_randomized", [&] { train_step(ids, randomized); }},
+      {"stream_regular_10_25_sgd", [&] {
+         runner.step(model, ids, y);
+         rnnbptt::clip_grad_norm(model.gradients(), size, 1.0);
+         rnnbptt::sgd_step(model.parameters(), model.gradients(), size, 0.1);
+       }},
+  };
+  long total = 0;
+  for (const Case& c : cases) {
+    const long count = steady_state(c.step);
+    std::printf("%s %ld\n", c.name, count);
+    total += count;
+  }
+  return total == 0 ? 0 : 1;
+}
