@@ -1,0 +1,356 @@
+"""rnnbptt's benchmark suite: speed and memory against PyTorch and the machine's GEMM peak.
+
+    python bench/run.py                 # the whole suite, a few minutes on 2 cores
+    python bench/run.py --quick         # fewer passes and sizes
+
+Only ratios measured side by side in one run mean something on a noisy host: every
+comparison interleaves rnnbptt and PyTorch (A B A B ...) over several passes and reports
+medians. Peak memory is measured in a fresh process per (library, configuration). Without
+PyTorch the suite still runs and reports rnnbptt alone. Results go to bench/results/ as
+Markdown and JSON, and as a plot when matplotlib is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from workloads import CONFIGS, rnnbptt_step, step_flops, tokens, torch_step  # noqa: E402
+
+
+def have_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def set_threads(threads: int, torch_too: bool = True) -> None:
+    import rnnbptt as rb
+
+    rb.set_num_threads(threads)
+    if torch_too and have_torch():
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def interleaved(steps: dict[str, Callable[[], Any]], passes: int, repeat: int = 1) -> dict[str, float]:
+    """Median seconds per call of each step, measured A B A B ... after one warm-up each."""
+    for step in steps.values():
+        step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(passes):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(repeat):
+                step()
+            times[name].append((time.perf_counter() - start) / repeat)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def gemm_peak(threads: int, size: int = 4096) -> dict[str, Any]:
+    """fp32 GEMM GFLOP/s on size^3 (PyTorch's, else NumPy's BLAS), median of 5."""
+    if have_torch():
+        import torch
+
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        mm, source = (lambda: torch.mm(a, b)), f"torch.mm {size}^3"
+    else:
+        a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
+        b = a.copy()
+        mm, source = (lambda: a @ b), f"numpy matmul {size}^3"
+    seconds = interleaved({"gemm": mm}, passes=7)["gemm"]
+    return {"gflops": 2.0 * size**3 / seconds / 1e9, "source": source, "threads": threads}
+
+
+# ---- workers: run in a subprocess so that each measures in a clean process -----------------
+def worker_throughput(configs: list[str], passes: int, threads: int, dtype: str) -> dict[str, Any]:
+    set_threads(threads)
+    import rnnbptt as rb
+
+    np_dtype = np.float64 if dtype == "float64" else np.float32
+    out: dict[str, Any] = {"isa": rb.build_info()["isa"], "simd": rb.build_info()["simd"], "rows": []}
+    for name in configs:
+        V, h, n, T = CONFIGS[name]
+        steps = {"rnnbptt": rnnbptt_step(V, h, n, T, np_dtype)}
+        if have_torch():
+            steps["torch"] = torch_step(V, h, n, T, np_dtype)
+        seconds = interleaved(steps, passes)
+        out["rows"].append({"config": name, "V": V, "h": h, "n": n, "T": T, "seconds": seconds,
+                            "flops": step_flops(V, h, n, T)})
+    return out
+
+
+def _status_kib(field: str) -> int:
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def worker_memory(library: str, config: list[int], threads: int, stream: Optional[int]) -> dict[str, Any]:
+    """Peak RSS of a few training steps, and RSS once everything is set up before the first."""
+    set_threads(threads, torch_too=library == "torch")
+    V, h, n, T = config
+    if stream:  # rnnbptt streaming Regular(35) over T steps in chunks of `stream` steps
+        import rnnbptt as rb
+
+        model = rb.RNN(V, h, V, seed=0)
+        runner = rb.StreamRunner(model, rb.Regular(35))
+        x, y = tokens(V, n, stream)
+        before = _status_kib("VmRSS")
+        runner.step(x, y)  # sizes the buffers
+        start = time.perf_counter()
+        for _ in range(T // stream - 1):
+            runner.step(x, y)
+            rb.clip_grad_norm(model.grads, 1.0)
+            model.params[:] -= 0.01 * model.grads
+        seconds = time.perf_counter() - start
+        return {"before_kib": before, "peak_kib": _status_kib("VmHWM"), "seconds": seconds * T / (T - stream),
+                "runner_bytes": runner.memory_bytes}
+    step = rnnbptt_step(V, h, n, T) if library == "rnnbptt" else torch_step(V, h, n, T)
+    before = _status_kib("VmRSS")
+    step()  # the first step sizes the buffers; time the steady state after it
+    start = time.perf_counter()
+    for _ in range(3):
+        step()
+    seconds = (time.perf_counter() - start) / 3
+    return {"before_kib": before, "peak_kib": _status_kib("VmHWM"), "seconds": seconds}
+
+
+def spawn(args: list[str], env: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], capture_output=True, text=True,
+                         env={**os.environ, **(env or {})})
+    if out.returncode != 0:
+        raise RuntimeError(f"worker {args} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---- the suite ----------------------------------------------------------------------------
+def machine(threads: int) -> dict[str, Any]:
+    import rnnbptt as rb
+
+    model = "unknown"
+    if Path("/proc/cpuinfo").exists():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    info: dict[str, Any] = {"cpu": model, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
+                            "numpy": np.__version__, "rnnbptt": rb.build_info()}
+    if have_torch():
+        import torch
+
+        info["torch"] = torch.__version__
+    return info
+
+
+def run_suite(quick: bool, threads: int, out_dir: Path) -> dict[str, Any]:
+    import rnnbptt as rb
+
+    passes = 3 if quick else 7
+    results: dict[str, Any] = {"machine": machine(threads), "flop_model": "forward F = 2 T n (h V + h h + V h); step = 3F"}
+    print(f"machine: {results['machine']['cpu']}, {threads} threads, rnnbptt {rb.build_info()}", flush=True)
+    set_threads(threads)
+    results["gemm_peak"] = gemm_peak(threads)
+    print(f"GEMM peak: {results['gemm_peak']['gflops']:.0f} GFLOP/s ({results['gemm_peak']['source']})", flush=True)
+
+    configs = list(CONFIGS)
+    variants = [rb.build_info()["isa"]] + (["baseline"] if rb.build_info()["isa"] not in ("baseline", "native") else [])
+    results["throughput"] = {}
+    for isa in variants:
+        args = ["--worker", "throughput", "--configs", ",".join(configs), "--passes", str(passes),
+                "--threads", str(threads)]
+        results["throughput"][isa] = spawn(args, {"RNNBPTT_ISA": isa} if isa != "native" else {})
+        print(f"throughput ({isa}) done", flush=True)
+    results["float64"] = spawn(["--worker", "throughput", "--configs", "S", "--passes", str(passes),
+                                "--threads", str(threads), "--dtype", "float64"])
+
+    results["memory"] = []
+    for name in configs:
+        for library in ["rnnbptt"] + (["torch"] if have_torch() else []):
+            row = spawn(["--worker", "memory", "--library", library, "--config", ",".join(map(str, CONFIGS[name])),
+                         "--threads", str(threads)])
+            results["memory"].append({"config": name, "library": library, **row})
+    print("memory done", flush=True)
+
+    lengths = [100, 1_000, 10_000] + ([] if quick else [100_000])
+    results["scaling_T"] = []
+    for T in lengths:
+        config = [28, 128, 8, T]
+        full = spawn(["--worker", "memory", "--library", "rnnbptt", "--config", ",".join(map(str, config)),
+                      "--threads", str(threads)])
+        streamed = spawn(["--worker", "memory", "--library", "rnnbptt", "--config", ",".join(map(str, config)),
+                          "--threads", str(threads), "--stream", "350"]) if T >= 350 else None
+        results["scaling_T"].append({"T": T, "full": full, "stream_regular_35": streamed})
+    print("scaling in T done", flush=True)
+
+    results["scaling_h"] = []
+    for h in [64, 128, 256, 512] + ([] if quick else [1024]):
+        V, n, T = 65, 32, 50
+        steps = {"rnnbptt": rnnbptt_step(V, h, n, T)}
+        if have_torch():
+            steps["torch"] = torch_step(V, h, n, T)
+        seconds = interleaved(steps, max(3, passes // 2))
+        results["scaling_h"].append({"h": h, "V": V, "n": n, "T": T, "seconds": seconds, "flops": step_flops(V, h, n, T)})
+    print("scaling in h done", flush=True)
+    return results
+
+
+# ---- reporting ----------------------------------------------------------------------------
+TARGETS = {"S": 2.5, "M": 1.5, "L": 1.0, "X": 5.0}
+
+
+def markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    peak = r["gemm_peak"]["gflops"]
+    lines = [
+        "## Machine",
+        "",
+        f"- CPU: {m['cpu']} ({m['cores']} cores), {m['threads']} threads for every library",
+        f"- rnnbptt {m['rnnbptt']['version']} (variant loaded by default: `{m['rnnbptt']['isa']}`), "
+        f"PyTorch {m.get('torch', 'not installed')}, NumPy {m['numpy']}, Python {m['python']}",
+        f"- fp32 GEMM peak measured in this run: **{peak:.0f} GFLOP/s** ({r['gemm_peak']['source']})",
+        f"- FLOP model: {r['flop_model']}",
+        "",
+        "## Training step: tokens/s and GFLOP/s (median of interleaved passes)",
+        "",
+    ]
+    for isa, block in r["throughput"].items():
+        lines += [f"### rnnbptt `{isa}` variant ({block['simd']}) against PyTorch", ""]
+        lines += ["| config (V, h, n, T) | rnnbptt tokens/s | GFLOP/s | % of GEMM peak | PyTorch tokens/s | GFLOP/s "
+                  "| ratio | target |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for row in block["rows"]:
+            tok = row["T"] * row["n"]
+            ours = row["seconds"]["rnnbptt"]
+            theirs = row["seconds"].get("torch")
+            cfg = f"{row['config']} = ({row['V']}, {row['h']}, {row['n']}, {row['T']})"
+            ours_gf = row["flops"] / ours / 1e9
+            if theirs is None:
+                lines.append(f"| {cfg} | {tok / ours:,.0f} | {ours_gf:.0f} | {100 * ours_gf / peak:.0f}% | - | - | - | - |")
+                continue
+            ratio = theirs / ours
+            target = TARGETS[row["config"]]
+            mark = "met" if ratio >= target else "**not met**"
+            lines.append(f"| {cfg} | {tok / ours:,.0f} | {ours_gf:.0f} | {100 * ours_gf / peak:.0f}% | "
+                         f"{tok / theirs:,.0f} | {row['flops'] / theirs / 1e9:.0f} | **{ratio:.2f}x** | >= {target}x {mark} |")
+        lines.append("")
+    f64 = r["float64"]["rows"][0]
+    if "torch" in f64["seconds"]:
+        lines += [f"float64, config S: rnnbptt {f64['T'] * f64['n'] / f64['seconds']['rnnbptt']:,.0f} tokens/s, "
+                  f"PyTorch {f64['T'] * f64['n'] / f64['seconds']['torch']:,.0f} tokens/s "
+                  f"(ratio {f64['seconds']['torch'] / f64['seconds']['rnnbptt']:.2f}x).", ""]
+    lines += ["## Peak memory of a full-BPTT training step (fresh process each)", "",
+              "Growth = peak RSS minus RSS once model and data are set up: what the step itself needs.", "",
+              "| config | library | RSS before (MiB) | peak RSS (MiB) | growth (MiB) |", "|---|---|---:|---:|---:|"]
+    for row in r["memory"]:
+        lines.append(f"| {row['config']} | {row['library']} | {row['before_kib'] / 1024:.0f} | "
+                     f"{row['peak_kib'] / 1024:.0f} | {(row['peak_kib'] - row['before_kib']) / 1024:.0f} |")
+    lines += ["", "## Scaling in T (V=28, h=128, n=8): full BPTT against streaming Regular(35)", "",
+              "| T | full: tokens/s | full: peak RSS (MiB) | stream: tokens/s | stream: peak RSS (MiB) "
+              "| stream: runner buffers (MiB) |", "|---:|---:|---:|---:|---:|---:|"]
+    for row in r["scaling_T"]:
+        full, s = row["full"], row["stream_regular_35"]
+        full_tps = row["T"] * 8 / full["seconds"]
+        cells = [f"{row['T']:,}", f"{full_tps:,.0f}", f"{full['peak_kib'] / 1024:.0f}"]
+        if s is None:
+            cells += ["-", "-", "-"]
+        else:
+            cells += [f"{row['T'] * 8 / s['seconds']:,.0f}", f"{s['peak_kib'] / 1024:.0f}", f"{s['runner_bytes'] / 2**20:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Scaling in h (V=65, n=32, T=50)", "", "| h | rnnbptt GFLOP/s | PyTorch GFLOP/s | ratio |",
+              "|---:|---:|---:|---:|"]
+    for row in r["scaling_h"]:
+        ours = row["flops"] / row["seconds"]["rnnbptt"] / 1e9
+        theirs = row["seconds"].get("torch")
+        if theirs is None:
+            lines.append(f"| {row['h']} | {ours:.0f} | - | - |")
+        else:
+            lines.append(f"| {row['h']} | {ours:.0f} | {row['flops'] / theirs / 1e9:.0f} | "
+                         f"{theirs / row['seconds']['rnnbptt']:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(r: dict[str, Any], path: Path) -> Optional[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    rows = r["scaling_T"]
+    axes[0].loglog([x["T"] for x in rows], [x["full"]["peak_kib"] / 1024 for x in rows], "o-", label="full BPTT")
+    streamed = [x for x in rows if x["stream_regular_35"]]
+    axes[0].loglog([x["T"] for x in streamed], [x["stream_regular_35"]["peak_kib"] / 1024 for x in streamed], "s-",
+                   label="streaming Regular(35)")
+    axes[0].set_xlabel("T")
+    axes[0].set_ylabel("peak RSS (MiB)")
+    axes[0].legend()
+    axes[0].grid(True, alpha=0.3)
+    hs = r["scaling_h"]
+    axes[1].plot([x["h"] for x in hs], [x["flops"] / x["seconds"]["rnnbptt"] / 1e9 for x in hs], "o-", label="rnnbptt")
+    if all("torch" in x["seconds"] for x in hs):
+        axes[1].plot([x["h"] for x in hs], [x["flops"] / x["seconds"]["torch"] / 1e9 for x in hs], "s-", label="PyTorch")
+    axes[1].axhline(r["gemm_peak"]["gflops"], color="gray", ls="--", label="GEMM peak")
+    axes[1].set_xscale("log", base=2)
+    axes[1].set_xlabel("hidden size h")
+    axes[1].set_ylabel("GFLOP/s")
+    axes[1].legend()
+    axes[1].grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer passes and sizes")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--worker", choices=["throughput", "memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--configs", help=argparse.SUPPRESS)
+    parser.add_argument("--passes", type=int, default=5, help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
+    parser.add_argument("--library", help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
+    parser.add_argument("--stream", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker == "throughput":
+        print(json.dumps(worker_throughput(args.configs.split(","), args.passes, args.threads, args.dtype)))
+        return 0
+    if args.worker == "memory":
+        config = [int(v) for v in args.config.split(",")]
+        print(json.dumps(worker_memory(args.library, config, args.threads, args.stream)))
+        return 0
+    results = run_suite(args.quick, args.threads, args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(results, indent=1))
+    text = markdown(results)
+    (args.out / "latest.md").write_text(text)
+    picture = plot(results, args.out / "latest.png")
+    print()
+    print(text)
+    print(f"written: {args.out / 'latest.md'}, {args.out / 'latest.json'}" + (f", {picture}" if picture else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
