@@ -1,0 +1,53 @@
+"""Thread control, and results pinned to the single-threaded ones: the stated tolerance is 0
+(bit-identical), because every reduction and product runs in an order that does not depend on
+the thread count."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import rnnbptt as rb
+
+from conftest import make_problem
+
+
+@pytest.fixture
+def restore_threads():
+    previous = rb.get_num_threads()
+    yield
+    rb.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("truncation", [rb.Full(), rb.Regular(7, 16), rb.Randomized(0.8, seed=2)])
+@pytest.mark.parametrize("tokens", [True, False])
+def test_threaded_equals_single_threaded(restore_threads, truncation, tokens):
+    results = []
+    for threads in (1, 2, 3):
+        rb.set_num_threads(threads)
+        p = make_problem(T=45, n=33, d=70, h=300, q=70, tokens=tokens, dtype=np.float32, seed=5)
+        outputs, h_T = p.model.forward(p.x, p.h0)
+        loss = p.model.loss(p.targets)
+        g = p.model.backward(truncation=truncation, dx=not tokens)
+        results.append((outputs, h_T, loss, p.model.grads.copy(), g.dh0, g.dx))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert (a is None and b is None) or np.array_equal(a, b)
+
+
+def test_set_and_get(restore_threads):
+    rb.set_num_threads(3)
+    assert rb.get_num_threads() == 3
+    with pytest.raises(ValueError, match="threads: expected an integer >= 1, got 0"):
+        rb.set_num_threads(0)
+
+
+def test_omp_num_threads_is_respected():
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", "import rnnbptt; print(rnnbptt.get_num_threads())"],
+                         env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
