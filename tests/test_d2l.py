@@ -3,7 +3,7 @@
 Setup as in d2l: 28-symbol preprocessing, the first 10,000 tokens, batch 32, 35 steps, 512
 hidden units, N(0, 0.01^2) initialization, SGD with lr 1, clipping at 1. The full run (500
 epochs) reaches training perplexity <= 1.1 with sequential partitioning (see bench/); here 40
-epochs must reach what we measured, and random sampling must land higher.
+epochs (about 18 s) must reach what we measured, and random sampling must land higher.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from rnnbptt import data
 SHARED_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "timemachine.txt"
 pytestmark = pytest.mark.skipif(not SHARED_TEXT.exists(), reason="needs ../shared/data/timemachine.txt")
 
-EPOCHS = 40
-#: Measured at 40 epochs (seed 0, float32): sequential 8.88, random sampling 9.12.
-SEQUENTIAL_AT_MOST = 9.3
-RANDOM_AT_LEAST = 9.0
+EPOCHS = 150
+#: Measured at 150 epochs (seed 0, float32, AVX-512 variant): sequential 5.90, random sampling
+#: 6.59. The margins leave room for the other instruction-set variants' rounding.
+SEQUENTIAL_AT_MOST = 6.3
+RANDOM_AT_LEAST = 6.3
 
 
 def d2l_run(iterator: str) -> list[rb.EpochRecord]:
@@ -42,4 +43,4 @@ def test_d2l_sequential_and_random():
     assert sequential[0].train_perplexity > 20  # starts near the 28-symbol uniform guess
     assert sequential[-1].train_perplexity <= SEQUENTIAL_AT_MOST
     assert random[-1].train_perplexity >= RANDOM_AT_LEAST
-    assert random[-1].train_perplexity > sequential[-1].train_perplexity
+    assert random[-1].train_perplexity > sequential[-1].train_perplexity + 0.3
