@@ -110,7 +110,7 @@ def test_no_heap_allocation_in_steady_state_steps(installed, tmp_path):
     run(CMAKE, "--build", str(tmp_path))
     out = subprocess.run([str(tmp_path / "steady_state_allocations")], capture_output=True, text=True)
     counts = dict(line.split() for line in out.stdout.splitlines())
-    assert len(counts) == 5, out.stdout + out.stderr
+    assert len(counts) == 6, out.stdout + out.stderr
     assert all(v == "0" for v in counts.values()), counts
     assert out.returncode == 0
 

@@ -1,39 +1,94 @@
-// Matrix products whose result does not depend on the thread count. Eigen's own parallel GEMM
-// chooses its blocking by the number of threads, which changes the order of the sums; here the
-// output is cut into tiles on a fixed grid, each tile is one single-threaded Eigen product
-// (the library is built with EIGEN_DONT_PARALLELIZE), and OpenMP spreads the tiles.
+// Matrix products whose result depends neither on the thread count nor on the CPU's cache
+// sizes, and that never allocate in steady state.
+//
+// Eigen's own product picks its blocking from the number of threads and from the caches it
+// detects, and packs into buffers on the stack or, when they are large, on the heap. Here the
+// output is cut into tiles on a grid fixed by the shape alone; each tile is one call of
+// Eigen's sequential GEMM kernel with blocking sizes we fix (depth blocks of 256) and packing
+// buffers owned by the calling thread, grown once and then reused. OpenMP spreads the tiles.
 #pragma once
 
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <type_traits>
 
+#include "rnnbptt/buffer.hpp"
 #include "rnnbptt/config.hpp"
 #include "rnnbptt/threads.hpp"
 
 namespace rnnbptt::detail {
 
-constexpr Index tile_rows = 128;
-constexpr Index tile_cols = 128;
+// The largest square tile (256, 128 or 64) that still cuts an m x n output into at least 8
+// tiles: big tiles pack less, enough tiles keep the threads busy.
+inline Index tile_size(Index m, Index n) {
+  for (Index tile : {256, 128})
+    if (((m + tile - 1) / tile) * ((n + tile - 1) / tile) >= 8) return tile;
+  return 64;
+}
 
-// C = A B, or C += A B with `accumulate`.
+constexpr Index depth_block = 256;
+
+// Eigen's blocking description, filled with our sizes and our buffers.
+template <class Scalar>
+class FixedBlocking : public Eigen::internal::level3_blocking<Scalar, Scalar> {
+ public:
+  FixedBlocking(Scalar* pack_a, Scalar* pack_b, Index mc, Index nc, Index kc) {
+    this->m_blockA = pack_a;
+    this->m_blockB = pack_b;
+    this->m_mc = mc;
+    this->m_nc = nc;
+    this->m_kc = kc;
+  }
+};
+
+// C (rows x cols, row-major) += A (rows x depth) B (depth x cols); A and B in the given orders.
+template <class Scalar, int LhsOrder, int RhsOrder>
+void tile_product(Index rows, Index cols, Index depth, const Scalar* A, Index lda, const Scalar* B, Index ldb,
+                  Scalar* C, Index ldc, Index tile) {
+  thread_local Buffer<Scalar> pack_a, pack_b;  // per thread, grown once
+  const Index kc = std::min(depth, depth_block);
+  const std::size_t size = static_cast<std::size_t>(kc * tile);
+  if (pack_a.size() < size) pack_a.resize(size);
+  if (pack_b.size() < size) pack_b.resize(size);
+  FixedBlocking<Scalar> blocking(pack_a.data(), pack_b.data(), tile, tile, kc);
+  Eigen::internal::general_matrix_matrix_product<Index, Scalar, LhsOrder, false, Scalar, RhsOrder, false,
+                                                 Eigen::RowMajor, 1>::run(rows, cols, depth, A, lda, B, ldb, C, 1,
+                                                                          ldc, Scalar(1), blocking);
+}
+
+template <class Expr>
+constexpr int storage_order() {
+  return (std::decay_t<Expr>::Flags & Eigen::RowMajorBit) ? Eigen::RowMajor : Eigen::ColMajor;
+}
+
+// C = A B, or C += A B with `accumulate`. C is row-major; every operand has unit inner stride.
 template <class Dst, class Lhs, class Rhs>
 void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate = false) {
+  using Scalar = typename std::decay_t<Dst>::Scalar;
+  constexpr int lhs_order = storage_order<Lhs>(), rhs_order = storage_order<Rhs>();
+  static_assert(storage_order<Dst>() == Eigen::RowMajor, "gemm writes row-major results");
+  eigen_assert(A.innerStride() == 1 && B.innerStride() == 1 && C.innerStride() == 1);
   const Index m = C.rows(), n = C.cols(), k = A.cols();
-  const Index row_tiles = (m + tile_rows - 1) / tile_rows, col_tiles = (n + tile_cols - 1) / tile_cols;
-  const Index tiles = row_tiles * col_tiles;
+  const Scalar* a = A.data();
+  const Scalar* b = B.data();
+  Scalar* c = C.data();
+  const Index lda = A.outerStride(), ldb = B.outerStride(), ldc = C.outerStride();
+  const Index tile = tile_size(m, n);
+  const Index row_tiles = (m + tile - 1) / tile, col_tiles = (n + tile - 1) / tile, tiles = row_tiles * col_tiles;
   const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   const int threads = static_cast<int>(
       std::max<Index>(1, std::min<Index>({get_num_threads(), tiles, static_cast<Index>(work / 262144.0)})));
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (Index tile = 0; tile < tiles; ++tile) {
-    const Index i = (tile / col_tiles) * tile_rows, j = (tile % col_tiles) * tile_cols;
-    const Index rows = std::min(tile_rows, m - i), cols = std::min(tile_cols, n - j);
-    auto dst = C.block(i, j, rows, cols);
-    if (accumulate)
-      dst.noalias() += A.middleRows(i, rows) * B.middleCols(j, cols);
-    else
-      dst.noalias() = A.middleRows(i, rows) * B.middleCols(j, cols);
+  for (Index t = 0; t < tiles; ++t) {
+    const Index i = (t / col_tiles) * tile, j = (t % col_tiles) * tile;
+    const Index rows = std::min(tile, m - i), cols = std::min(tile, n - j);
+    Scalar* c_tile = c + i * ldc + j;
+    if (!accumulate)
+      for (Index r = 0; r < rows; ++r) std::fill(c_tile + r * ldc, c_tile + r * ldc + cols, Scalar(0));
+    const Scalar* a_tile = lhs_order == Eigen::RowMajor ? a + i * lda : a + i;
+    const Scalar* b_tile = rhs_order == Eigen::RowMajor ? b + j : b + j * ldb;
+    tile_product<Scalar, lhs_order, rhs_order>(rows, cols, k, a_tile, lda, b_tile, ldb, c_tile, ldc, tile);
   }
 }
 

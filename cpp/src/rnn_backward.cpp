@@ -34,13 +34,15 @@ void recur_scaled(Workspace<Scalar>& ws, const ModelConfig& config, const Matrix
   // g^h_t = (W_qh^T g^o_t) + c_{t+1} g^a_{t+1} W_hh, then g^a_t = phi'(a_t) * g^h_t, each
   // thread on its own band of hidden units.
   const int threads = detail::recurrence_threads(n, h, h);
-  if (options.record_dh_norms) {
-    if (ws.norm_parts.size() < static_cast<std::size_t>(T * threads)) ws.norm_parts.resize(T * threads);
-    std::fill(ws.norm_parts.begin(), ws.norm_parts.begin() + T * threads, 0.0);  // a team may be smaller
-  }
+  // ||dL/dh_t||^2 in pieces per panel of the fixed column grid (not per thread), summed in
+  // panel order: the same value for any thread count.
+  constexpr Index panel = detail::Simd<Scalar>::panel;
+  const Index panels = (h + panel - 1) / panel;
+  if (options.record_dh_norms && ws.norm_parts.size() < static_cast<std::size_t>(T * panels))
+    ws.norm_parts.resize(T * panels);
   Scalar* g_data = ws.dA.data();
   const Scalar* W = W_hh.data();
-  detail::run_recurrence<Scalar>(threads, h, T, T, -1, [&](Index t, Index begin, Index end, int thread) {
+  detail::run_recurrence<Scalar>(threads, h, T, T, -1, [&](Index t, Index begin, Index end, int) {
     auto g = dA.block((t - 1) * n, begin, n, end - begin);
     if (t == T) {
       if (options.dh_T != nullptr) g += ConstMatrixMap<Scalar>(options.dh_T, n, h).middleCols(begin, end - begin);
@@ -48,13 +50,15 @@ void recur_scaled(Workspace<Scalar>& ws, const ModelConfig& config, const Matrix
       detail::gemm_columns(n, h, g_data + t * n * h, h, W, h, g_data + (t - 1) * n * h, h, begin, end, c[t]);
     }
     if (options.record_dh_norms)
-      ws.norm_parts[(t - 1) * threads + thread] = g.template cast<double>().squaredNorm();
+      for (Index j = begin; j < end; j += panel)
+        ws.norm_parts[(t - 1) * panels + j / panel] =
+            dA.block((t - 1) * n, j, n, std::min(panel, end - j)).template cast<double>().squaredNorm();
     detail::derivative_band(config.activation, g_data + (t - 1) * n * h, ws.H.data() + t * n * h, n, h, begin, end);
   });
   if (options.record_dh_norms)
     for (Index t = 0; t < T; ++t) {
       double sum = 0.0;
-      for (int i = 0; i < threads; ++i) sum += ws.norm_parts[t * threads + i];
+      for (Index i = 0; i < panels; ++i) sum += ws.norm_parts[t * panels + i];
       ws.dh_norms[t] = static_cast<Scalar>(std::sqrt(sum));
     }
   if (options.dh0 != nullptr) {  // dL/dh_0 = c_1 g^a_1 W_hh

@@ -101,7 +101,25 @@ int main() {
          rnnbptt::sgd_step(model.parameters(), model.gradients(), size, 0.1);
        }},
   };
+  // float64 packs twice the bytes per GEMM block: it must stay off the heap too.
+  rnnbptt::Model<double> model64(config);
+  model64.init_normal(0.05, 1);
+  std::vector<double> dense64(T * n * d, 0.25);
+  const auto values64 = rnnbptt::SequenceInput<double>::from_dense(dense64.data(), T, n);
+  const auto y64 = rnnbptt::Targets<double>::from_classes(targets.data(), rnnbptt::IdType::int64);
+  const auto step64 = [&] {
+    model64.forward(values64);
+    model64.loss(y64);
+    model64.backward();
+    rnnbptt::clip_grad_norm(model64.gradients(), model64.num_parameters(), 1.0);
+    rnnbptt::sgd_step(model64.parameters(), model64.gradients(), model64.num_parameters(), 0.1);
+  };
   long total = 0;
+  {
+    const long count = steady_state(step64);
+    std::printf("dense_full_float64 %ld\n", count);
+    total += count;
+  }
   for (const Case& c : cases) {
     const long count = steady_state(c.step);
     std::printf("%s %ld\n", c.name, count);

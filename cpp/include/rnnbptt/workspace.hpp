@@ -38,7 +38,7 @@ struct Workspace {
   Buffer<Scalar> flow;      // steps: c_t of DESIGN.md section 2, as applied last
   Buffer<Scalar> dh_norms;  // steps: ||dL/dh_t|| over the batch, when recorded
   Buffer<double> row_loss;  // steps x n: l(o_t, y_t) * w_t before the reduction
-  Buffer<double> norm_parts; // steps x threads: per-thread pieces of ||dL/dh_t||^2
+  Buffer<double> norm_parts; // steps x panels: pieces of ||dL/dh_t||^2 per column panel
   std::vector<Segment> segments; // where the gradient paths ran in the last backward
 
   // Input of the last forward, kept (not copied) for the backward pass.
