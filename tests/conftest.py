@@ -75,3 +75,20 @@ def model_grads(model: rb.RNN) -> dict[str, np.ndarray]:
 @pytest.fixture
 def torch():
     return pytest.importorskip("torch")
+
+
+def torch_modules(torch, model: rb.RNN, nonlinearity: str = "tanh"):
+    """nn.RNN + nn.Linear holding the model's weights, copied by hand (independent of
+    rnnbptt.torch_interop): b_h goes to bias_ih, bias_hh is zero."""
+    dtype = torch.float64 if model.dtype == np.float64 else torch.float32
+    rnn = torch.nn.RNN(model.input_size, model.hidden_size, nonlinearity=nonlinearity, bias=model.bias, dtype=dtype)
+    linear = torch.nn.Linear(model.hidden_size, model.output_size, bias=model.bias, dtype=dtype)
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(torch.from_numpy(model.W_hx.copy()))
+        rnn.weight_hh_l0.copy_(torch.from_numpy(model.W_hh.copy()))
+        linear.weight.copy_(torch.from_numpy(model.W_qh.copy()))
+        if model.bias:
+            rnn.bias_ih_l0.copy_(torch.from_numpy(model.param("b_h").copy()))
+            rnn.bias_hh_l0.zero_()
+            linear.bias.copy_(torch.from_numpy(model.param("b_q").copy()))
+    return rnn, linear

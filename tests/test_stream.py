@@ -7,7 +7,7 @@ import pytest
 
 import rnnbptt as rb
 
-from conftest import make_problem, model_grads, rel_err
+from conftest import make_problem, model_grads, rel_err, torch_modules
 
 
 def stream_gradients(p, truncation, chunk):
@@ -73,15 +73,7 @@ def test_regular_stream_matches_torch_detach_idiom_with_sgd(torch):
     k, lr, chunks = 6, 0.5, 12
     p = make_problem(T=k * chunks, n=4, d=7, h=10, q=7, with_h0=False, seed=2)
     m = p.model
-    rnn = torch.nn.RNN(m.input_size, m.hidden_size, dtype=torch.float64)
-    linear = torch.nn.Linear(m.hidden_size, m.output_size, dtype=torch.float64)
-    with torch.no_grad():
-        rnn.weight_ih_l0.copy_(torch.from_numpy(m.W_hx.copy()))
-        rnn.weight_hh_l0.copy_(torch.from_numpy(m.W_hh.copy()))
-        rnn.bias_ih_l0.copy_(torch.from_numpy(m.b_h.copy()))
-        rnn.bias_hh_l0.zero_()
-        linear.weight.copy_(torch.from_numpy(m.W_qh.copy()))
-        linear.bias.copy_(torch.from_numpy(m.b_q.copy()))
+    rnn, linear = torch_modules(torch, m)
     params = [rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, linear.weight, linear.bias]
     optimizer = torch.optim.SGD(params, lr=lr)
     x = torch.nn.functional.one_hot(torch.from_numpy(p.x), m.input_size).double()

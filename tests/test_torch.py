@@ -5,22 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import make_problem, model_grads, rel_err
+from conftest import make_problem, model_grads, rel_err, torch_modules
 
 
 def torch_gradients(torch, p, activation, bias, tokens, dtype):
     m = p.model
     tdtype = torch.float64 if dtype == np.float64 else torch.float32
-    rnn = torch.nn.RNN(m.input_size, m.hidden_size, nonlinearity=activation, bias=bias, dtype=tdtype)
-    linear = torch.nn.Linear(m.hidden_size, m.output_size, bias=bias, dtype=tdtype)
-    with torch.no_grad():
-        rnn.weight_ih_l0.copy_(torch.from_numpy(m.W_hx.copy()))
-        rnn.weight_hh_l0.copy_(torch.from_numpy(m.W_hh.copy()))
-        linear.weight.copy_(torch.from_numpy(m.W_qh.copy()))
-        if bias:
-            rnn.bias_ih_l0.copy_(torch.from_numpy(m.b_h.copy()))
-            rnn.bias_hh_l0.zero_()
-            linear.bias.copy_(torch.from_numpy(m.b_q.copy()))
+    rnn, linear = torch_modules(torch, m, activation)
     if tokens:
         x = torch.nn.functional.one_hot(torch.from_numpy(p.x), m.input_size).to(tdtype)
     else:

@@ -13,7 +13,7 @@ import pytest
 import rnnbptt as rb
 from rnnbptt import reference
 
-from conftest import make_problem, model_grads, rel_err
+from conftest import make_problem, model_grads, rel_err, torch_modules
 
 
 def grads_for(p, truncation, step_offset=0):
@@ -54,15 +54,7 @@ def torch_tbptt(torch, p, k1, k2):
     """Williams & Peng with PyTorch's idiom: for each block, rerun the window from a detached
     state and backpropagate only the block's losses."""
     m = p.model
-    rnn = torch.nn.RNN(m.input_size, m.hidden_size, dtype=torch.float64)
-    linear = torch.nn.Linear(m.hidden_size, m.output_size, dtype=torch.float64)
-    with torch.no_grad():
-        rnn.weight_ih_l0.copy_(torch.from_numpy(m.W_hx.copy()))
-        rnn.weight_hh_l0.copy_(torch.from_numpy(m.W_hh.copy()))
-        rnn.bias_ih_l0.copy_(torch.from_numpy(m.b_h.copy()))
-        rnn.bias_hh_l0.zero_()
-        linear.weight.copy_(torch.from_numpy(m.W_qh.copy()))
-        linear.bias.copy_(torch.from_numpy(m.b_q.copy()))
+    rnn, linear = torch_modules(torch, m)
     x = torch.nn.functional.one_hot(torch.from_numpy(p.x), m.input_size).double()
     y = torch.from_numpy(p.targets)
     T, n = p.targets.shape

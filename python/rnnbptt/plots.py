@@ -24,6 +24,17 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, ax: Any, path: Union[str, Path]) -> Path:
+    """Log y axis, grid, legend, then write and close the figure."""
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_training_curves(histories: Mapping[str, Sequence[Any]], path: Union[str, Path]) -> Path:
     """Training (solid) and validation (dashed) perplexity per epoch, one colour per run.
     ``histories`` maps a label to a list of :class:`~rnnbptt.trainer.EpochRecord`."""
@@ -37,13 +48,7 @@ def plot_training_curves(histories: Mapping[str, Sequence[Any]], path: Union[str
             ax.plot(epochs, valid, "--", color=line.get_color(), label=f"{label} (valid)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("perplexity")
-    ax.set_yscale("log")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, ax, path)
 
 
 def gradient_norms_by_radius(
@@ -74,13 +79,7 @@ def plot_gradient_norms(path: Union[str, Path], radii: Sequence[float] = (0.8, 1
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for radius, norms in gradient_norms_by_radius(radii).items():
         ax.plot(np.arange(1, len(norms) + 1), norms, label=f"spectral radius {radius:g}")
-    ax.set_yscale("log")
     ax.set_xlabel("t (loss at the last step)")
     ax.set_ylabel("||dL/dh_t||")
     ax.set_title("Vanishing and exploding gradients: powers of W_hh^T")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, ax, path)
