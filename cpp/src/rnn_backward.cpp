@@ -26,7 +26,6 @@ template <class Scalar>
 void recur_scaled(Workspace<Scalar>& ws, const ModelConfig& config, const MatrixMap<Scalar>& W_hh,
                   const Truncation& truncation, const BackwardOptions<Scalar>& options) {
   const Index T = ws.steps, n = ws.batch, h = config.hidden_size;
-  MatrixMap<Scalar> H(ws.H.data(), (T + 1) * n, h);
   MatrixMap<Scalar> dA(ws.dA.data(), T * n, h);
   Scalar* c = ws.flow.data();  // c[t - 1] = c_t, the flow from step t into h_{t-1}
   fill_flow_scales(truncation, options.step_offset, T, c);
@@ -82,7 +81,6 @@ void recur_windows(Workspace<Scalar>& ws, const ModelConfig& config, const Matri
                    const Truncation& truncation, const BackwardOptions<Scalar>& options) {
   const Index T = ws.steps, n = ws.batch, h = config.hidden_size, P = ws.context_steps;
   const Index k1 = truncation.k1, reach = truncation.k2 - k1;
-  MatrixMap<Scalar> H(ws.H.data(), (T + 1) * n, h);
   MatrixMap<Scalar> dA(ws.dA.data(), T * n, h);
   MatrixMap<Scalar> dH(ws.dH.data(), T * n, h);
   const Scalar* W = W_hh.data();
