@@ -48,7 +48,7 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
   const Index T = x.steps, n = x.batch, P = context_steps;
   const Index d = config.input_size, h = config.hidden_size, q = config.output_size;
   if (P < 0 || P >= T) invalid("context_steps: expected 0 <= context < T = ", T, ", got ", P);
-  ws.reserve(config, T, n, P, false);
+  ws.reserve(config, T, n, P);
   // Read-only use of the buffer; ParameterViews is written once for both roles.
   ParameterViews<Scalar> p(const_cast<Scalar*>(params), layout);
 

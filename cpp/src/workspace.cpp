@@ -11,14 +11,13 @@ void grow(Buffer<T>& buffer, Index size) {
 
 template <class Scalar>
 void Workspace<Scalar>::reserve(const ModelConfig& config, Index total_steps, Index batch_size,
-                                Index context, bool overlapping_windows) {
+                                Index context) {
   const Index T = total_steps, n = batch_size;
   const Index d = config.input_size, h = config.hidden_size, q = config.output_size;
   grow(H, (T + 1) * n * h);
   grow(O, T * n * q);
   grow(dO, T * n * q);
   grow(dA, T * n * h);
-  if (overlapping_windows) grow(dH, T * n * h);
   grow(carry, n * h);
   grow(scratch, n * h);
   grow(W_hh_T, h * h);

@@ -47,9 +47,9 @@ struct Workspace {
   bool has_output_gradient = false;
   bool has_dh_norms = false;
 
-  // Sizes every buffer for (context + steps) x batch. Allocates only when growing.
-  void reserve(const ModelConfig& config, Index total_steps, Index batch_size, Index context,
-               bool overlapping_windows);
+  // Sizes every buffer for (context + steps) x batch. Allocates only when growing. (dH is
+  // sized by the backward pass that needs it: only overlapping Regular windows do.)
+  void reserve(const ModelConfig& config, Index total_steps, Index batch_size, Index context);
 };
 
 }  // namespace rnnbptt
