@@ -140,6 +140,14 @@ def test_gradcheck_and_demo(outputs):
         assert errors and max(errors) <= 1e-6
 
 
+def test_train_by_steps(tmp_path):
+    result = run("rnnbptt train --steps 7 --batch-size 8 --num-steps 20 --hidden 32", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^done: epoch \d+, step 7, train ppl [\d.]+", result.stdout, re.M)
+    loaded = checkpoint.load(tmp_path / "rnnbptt-checkpoint.safetensors")
+    assert loaded.trainer["step"] == 7
+
+
 @pytest.mark.parametrize(
     "command,message",
     [

@@ -115,3 +115,26 @@ def test_trainer_errors():
         rb.Trainer(model, truncation="randomized:2")
     with pytest.raises(ValueError, match="corpus: expected at least"):
         rb.Trainer(model, batch_size=64, num_steps=100).fit(corpus[:100], 1)
+
+
+def test_steps_instead_of_epochs():
+    vocab, corpus, _ = corpus_and_model()
+
+    def trainer():
+        model = rb.RNN(len(vocab), 16, len(vocab), dtype=np.float64, seed=1, init_std=0.1)
+        return rb.Trainer(model, vocab=vocab, batch_size=8, num_steps=10, seed=1)
+
+    by_epochs = trainer()
+    by_epochs.fit(corpus, 2)
+    steps = by_epochs.step
+    by_steps = trainer()
+    by_steps.fit(corpus, steps=steps)
+    assert by_steps.step == steps and by_steps.epoch == 2
+    assert np.array_equal(by_steps.model.params, by_epochs.model.params)
+    partial = trainer()
+    history = partial.fit(corpus, steps=steps - 3)  # stops three chunks before the end of epoch 2
+    assert partial.step == steps - 3 and history[-1].step == steps - 3 and len(history) == 2
+    with pytest.raises(ValueError, match="fit: expected exactly one of epochs and steps"):
+        trainer().fit(corpus, 2, steps=5)
+    with pytest.raises(ValueError, match="fit: expected exactly one of epochs and steps"):
+        trainer().fit(corpus)

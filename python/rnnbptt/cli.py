@@ -102,7 +102,7 @@ def _load_corpus(
 
 
 def _print_epoch(record: EpochRecord, every: int, epochs: int) -> None:
-    if record.epoch % every == 0 or record.epoch == epochs or record.epoch == 1:
+    if record.epoch % every == 0 or record.epoch >= epochs or record.epoch == 1:
         valid = f"  valid ppl {record.valid_perplexity:8.3f}" if record.valid_perplexity is not None else ""
         print(f"epoch {record.epoch:4d}/{epochs}  train ppl {record.train_perplexity:8.3f}{valid}  "
               f"{record.tokens_per_second:10,.0f} tokens/s  |g| {record.grad_norm:.3f}", flush=True)
@@ -127,9 +127,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training on {source}: {len(train):,} tokens ({len(valid):,} held out), "
           f"{len(vocab)} symbols, hidden {trainer.model.hidden_size}, truncation {trainer.truncation}, "
           f"{trainer.iterator} batches of {trainer.batch_size} x {trainer.num_steps}")
-    every = max(1, args.epochs // 10)
-    trainer.fit(train, args.epochs, valid=valid if len(valid) > 1 else None, checkpoint=args.checkpoint,
-                checkpoint_every=args.checkpoint_every, on_epoch=lambda r: _print_epoch(r, every, args.epochs))
+    epochs = None if args.steps is not None else args.epochs
+    trainer.fit(train, epochs, steps=args.steps, valid=valid if len(valid) > 1 else None,
+                checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+                on_epoch=lambda r: _print_epoch(r, max(1, trainer.epochs_planned // 10), trainer.epochs_planned))
+    last = trainer.history[-1]
+    valid_text = f", valid ppl {last.valid_perplexity:.3f}" if last.valid_perplexity is not None else ""
+    print(f"done: epoch {last.epoch}, step {last.step}, train ppl {last.train_perplexity:.3f}{valid_text}")
     print(f"checkpoint written to {args.checkpoint}")
     prefix = args.prefix if args.prefix is not None else data.Vocab.decode(vocab, train[:10])
     sample = generate(trainer.model, vocab, prefix, args.sample_length, temperature=args.temperature, seed=args.seed)
@@ -158,7 +162,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             iterator="sequential", seed=args.seed,
         )
         start = time.perf_counter()
-        history = trainer.fit(train, args.epochs, valid=valid if len(valid) > 1 else None)
+        epochs = None if args.steps is not None else args.epochs
+        history = trainer.fit(train, epochs, steps=args.steps, valid=valid if len(valid) > 1 else None)
         seconds = time.perf_counter() - start
         histories[strategy] = history
         last = history[-1]
@@ -212,6 +217,7 @@ def _add_model_args(p: argparse.ArgumentParser, epochs: int) -> None:
     g.add_argument("--batch-size", type=int, default=32)
     g.add_argument("--num-steps", type=int, default=35, help="steps per chunk (default 35)")
     g.add_argument("--epochs", type=int, default=epochs)
+    g.add_argument("--steps", type=int, help="train for this many optimizer steps instead of --epochs")
     g.add_argument("--seed", type=int, default=0)
 
 

@@ -161,9 +161,11 @@ class Trainer:
         make = sequential_batches if self.iterator == "sequential" else random_batches
         return make(corpus, self.batch_size, self.num_steps, self.rng)
 
-    def train_epoch(self, corpus: np.ndarray) -> tuple[float, float, float, int, float]:
-        """One pass over ``corpus``: (perplexity, tokens/s, mean gradient norm, runner bytes,
-        seconds)."""
+    def train_epoch(
+        self, corpus: np.ndarray, max_steps: Optional[int] = None
+    ) -> tuple[float, float, float, int, float]:
+        """One pass over ``corpus``, or fewer chunks when the optimizer step count reaches
+        ``max_steps``: (perplexity, tokens/s, mean gradient norm, runner bytes, seconds)."""
         runner = StreamRunner(self.model, self._strategy())
         lr = self._lr()
         self.optimizer.lr = lr
@@ -171,6 +173,8 @@ class Trainer:
         total_loss, tokens, norms, count = 0.0, 0, 0.0, 0
         start = time.perf_counter()
         for x, y in self._progress(self._batches(corpus), corpus):
+            if max_steps is not None and self.step >= max_steps:
+                break
             if self.iterator == "random":
                 runner.reset()
             loss = runner.step(x, y)
@@ -217,21 +221,37 @@ class Trainer:
     def fit(
         self,
         corpus: np.ndarray,
-        epochs: int,
+        epochs: Optional[int] = None,
         *,
+        steps: Optional[int] = None,
         valid: Optional[np.ndarray] = None,
         checkpoint: Optional[Union[str, Path]] = None,
         checkpoint_every: int = 1,
         on_epoch: Optional[Callable[[EpochRecord], None]] = None,
     ) -> list[EpochRecord]:
-        """Train until ``epochs`` epochs in total have run (a resumed trainer continues its
-        count). Checkpoints are written every ``checkpoint_every`` epochs and at the end."""
-        if epochs < self.epoch:
+        """Train until ``epochs`` epochs, or ``steps`` optimizer steps, have run in total (a
+        resumed trainer continues its counts). With ``steps`` the last epoch may stop part-way;
+        its record covers the chunks it ran. Checkpoints are written every
+        ``checkpoint_every`` epochs and at the end."""
+        if (epochs is None) == (steps is None):
+            raise ValueError(f"fit: expected exactly one of epochs and steps, got epochs={epochs}, steps={steps}")
+        if epochs is not None and epochs < self.epoch:
             raise ValueError(f"epochs: expected at least the {self.epoch} already trained, got {epochs}")
-        self.epochs_planned = epochs
-        while self.epoch < epochs:
+        if steps is not None and steps < self.step:
+            raise ValueError(f"steps: expected at least the {self.step} already taken, got {steps}")
+        if epochs is not None:
+            self.epochs_planned = epochs
+        else:  # as many epochs as the steps span, for the learning-rate schedule
+            assert steps is not None
+            per_epoch = max(1, len(corpus) // (self.batch_size * self.num_steps))
+            self.epochs_planned = self.epoch + max(1, -(-(steps - self.step) // per_epoch))
+
+        def more() -> bool:
+            return self.epoch < epochs if epochs is not None else self.step < steps  # type: ignore[operator]
+
+        while more():
             lr = self._lr()
-            ppl, speed, norm, memory, seconds = self.train_epoch(corpus)
+            ppl, speed, norm, memory, seconds = self.train_epoch(corpus, max_steps=steps)
             record = EpochRecord(
                 epoch=self.epoch, step=self.step, train_perplexity=ppl,
                 valid_perplexity=self.evaluate(valid) if valid is not None and len(valid) > 1 else None,
@@ -240,7 +260,7 @@ class Trainer:
             )
             self.history.append(record)
             self._write_log(record)
-            if checkpoint is not None and (self.epoch % checkpoint_every == 0 or self.epoch == epochs):
+            if checkpoint is not None and (self.epoch % checkpoint_every == 0 or not more()):
                 self.save(checkpoint)
             if on_epoch is not None:
                 on_epoch(record)
