@@ -69,3 +69,20 @@ def test_views_keep_the_model_alive():
 
     gc.collect()
     assert (view == 0.25).all()
+
+
+@pytest.mark.parametrize("d,h,q", [(1, 4, 3), (3, 1, 2), (1, 1, 1)])
+def test_unit_sizes_keep_matrix_shapes(d, h, q):
+    """A scalar input (d = 1) or a single hidden unit (h = 1) still gives matrices, and
+    N(0, std^2) initializes them: only b_h and b_q are vectors (and start at zero)."""
+    m = rb.RNN(d, h, q, dtype=np.float64, init_std=0.5)
+    assert m.W_hx.shape == (h, d) and m.W_hh.shape == (h, h) and m.W_qh.shape == (q, h)
+    assert m.b_h.shape == (h,) and m.b_q.shape == (q,)
+    assert np.all(m.W_hx != 0) and np.all(m.W_hh != 0) and not m.b_h.any() and not m.b_q.any()
+    x = np.random.default_rng(0).standard_normal((5, 2, d))
+    y = np.random.default_rng(1).standard_normal((5, 2, q))
+    loss, _ = m.loss_and_grad(x, y)
+    ref_loss, ref_grads, _, _ = reference.loss_and_grads(m.named_parameters(), x, y)
+    assert abs(loss - ref_loss) <= 1e-12 * abs(ref_loss)
+    for name, g in m.named_gradients().items():
+        assert rel_err(g, ref_grads[name]) <= 1e-10, name

@@ -18,7 +18,7 @@ py::array view_of(py::handle owner, Scalar* data, std::vector<py::ssize_t> shape
 
 template <class Scalar>
 py::array tensor_view(py::handle owner, Scalar* flat, const Tensor& t) {
-  if (t.cols == 1) return view_of<Scalar>(owner, flat + t.offset, {t.rows});
+  if (t.vector) return view_of<Scalar>(owner, flat + t.offset, {t.rows});
   return view_of<Scalar>(owner, flat + t.offset, {t.rows, t.cols});
 }
 

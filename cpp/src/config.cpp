@@ -37,7 +37,8 @@ ParameterLayout::ParameterLayout(const ModelConfig& config) {
   const char* names[count] = {"W_hx", "W_hh", "b_h", "W_qh", "b_q"};
   Index offset = 0;
   for (int i = 0; i < count; ++i) {
-    tensors[i] = Tensor{names[i], offset, shapes[i][0], shapes[i][1]};
+    const bool vector = i == 2 || i == 4;  // b_h, b_q
+    tensors[i] = Tensor{names[i], offset, shapes[i][0], shapes[i][1], vector};
     offset += tensors[i].size();
   }
   total = offset;

@@ -25,9 +25,8 @@ void Model<Scalar>::init_normal(double std, std::uint64_t seed) {
   std::mt19937_64 engine(seed);
   std::normal_distribution<double> dist(0.0, std);
   for (const Tensor& t : layout_.tensors) {
-    const bool is_bias = t.cols == 1;
     for (Index i = 0; i < t.size(); ++i)
-      params_[t.offset + i] = is_bias ? Scalar(0) : static_cast<Scalar>(dist(engine));
+      params_[t.offset + i] = t.vector ? Scalar(0) : static_cast<Scalar>(dist(engine));
   }
 }
 

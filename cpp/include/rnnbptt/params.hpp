@@ -22,12 +22,15 @@ using RowVectorMap = Eigen::Map<Eigen::Matrix<Scalar, 1, Eigen::Dynamic>>;
 template <class Scalar>
 using ConstRowVectorMap = Eigen::Map<const Eigen::Matrix<Scalar, 1, Eigen::Dynamic>>;
 
-// One named block of the flat buffer: a row-major rows x cols matrix (cols == 1 for vectors).
+// One named block of the flat buffer: a row-major rows x cols matrix, or a vector of `rows`
+// (a bias: cols == 1). Which one is stated, not guessed from the shape: W_hx is h x 1 when
+// d = 1 and is still a matrix.
 struct Tensor {
   const char* name;
   Index offset;
   Index rows;
   Index cols;
+  bool vector;
   Index size() const { return rows * cols; }
 };
 
