@@ -90,11 +90,12 @@ void gemm_columns(Index rows, Index K, const Scalar* A, Index lda, const Scalar*
 
 // Threads worth using for steps of rows x K x cols: below ~64k multiply-adds per step a
 // barrier costs more than it saves.
-inline int recurrence_threads(Index rows, Index K, Index cols) {
+template <class Scalar>
+int recurrence_threads(Index rows, Index K, Index cols) {
 #ifdef _OPENMP
   const Index work = rows * K * cols;
   const int available = get_num_threads();
-  const Index panels = (cols + 15) / 16;
+  const Index panels = (cols + Simd<Scalar>::panel - 1) / Simd<Scalar>::panel;  // no idle bands
   int threads = static_cast<int>(std::min<Index>({available, work / 65536 + 1, panels}));
   return std::max(threads, 1);
 #else

@@ -32,7 +32,7 @@ void recur_scaled(Workspace<Scalar>& ws, const ModelConfig& config, const Matrix
 
   // g^h_t = (W_qh^T g^o_t) + c_{t+1} g^a_{t+1} W_hh, then g^a_t = phi'(a_t) * g^h_t, each
   // thread on its own band of hidden units.
-  const int threads = detail::recurrence_threads(n, h, h);
+  const int threads = detail::recurrence_threads<Scalar>(n, h, h);
   // ||dL/dh_t||^2 in pieces per panel of the fixed column grid (not per thread), summed in
   // panel order: the same value for any thread count.
   constexpr Index panel = detail::Simd<Scalar>::panel;

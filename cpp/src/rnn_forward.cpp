@@ -79,7 +79,7 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
   MatrixMap<Scalar> W_hh_T(ws.W_hh_T.data(), h, h);
   W_hh_T = p.W_hh.transpose();
   Scalar* states = ws.H.data();
-  const int threads = detail::recurrence_threads(n, h, h);
+  const int threads = detail::recurrence_threads<Scalar>(n, h, h);
   detail::run_recurrence<Scalar>(threads, h, P + 1, T - P, +1, [&](Index t, Index begin, Index end, int) {
     detail::gemm_columns(n, h, states + (t - 1) * n * h, h, W_hh_T.data(), h, states + t * n * h, h, begin, end);
     detail::activate_band(config.activation, states + t * n * h, n, h, begin, end);
