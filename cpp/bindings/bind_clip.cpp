@@ -73,26 +73,21 @@ void define_clip(py::module_& m) {
       return clip_grad_value(data, size, limit);
     });
   }, py::arg("grads"), py::arg("clip_value"));
-  m.def("spectral_radius", [](py::handle W) {
-    return by_dtype(W, "W_hh", square, false, [](py::array& a, auto* tag) {
-      using S = std::remove_pointer_t<decltype(tag)>;
-      check_square(a);
-      const S* data = static_cast<const S*>(a.data());
-      const Index h = a.shape(0);
-      py::gil_scoped_release release;
-      return spectral_radius(data, h);
-    });
-  }, py::arg("W_hh"));
-  m.def("largest_singular_value", [](py::handle W) {
-    return by_dtype(W, "W_hh", square, false, [](py::array& a, auto* tag) {
-      using S = std::remove_pointer_t<decltype(tag)>;
-      check_square(a);
-      const S* data = static_cast<const S*>(a.data());
-      const Index h = a.shape(0);
-      py::gil_scoped_release release;
-      return largest_singular_value(data, h);
-    });
-  }, py::arg("W_hh"));
+  // Both diagnostics take a square W_hh of either dtype and return a double.
+  const auto define_square = [&m](const char* name, auto compute) {
+    m.def(name, [compute](py::handle W) {
+      return by_dtype(W, "W_hh", square, false, [&compute](py::array& a, auto* tag) {
+        using S = std::remove_pointer_t<decltype(tag)>;
+        check_square(a);
+        const S* data = static_cast<const S*>(a.data());
+        const Index h = a.shape(0);
+        py::gil_scoped_release release;
+        return compute(data, h);
+      });
+    }, py::arg("W_hh"));
+  };
+  define_square("spectral_radius", [](auto* W, Index h) { return spectral_radius(W, h); });
+  define_square("largest_singular_value", [](auto* W, Index h) { return largest_singular_value(W, h); });
 }
 
 }  // namespace rnnbptt::bindings
