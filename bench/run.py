@@ -164,7 +164,7 @@ def machine(threads: int) -> dict[str, Any]:
     return info
 
 
-def run_suite(quick: bool, threads: int, out_dir: Path) -> dict[str, Any]:
+def run_suite(quick: bool, threads: int) -> dict[str, Any]:
     import rnnbptt as rb
 
     passes = 3 if quick else 7
@@ -344,7 +344,7 @@ def main() -> int:
         config = [int(v) for v in args.config.split(",")]
         print(json.dumps(worker_memory(args.library, config, args.threads, args.stream)))
         return 0
-    results = run_suite(args.quick, args.threads, args.out)
+    results = run_suite(args.quick, args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(results, indent=1))
     text = markdown(results)
