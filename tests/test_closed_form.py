@@ -1,4 +1,5 @@
-"""The seed's closed form dL/dh_t = sum_i (W_hh^T)^{T-i} W_qh^T dL/do_{T+t-i} (linear model)."""
+"""The closed form dL/dh_t = sum_i (W_hh^T)^{T-i} W_qh^T dL/do_{T+t-i} of the linear model
+(docs/design.md section 3.3)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def test_closed_form_gives_the_core_gradients():
     hs, os = reference.forward(params, p.x, p.h0, "identity")
     _, dos = reference.loss_and_output_grads(os, p.targets)
     dhs = reference.closed_form_dh(params["W_hh"], params["W_qh"], dos)
-    # Linear model: dL/da_t = dL/dh_t, so the seed's sums give every weight gradient.
+    # Linear model: dL/da_t = dL/dh_t, so the closed form's sums give every weight gradient.
     T = len(dhs)
     dW_hx = sum(dhs[t] @ p.x[t] for t in range(T))
     dW_hh = sum(dhs[t] @ hs[t].T for t in range(T))

@@ -14,7 +14,9 @@ import pytest
 from rnnbptt import data
 
 SHARED_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "timemachine.txt"
-needs_text = pytest.mark.skipif(not SHARED_TEXT.exists(), reason="needs ../shared/data/timemachine.txt")
+needs_text = pytest.mark.skipif(
+    not SHARED_TEXT.exists(), reason="needs The Time Machine text beside the repository (shared/data)"
+)
 
 
 def test_vocab_round_trip_and_files(tmp_path):

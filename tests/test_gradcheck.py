@@ -26,7 +26,7 @@ def test_finite_differences(activation, tokens, loss):
 def test_check_catches_a_wrong_gradient():
     """The check itself can fail: a perturbed analytic gradient is reported."""
     p = make_problem()
-    p.model.loss_and_grad(p.x, p.targets, h0=p.h0)
+    p.model.forward_backward(p.x, p.targets, h0=p.h0)
     analytic = p.model.grad("W_hh").copy().reshape(-1)
     indices = np.arange(analytic.size)
 

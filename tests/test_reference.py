@@ -1,4 +1,4 @@
-"""The C++ core against the pure-NumPy reference written from the seed's equations."""
+"""The C++ core against the pure-NumPy reference written from the equations of docs/design.md."""
 
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ def test_float32_matches_reference(tokens):
         assert rel_err(g, ref_grads[name]) <= 1e-5, name
 
 
-def test_seed_model_is_identity_without_bias():
-    """The seed's model exactly: h_t = W_hx x_t + W_hh h_{t-1}, o_t = W_qh h_t."""
+def test_linear_model_is_identity_without_bias():
+    """The textbook's linear model exactly: h_t = W_hx x_t + W_hh h_{t-1}, o_t = W_qh h_t."""
     p = make_problem(activation="identity", bias=False, tokens=False, with_h0=False)
     assert p.model.b_h is None and p.model.b_q is None
     outputs, _ = p.model.forward(p.x)

@@ -58,11 +58,11 @@ def test_randomized_stream_draws_depend_on_the_global_step():
     for start in range(0, 40, 10):
         runner.step(p.x[start : start + 10], p.targets[start : start + 10])
         streamed = model_grads(p.model)
-        segments = runner.segments
+        windows = runner.windows
         _, next_state = p.model.forward(p.x[start : start + 10], state)
         p.model.loss(p.targets[start : start + 10])
         p.model.backward(truncation=rb.Randomized(0.7, seed=5), step_offset=start)
-        assert segments == p.model.segments
+        assert windows == p.model.windows
         for name, g in model_grads(p.model).items():
             assert rel_err(streamed[name], g) <= 1e-12
         state = next_state
@@ -120,7 +120,7 @@ def test_memory_does_not_grow_with_the_stream():
 def test_stream_errors():
     p = make_problem(T=8, n=2, with_h0=False)
     runner = rb.StreamRunner(p.model, rb.Regular(3))
-    with pytest.raises(ValueError, match=r"x: expected a chunk length that is a multiple of k1 = 3 \(.*\), got T = 8"):
+    with pytest.raises(ValueError, match=r"x: the chunk length T: expected a multiple of k1 = 3 .*, got 8"):
         runner.step(p.x, p.targets)
     runner = rb.StreamRunner(p.model, rb.Regular(4))
     runner.step(p.x, p.targets)
@@ -135,3 +135,31 @@ def test_stream_errors():
     runner.step(p.x[:, :1].copy(), p.targets[:, :1].copy())
     with pytest.raises(TypeError, match="model: expected an rnnbptt.RNN"):
         rb.StreamRunner("model", rb.Full())
+    for bad in (None, "full"):
+        with pytest.raises(TypeError, match="truncation: expected a Truncation"):
+            rb.StreamRunner(p.model, bad)
+    with pytest.raises(ValueError, match="position: expected a multiple of k1 = 4 for regular:4"):
+        runner.reset(6)
+    with pytest.raises(ValueError, match="position: expected a global step index >= 0, got -4"):
+        runner.reset(-4)
+
+
+def test_reset_at_a_position_continues_the_global_step():
+    """A stream restarted at position P draws the cuts of global steps P+1.. (a trainer that
+    restarts streams every epoch never repeats its draws), and equals backward(step_offset=P)."""
+    p = make_problem(T=10, with_h0=False)
+    truncation = rb.Randomized(0.6, seed=4)
+    runner = rb.StreamRunner(p.model, truncation)
+    runner.reset(30)
+    runner.step(p.x, p.targets)
+    assert runner.position == 40
+    streamed, windows = model_grads(p.model), runner.windows
+    p.model.forward(p.x)
+    p.model.loss(p.targets)
+    p.model.backward(truncation=truncation, step_offset=30)
+    assert windows == p.model.windows
+    for name, g in model_grads(p.model).items():
+        assert np.array_equal(streamed[name], g), name
+    runner.reset()
+    runner.step(p.x, p.targets)
+    assert runner.windows != windows  # other global steps, other cuts

@@ -138,3 +138,43 @@ def test_steps_instead_of_epochs():
         trainer().fit(corpus, 2, steps=5)
     with pytest.raises(ValueError, match="fit: expected exactly one of epochs and steps"):
         trainer().fit(corpus)
+
+
+@pytest.mark.parametrize("iterator", ["sequential", "random"])
+def test_trainer_takes_truncation_objects_and_strings(tmp_path, iterator):
+    """One vocabulary: an object or its string form train the same model; logs and checkpoints
+    carry the string; one runner serves the run, so randomized draws follow the global step."""
+    vocab, corpus, _ = corpus_and_model()
+
+    def run(truncation, log=None):
+        model = rb.RNN(len(vocab), 16, len(vocab), dtype=np.float64, seed=2, init_std=0.1)
+        trainer = rb.Trainer(model, vocab=vocab, batch_size=4, num_steps=10, seed=2,
+                             truncation=truncation, iterator=iterator, log=log)
+        trainer.fit(corpus, 2)
+        return trainer
+
+    for truncation in (rb.Regular(5), rb.Regular(5, 10), rb.Randomized(0.7, seed=3)):
+        by_object = run(truncation, log=tmp_path / "log.jsonl")
+        by_string = run(str(truncation))
+        assert by_object.truncation == truncation and by_string.truncation == truncation
+        assert np.array_equal(by_object.model.params, by_string.model.params), truncation
+        logged = [json.loads(line)["truncation"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+        assert logged == [str(truncation)] * 2
+        assert by_object.runner.position == by_object.step * 10
+        assert by_object.state()["truncation"] == str(truncation)
+        (tmp_path / "log.jsonl").unlink()
+    # Randomized: the second epoch draws cuts of its own (keyed by global steps it has not
+    # seen), unlike a runner rebuilt every epoch, which would repeat the first epoch's cuts.
+    trainer = run(rb.Randomized(0.7, seed=3))
+    last_windows = trainer.runner.windows
+    repeat = rb.StreamRunner(trainer.model, rb.Randomized(0.7, seed=3))
+    repeat.step(np.zeros((10, 4), np.int64), np.zeros((10, 4), np.int64))
+    assert trainer.runner.position > 10 and last_windows != repeat.windows
+
+
+def test_trainer_truncation_errors():
+    _, _, model = corpus_and_model()
+    with pytest.raises(ValueError, match="num_steps: expected a multiple of k1 = 4 for regular:4,6"):
+        rb.Trainer(model, truncation=rb.Regular(4, 6), num_steps=10)
+    with pytest.raises(TypeError, match="truncation: expected a Truncation or its string form, got 5"):
+        rb.Trainer(model, truncation=5)

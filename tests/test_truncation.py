@@ -1,4 +1,4 @@
-"""The three truncation strategies against independent oracles (DESIGN.md section 3)."""
+"""The three truncation strategies against independent oracles (docs/design.md section 4)."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def test_randomized_spread_grows_as_pi_falls():
 def test_randomized_schedule_depends_on_segment_length():
     p = make_problem(T=200, n=1, h=4)
     grads_for(p, rb.Randomized([1.0, 1.0, 1.0, 0.5], seed=4))
-    lengths = [end - begin for begin, end in p.model.segments]
+    lengths = [end - first for first, _, end in p.model.windows]
     assert sum(lengths) == 200 and len(lengths) > 5
     assert min(lengths[:-1]) >= 4  # the first three steps of a segment are never cut
     flow = p.model.flow
@@ -134,14 +134,159 @@ def test_randomized_schedule_depends_on_segment_length():
 def test_cuts_are_visible_and_follow_the_flow():
     p = make_problem(T=30)
     grads_for(p, rb.Randomized(0.7, seed=11))
-    flow, segments = p.model.flow, p.model.segments
+    flow, windows = p.model.flow, p.model.windows
     cuts = [t for t in range(1, 30) if flow[t] == 0]
-    assert [begin for begin, _ in segments[1:]] == cuts
+    assert [first for first, _, _ in windows[1:]] == cuts
+    assert all(first == begin for first, begin, _ in windows)
     assert np.allclose(flow[flow != 0][1:], 1 / 0.7)
     grads_for(p, rb.Regular(8))
-    assert p.model.segments == [(0, 8), (8, 16), (16, 24), (24, 30)]
+    assert p.model.windows == [(0, 0, 8), (8, 8, 16), (16, 16, 24), (24, 24, 30)]
     grads_for(p, rb.Regular(8, 12))
-    assert p.model.segments == [(0, 8), (4, 16), (12, 24), (20, 30)]
+    assert p.model.windows == [(0, 0, 8), (4, 8, 16), (12, 16, 24), (20, 24, 30)]
+
+
+# ---- the schedule: windows and flow against brute force ----------------------------------
+
+
+def brute_force_windows(k1, k2, T, step_offset=0, context=0):
+    """Regular(k1, k2) windows by grouping steps into blocks of the global step index: every
+    block of k1 steps that holds a step after the history injects those steps' losses and
+    reaches k2 - k1 steps before the block's first (global) step."""
+    blocks: dict[int, list[int]] = {}
+    for t in range(context, T):
+        blocks.setdefault((step_offset + t) // k1, []).append(t)
+    windows = []
+    for block, steps in sorted(blocks.items()):
+        block_first = block * k1 - step_offset  # local index of the block's first step
+        windows.append((max(0, block_first - (k2 - k1)), steps[0], steps[-1] + 1))
+    return windows
+
+
+def brute_force_flow(truncation, T, step_offset=0, context=0):
+    """c_t per strategy: Full 1; Randomized 1/pi or 0 from the counter-based draws; Regular 1
+    wherever some window joins step t to t - 1 (or step 0 to h_0), else 0."""
+    if truncation.kind == rb.Truncation.Kind.full:
+        return np.ones(T)
+    if truncation.kind == rb.Truncation.Kind.randomized:
+        pis, flow, length = truncation.keep_probability, np.ones(T), 1
+        for t in range(1, T):
+            pi = pis[min(length, len(pis)) - 1]
+            keep = rb._core.uniform_at(truncation.seed, step_offset + t + 1) < pi
+            flow[t], length = (1 / pi, length + 1) if keep else (0.0, 1)
+        return flow
+    flow = np.zeros(T)
+    for first, _, end in brute_force_windows(truncation.k1, truncation.k2, T, step_offset, context):
+        flow[first + 1 : end] = 1.0
+        flow[0] = 1.0 if first == 0 else flow[0]
+    return flow
+
+
+@pytest.mark.parametrize("step_offset", [0, 3, 10])
+@pytest.mark.parametrize("context", [0, 2, 5])
+def test_regular_schedule_equals_brute_force(step_offset, context):
+    for k1 in range(1, 7):
+        for k2 in range(k1, 15):
+            t = rb.Regular(k1, k2)
+            for T in (context + 1, 7, 13, 20):
+                if T <= context:
+                    continue
+                flow, windows, lanes = t.schedule(T, step_offset, context)
+                expected = brute_force_windows(k1, k2, T, step_offset, context)
+                assert windows == expected, (k1, k2, T)
+                assert np.array_equal(flow, brute_force_flow(t, T, step_offset, context)), (k1, k2, T)
+                assert lanes == min(-(-k2 // k1), len(expected))
+
+
+def test_flow_is_c_t_for_every_strategy():
+    """model.flow is the factor c_t for every strategy (never a count of windows), and for the
+    strategies that tile the sequence it reproduces the gradient in the NumPy reference."""
+    p = make_problem(T=24, masked=True)
+    strategies = [rb.Full(), rb.Regular(1), rb.Regular(5), rb.Regular(3, 6), rb.Regular(4, 13),
+                  rb.Randomized(0.6, seed=3), rb.Randomized([1.0, 0.9, 0.5], seed=8)]
+    for truncation in strategies:
+        for step_offset in (0, 7):
+            grads, dh0 = grads_for(p, truncation, step_offset)
+            flow = p.model.flow
+            assert np.array_equal(flow, brute_force_flow(truncation, 24, step_offset)), truncation
+            assert np.array_equal(flow, truncation.schedule(24, step_offset)[0])
+            if truncation.kind == rb.Truncation.Kind.regular and truncation.k2 > truncation.k1:
+                assert np.all(flow == 1.0)  # inside every window the flow is whole
+                continue
+            _, expected, expected_dh0, _ = reference.loss_and_grads(
+                p.params64(), p.x, p.targets, h0=p.h0, weights=p.weights, flow=flow
+            )
+            for name in grads:
+                assert rel_err(grads[name], expected[name]) <= 1e-10, (truncation, name)
+            assert rel_err(dh0, expected_dh0) <= 1e-10
+
+
+# ---- the string form ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "truncation",
+    [rb.Full(), rb.Regular(5), rb.Regular(5, 10), rb.Randomized(0.1, seed=2**64 - 1),
+     rb.Randomized([1.0, 0.3, 1 / 3], seed=7), rb.Randomized(0.8)],
+)
+def test_string_form_round_trips(truncation):
+    spec = str(truncation)
+    assert rb.Truncation.parse(spec) == truncation
+    assert str(rb.Truncation.parse(spec)) == spec
+    assert hash(rb.Truncation.parse(spec)) == hash(truncation)
+    import pickle
+
+    assert pickle.loads(pickle.dumps(truncation)) == truncation
+    assert eval(repr(truncation), {"Full": rb.Full, "Regular": rb.Regular, "Randomized": rb.Randomized}) == truncation
+
+
+def test_parse_reads_the_documented_forms():
+    assert rb.Truncation.parse("full") == rb.Full()
+    assert rb.Truncation.parse("regular:7") == rb.Regular(7, 7)
+    assert rb.Truncation.parse("regular:5,10") == rb.Regular(5, 10)
+    assert rb.Truncation.parse("randomized:0.5") == rb.Randomized(0.5, seed=0)
+    assert rb.Truncation.parse("randomized:0.9,0.5,seed=3") == rb.Randomized([0.9, 0.5], seed=3)
+    assert rb.Full() != rb.Regular(3) and rb.Regular(3) != rb.Regular(3, 4)
+
+
+@pytest.mark.parametrize(
+    "spec,words",
+    [("", "got ''"), ("ful", "got 'ful'"), ("full:3", "got 'full:3'"), ("regular", "got 'regular'"),
+     ("regular:", "K1 '' is not a valid number"), ("regular:2.5", "K1 '2.5'"), ("regular:0", "k1: expected a positive"),
+     ("regular:5,3", "k2: expected k2 >= k1 = 5"), ("regular:1,2,3", "got 'regular:1,2,3'"),
+     ("randomized:", "PI ''"), ("randomized:1.5", "pi: expected every keep probability in (0, 1]"),
+     ("randomized:nan", "pi: expected"), ("randomized:0.5,seed=-1", "S '-1'"),
+     ("randomized:seed=3,0.5", "seed=S must come last"), ("randomized:seed=3", "empty schedule"),
+     ("regular:99999999999999999999", "K1")],
+)
+def test_parse_rejects_bad_specs_by_name(spec, words):
+    with pytest.raises(ValueError, match="truncation: expected 'full'") as error:
+        rb.Truncation.parse(spec)
+    assert words in str(error.value)
+
+
+def test_factories_take_integers_not_truncated_floats():
+    assert rb.Regular(np.int64(4), np.int32(6)) == rb.Regular(4, 6)
+    for bad in (np.float32(2.9), 2.0, "3", None):
+        with pytest.raises(TypeError, match="k1: expected an integer"):
+            rb.Regular(bad)
+    with pytest.raises(TypeError, match="k2: expected an integer"):
+        rb.Regular(2, 3.5)
+    with pytest.raises(ValueError, match="k2: expected k2 >= k1 = 3, got 0"):
+        rb.Regular(3, 0)  # no sentinel: 0 is an error like any other k2 < k1
+    with pytest.raises(TypeError, match="seed: expected an integer"):
+        rb.Randomized(0.5, seed=1.5)
+    with pytest.raises(ValueError, match="seed: expected an integer in"):
+        rb.Randomized(0.5, seed=-1)
+    with pytest.raises(TypeError, match="pi: expected a probability"):
+        rb.Randomized("0.5")
+
+
+def test_backward_rejects_negative_step_offset():
+    p = make_problem(T=6)
+    p.model.forward(p.x, p.h0)
+    p.model.loss(p.targets)
+    with pytest.raises(ValueError, match="step_offset: expected a global step index >= 0, got -3"):
+        p.model.backward(truncation=rb.Regular(2), step_offset=-3)
 
 
 GRADIENT_HASH = """
@@ -194,5 +339,6 @@ def test_invalid_settings(make, match):
 
 def test_repr_names_the_strategy():
     assert repr(rb.Full()) == "Full()"
-    assert repr(rb.Regular(5)) == "Regular(k1=5, k2=5)"
-    assert repr(rb.Randomized(0.5, seed=2)) == "Randomized(pi=0.5, seed=2)"
+    assert repr(rb.Regular(5)) == "Regular(5, 5)"
+    assert repr(rb.Randomized(0.5, seed=2)) == "Randomized(0.5, seed=2)"
+    assert repr(rb.Randomized([1.0, 0.5], seed=2)) == "Randomized([1.0, 0.5], seed=2)"

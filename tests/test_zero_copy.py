@@ -37,7 +37,7 @@ def test_writes_through_views_change_the_model():
 def test_gradients_land_in_the_flat_buffer():
     p = make_problem()
     flat = p.model.grads
-    p.model.loss_and_grad(p.x, p.targets, h0=p.h0)
+    p.model.forward_backward(p.x, p.targets, h0=p.h0)
     _, grads, _, _ = reference.loss_and_grads(p.params64(), p.x, p.targets, h0=p.h0)
     offset = 0
     for name in p.model.parameter_names():
@@ -81,7 +81,7 @@ def test_unit_sizes_keep_matrix_shapes(d, h, q):
     assert np.all(m.W_hx != 0) and np.all(m.W_hh != 0) and not m.b_h.any() and not m.b_q.any()
     x = np.random.default_rng(0).standard_normal((5, 2, d))
     y = np.random.default_rng(1).standard_normal((5, 2, q))
-    loss, _ = m.loss_and_grad(x, y)
+    loss, _ = m.forward_backward(x, y)
     ref_loss, ref_grads, _, _ = reference.loss_and_grads(m.named_parameters(), x, y)
     assert abs(loss - ref_loss) <= 1e-12 * abs(ref_loss)
     for name, g in m.named_gradients().items():

@@ -74,4 +74,22 @@ py::array_t<T> empty(std::vector<py::ssize_t> shape) {
   return py::array_t<T>(shape);
 }
 
+// The one dtype dispatch of the bindings: functions over flat buffers accept either dtype
+// and call f(array, (Scalar*)nullptr) for a float32 or float64 array (TypeError otherwise);
+// classes are bound once per dtype (ModelFloat32, ...) and rnnbptt._dtypes picks the class.
+template <class F>
+auto by_dtype(py::handle obj, const char* name, const Shape& shape, bool writeable, F&& f) {
+  const std::string expected = "a C-contiguous float32 or float64 array of shape " + shape_text(shape);
+  py::array a = as_array(obj, name, expected);
+  if (has_dtype<float>(a)) {
+    if (writeable) require_writeable<float>(a, name, shape); else require<float>(a, name, shape);
+    return f(a, static_cast<float*>(nullptr));
+  }
+  if (has_dtype<double>(a)) {
+    if (writeable) require_writeable<double>(a, name, shape); else require<double>(a, name, shape);
+    return f(a, static_cast<double*>(nullptr));
+  }
+  throw py::type_error(std::string(name) + ": expected " + expected + ", got " + describe(a));
+}
+
 }  // namespace rnnbptt::bindings

@@ -1,36 +1,12 @@
 #include "arrays.hpp"
 #include "bindings.hpp"
 #include "rnnbptt/clip.hpp"
-#include "rnnbptt/diagnostics.hpp"
 
 namespace rnnbptt::bindings {
 
 namespace {
 
-// Calls f<Scalar>(array) for a float32 or float64 array, TypeError otherwise.
-template <class F>
-auto by_dtype(py::handle obj, const char* name, const Shape& shape, bool writeable, F&& f) {
-  const std::string expected = "a C-contiguous float32 or float64 array of shape " + shape_text(shape);
-  py::array a = as_array(obj, name, expected);
-  if (has_dtype<float>(a)) {
-    if (writeable) require_writeable<float>(a, name, shape); else require<float>(a, name, shape);
-    return f(a, static_cast<float*>(nullptr));
-  }
-  if (has_dtype<double>(a)) {
-    if (writeable) require_writeable<double>(a, name, shape); else require<double>(a, name, shape);
-    return f(a, static_cast<double*>(nullptr));
-  }
-  throw py::type_error(std::string(name) + ": expected " + expected + ", got " + describe(a));
-}
-
 const Shape flat{{-1}, {"size"}};
-const Shape square{{-1, -1}, {"h", "h"}};
-
-void check_square(const py::array& a) {
-  if (a.shape(0) != a.shape(1) || a.shape(0) == 0)
-    throw py::value_error("W_hh: expected a non-empty square matrix, got " + describe(a));
-}
-
 }  // namespace
 
 void define_clip(py::module_& m) {
@@ -73,21 +49,6 @@ void define_clip(py::module_& m) {
       return clip_grad_value(data, size, limit);
     });
   }, py::arg("grads"), py::arg("clip_value"));
-  // Both diagnostics take a square W_hh of either dtype and return a double.
-  const auto define_square = [&m](const char* name, auto compute) {
-    m.def(name, [compute](py::handle W) {
-      return by_dtype(W, "W_hh", square, false, [&compute](py::array& a, auto* tag) {
-        using S = std::remove_pointer_t<decltype(tag)>;
-        check_square(a);
-        const S* data = static_cast<const S*>(a.data());
-        const Index h = a.shape(0);
-        py::gil_scoped_release release;
-        return compute(data, h);
-      });
-    }, py::arg("W_hh"));
-  };
-  define_square("spectral_radius", [](auto* W, Index h) { return spectral_radius(W, h); });
-  define_square("largest_singular_value", [](auto* W, Index h) { return largest_singular_value(W, h); });
 }
 
 }  // namespace rnnbptt::bindings

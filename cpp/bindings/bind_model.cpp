@@ -162,12 +162,7 @@ void define_model_class(py::module_& m, const char* name) {
         const auto& ws = s.model.workspace();
         return copy_of<Scalar>(ws.flow.data(), {ws.steps});
       })
-      .def_property_readonly("segments", [](PM& s) {
-        py::list out;
-        for (const Segment& seg : s.model.workspace().segments)
-          out.append(py::make_tuple(seg.begin, seg.end));
-        return out;
-      })
+      .def_property_readonly("windows", [](PM& s) { return windows_list(s.model.workspace().windows); })
       .def_property_readonly("dh_norms", [](PM& s) -> py::object {
         const auto& ws = s.model.workspace();
         if (!ws.has_dh_norms)

@@ -14,16 +14,7 @@ std::pair<py::array, py::array> params_and_grads(py::handle params, py::handle g
 }
 
 template <class Scalar>
-void define_for(py::module_& m, const char* sgd_name, const char* adam_name) {
-  m.def(sgd_name, [](py::handle params, py::handle grads, double lr, double weight_decay) {
-    auto [p, g] = params_and_grads<Scalar>(params, grads);
-    Scalar* pd = static_cast<Scalar*>(p.mutable_data());
-    const Scalar* gd = static_cast<const Scalar*>(g.data());
-    const Index size = p.size();
-    py::gil_scoped_release release;
-    sgd_step(pd, gd, size, lr, weight_decay);
-  }, py::arg("params"), py::arg("grads"), py::arg("lr"), py::arg("weight_decay") = 0.0);
-
+void define_adam(py::module_& m, const char* adam_name) {
   py::class_<Adam<Scalar>>(m, adam_name, "Adam over a flat parameter buffer.")
       .def(py::init<Index, double, double, double, double, double>(), py::arg("size"),
            py::arg("lr") = 1e-3, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,
@@ -55,8 +46,19 @@ void define_for(py::module_& m, const char* sgd_name, const char* adam_name) {
 }  // namespace
 
 void define_optim(py::module_& m) {
-  define_for<float>(m, "sgd_step_float32", "AdamFloat32");
-  define_for<double>(m, "sgd_step_float64", "AdamFloat64");
+  m.def("sgd_step", [](py::handle params, py::handle grads, double lr, double weight_decay) {
+    by_dtype(params, "params", Shape{{-1}, {"size"}}, true, [&](py::array&, auto* tag) {
+      using Scalar = std::remove_pointer_t<decltype(tag)>;
+      auto [p, g] = params_and_grads<Scalar>(params, grads);
+      Scalar* pd = static_cast<Scalar*>(p.mutable_data());
+      const Scalar* gd = static_cast<const Scalar*>(g.data());
+      const Index size = p.size();
+      py::gil_scoped_release release;
+      sgd_step(pd, gd, size, lr, weight_decay);
+    });
+  }, py::arg("params"), py::arg("grads"), py::arg("lr"), py::arg("weight_decay") = 0.0);
+  define_adam<float>(m, "AdamFloat32");
+  define_adam<double>(m, "AdamFloat64");
 }
 
 }  // namespace rnnbptt::bindings

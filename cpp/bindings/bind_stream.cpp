@@ -40,7 +40,7 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
         return s.runner.step(pm.model, in.sequence, y.targets);
       }, py::arg("x"), py::arg("targets"), py::arg("weights") = py::none(),
          "Forward, loss and backward over the next chunk; overwrites model.grads; returns the loss.")
-      .def("reset", [](PS& s) { s.runner.reset(); })
+      .def("reset", [](PS& s, std::int64_t position) { s.runner.reset(position); }, py::arg("position") = 0)
       .def_property_readonly("truncation", [](PS& s) { return s.runner.truncation(); })
       .def_property_readonly("position", [](PS& s) { return s.runner.position(); })
       .def_property_readonly("history_steps", [](PS& s) { return s.runner.history_steps(); })
@@ -52,12 +52,7 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
         std::copy(s.runner.state(), s.runner.state() + n * h, out.mutable_data());
         return out;
       })
-      .def_property_readonly("segments", [](PS& s) {
-        py::list out;
-        for (const Segment& seg : s.runner.workspace().segments)
-          out.append(py::make_tuple(seg.begin, seg.end));
-        return out;
-      });
+      .def_property_readonly("windows", [](PS& s) { return windows_list(s.runner.workspace().windows); });
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "rnnbptt/rnn.hpp"
 
@@ -33,6 +34,9 @@ class BusyGuard {
   std::unique_lock<std::mutex> lock_;
 };
 
+// A schedule's windows as Python tuples (first, begin, end).
+py::list windows_list(const std::vector<Window>& windows);
+
 // The instruction set to load: RNNBPTT_ISA if set (and supported), else the best this CPU runs.
 std::string choose_isa();
 
@@ -40,6 +44,7 @@ void define_model(py::module_& m);
 void define_truncation(py::module_& m);
 void define_stream(py::module_& m);
 void define_clip(py::module_& m);
+void define_diagnostics(py::module_& m);
 void define_optim(py::module_& m);
 void define_system(py::module_& m);
 

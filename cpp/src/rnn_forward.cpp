@@ -49,8 +49,7 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
   const Index d = config.input_size, h = config.hidden_size, q = config.output_size;
   if (P < 0 || P >= T) invalid("context_steps: expected 0 <= context < T = ", T, ", got ", P);
   ws.reserve(config, T, n, P);
-  // Read-only use of the buffer; ParameterViews is written once for both roles.
-  ParameterViews<Scalar> p(const_cast<Scalar*>(params), layout);
+  const ParameterViews<const Scalar> p(params, layout);
 
   MatrixMap<Scalar> H(ws.H.data(), (T + 1) * n, h);  // h_0 .. h_T
   if (P == 0) {

@@ -10,9 +10,7 @@ using detail::invalid;
 
 template <class Scalar>
 StreamRunner<Scalar>::StreamRunner(const ModelConfig& config, Truncation truncation)
-    : config_(config), layout_(config), truncation_(std::move(truncation)) {
-  truncation_.validate();
-}
+    : config_(config), layout_(config), truncation_(std::move(truncation)) {}
 
 template <class Scalar>
 void StreamRunner<Scalar>::check_model(const Model<Scalar>& model) const {
@@ -26,12 +24,14 @@ void StreamRunner<Scalar>::check_model(const Model<Scalar>& model) const {
 }
 
 template <class Scalar>
-void StreamRunner<Scalar>::reset() {
+void StreamRunner<Scalar>::reset(std::int64_t position) {
+  if (position < 0) invalid("position: expected a global step index >= 0, got ", position);
+  truncation_.check_chunk(static_cast<Index>(position), "position");
   std::fill(state_.begin(), state_.end(), Scalar(0));
   history_ = 0;
   batch_ = 0;
   input_kind_ = -1;
-  position_ = 0;
+  position_ = position;
   ws_.has_forward = false;
 }
 
@@ -47,9 +47,7 @@ double StreamRunner<Scalar>::step(const Scalar* params, Scalar* dparams,
   if (input_kind_ >= 0 && kind != input_kind_)
     invalid("x: expected ", input_kind_ == 1 ? "token ids" : "dense values",
             " as in the stream's earlier chunks, got ", kind == 1 ? "token ids" : "dense values");
-  if (truncation_.kind == Truncation::Kind::regular && x.steps % truncation_.k1 != 0)
-    invalid("x: expected a chunk length that is a multiple of k1 = ", truncation_.k1,
-            " (so that blocks do not straddle chunks), got T = ", x.steps);
+  truncation_.check_chunk(x.steps, "x: the chunk length T");
 
   const Index n = x.batch, h = config_.hidden_size, d = config_.input_size;
   if (state_.size() != static_cast<std::size_t>(n * h)) state_.assign(n * h, Scalar(0));
@@ -100,14 +98,8 @@ double StreamRunner<Scalar>::step(const Scalar* params, Scalar* dparams,
 
 template <class Scalar>
 std::size_t StreamRunner<Scalar>::memory_bytes() const {
-  std::size_t scalars = ws_.H.capacity() + ws_.O.capacity() + ws_.dO.capacity() +
-                        ws_.dA.capacity() + ws_.dH.capacity() + ws_.carry.capacity() +
-                        ws_.scratch.capacity() + ws_.W_hx_T.capacity() + ws_.dW_hx_T.capacity() +
-                        ws_.flow.capacity() + ws_.dh_norms.capacity() + state_.capacity() +
-                        dense_history_.capacity();
-  return scalars * sizeof(Scalar) + ws_.row_loss.capacity() * sizeof(double) +
-         token_history_.capacity() * sizeof(std::int64_t) +
-         ws_.segments.capacity() * sizeof(Segment);
+  return ws_.bytes() + state_.capacity() * sizeof(Scalar) +
+         dense_history_.capacity() * sizeof(Scalar) + token_history_.capacity() * sizeof(std::int64_t);
 }
 
 template class StreamRunner<float>;

@@ -18,18 +18,29 @@ void Workspace<Scalar>::reserve(const ModelConfig& config, Index total_steps, In
   grow(O, T * n * q);
   grow(dO, T * n * q);
   grow(dA, T * n * h);
-  grow(carry, n * h);
-  grow(scratch, n * h);
+  grow(lane_g, 2 * n * h);
   grow(W_hh_T, h * h);
   grow(W_hx_T, d * h);
   grow(dW_hx_T, d * h);
   grow(flow, T);
   grow(dh_norms, T);
+  grow(lane_owner, T);
   grow(row_loss, T * n);
-  if (segments.capacity() < static_cast<std::size_t>(T)) segments.reserve(static_cast<std::size_t>(T));
+  if (windows.capacity() < static_cast<std::size_t>(T)) windows.reserve(static_cast<std::size_t>(T));
   steps = T;
   batch = n;
   context_steps = context;
+}
+
+template <class Scalar>
+std::size_t Workspace<Scalar>::bytes() const {
+  const std::size_t scalars = H.capacity() + O.capacity() + dO.capacity() + dA.capacity() +
+                              dH.capacity() + lane_g.capacity() + W_hh_T.capacity() +
+                              W_hx_T.capacity() + dW_hx_T.capacity() + flow.capacity() +
+                              dh_norms.capacity();
+  return scalars * sizeof(Scalar) + lane_owner.capacity() * sizeof(Index) +
+         row_loss.capacity() * sizeof(double) + norm_parts.capacity() * sizeof(double) +
+         windows.capacity() * sizeof(Window);
 }
 
 template struct Workspace<float>;

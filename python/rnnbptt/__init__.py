@@ -22,8 +22,9 @@ __version__: str = _core.__version__
 
 
 def set_num_threads(threads: int) -> None:
-    """Threads for the core's OpenMP loops and Eigen's GEMM (default: ``OMP_NUM_THREADS``,
-    else all cores)."""
+    """Threads for the core's OpenMP loops and its own tiled matrix products (Eigen itself
+    runs single-threaded inside them); default ``OMP_NUM_THREADS``, else all cores. Results
+    are bit-identical for any thread count."""
     _core.set_num_threads(threads)
 
 

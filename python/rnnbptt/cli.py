@@ -17,6 +17,7 @@ from .checkpoint import load as load_checkpoint
 from .generate import generate
 from .model import RNN
 from .trainer import EpochRecord, Trainer
+from .truncation import Truncation
 
 DEFAULT_CHECKPOINT = "rnnbptt-checkpoint.safetensors"
 
@@ -29,6 +30,14 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def _truncation(spec: str) -> Truncation:
+    """argparse type: the string form of a truncation, parsed here at the edge."""
+    try:
+        return Truncation.parse(spec)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 # ---- demo / gradcheck ---------------------------------------------------------------------
 def _gradcheck_table(
     activation: str, tokens: bool, steps: int, batch: int, hidden: int, seed: int
@@ -38,11 +47,11 @@ def _gradcheck_table(
     model = RNN(d, hidden, q, activation=activation, dtype=np.float64, seed=seed)
     x = rng.integers(0, d, (steps, batch)) if tokens else rng.standard_normal((steps, batch, d))
     y = rng.integers(0, q, (steps, batch))
-    loss, _ = model.loss_and_grad(x, y)
+    loss, _ = model.forward_backward(x, y)
     params = {k: v.copy() for k, v in model.named_parameters().items()}
     _, ref_grads, _, _ = reference.loss_and_grads(params, x, y, activation=activation)
     errors = gradcheck.check_gradients(model, x, y, samples=20, seed=seed)
-    model.loss_and_grad(x, y)
+    model.forward_backward(x, y)
     rows, worst = [], 0.0
     for name in model.parameter_names():
         g = model.grad(name)
@@ -59,7 +68,7 @@ def _gradcheck_table(
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    text, worst = _gradcheck_table(args.activation, not args.dense, args.steps, args.batch, args.hidden, args.seed)
+    text, worst = _gradcheck_table(args.activation, not args.dense, args.num_steps, args.batch, args.hidden, args.seed)
     print(text)
     ok = worst <= 1e-6
     print(f"\n{'PASS' if ok else 'FAIL'}: largest relative error {worst:.2e} (tolerance 1e-6)")
@@ -151,7 +160,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     train, valid, vocab, source = _load_corpus(args)
-    print(f"comparing {', '.join(args.strategies)} on {source}: {len(train):,} tokens, "
+    print(f"comparing {', '.join(map(str, args.strategies))} on {source}: {len(train):,} tokens, "
           f"{args.epochs} epochs, seed {args.seed}\n")
     rows, histories = [], {}
     for strategy in args.strategies:
@@ -165,10 +174,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         epochs = None if args.steps is not None else args.epochs
         history = trainer.fit(train, epochs, steps=args.steps, valid=valid if len(valid) > 1 else None)
         seconds = time.perf_counter() - start
-        histories[strategy] = history
+        histories[str(strategy)] = history
         last = history[-1]
         rows.append([
-            strategy, f"{last.train_perplexity:.3f}",
+            str(strategy), f"{last.train_perplexity:.3f}",
             f"{last.valid_perplexity:.3f}" if last.valid_perplexity is not None else "-",
             f"{seconds:.1f}", f"{sum(r.tokens_per_second for r in history) / len(history):,.0f}",
             f"{last.memory_bytes / 2**20:.2f}",
@@ -233,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gradcheck", help="compare BPTT gradients with finite differences")
     p.add_argument("--activation", choices=["tanh", "relu", "identity"], default="tanh")
     p.add_argument("--dense", action="store_true", help="dense input instead of token ids")
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--num-steps", type=int, default=20, help="sequence length T (default 20)")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--hidden", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
@@ -243,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_model_args(p, epochs=150)
     g = p.add_argument_group("training")
-    g.add_argument("--truncation", default="full", help="full | regular:K[,K2] | randomized:PI (default full)")
+    g.add_argument("--truncation", type=_truncation, default=Truncation.full(),
+                   help="full | regular:K[,K2] | randomized:PI[,PI...][,seed=S] (default full)")
     g.add_argument("--iterator", choices=["sequential", "random"], default="sequential")
     g.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
     g.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"where to save (default {DEFAULT_CHECKPOINT})")
@@ -267,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="the three truncation strategies side by side on the same data and seed")
     _add_data_args(p)
     _add_model_args(p, epochs=40)
-    p.add_argument("--strategies", nargs="+", default=["full", "regular:5", "randomized:0.8"])
+    p.add_argument("--strategies", nargs="+", type=_truncation,
+                   default=[Truncation.parse(s) for s in ("full", "regular:5", "randomized:0.8")],
+                   help="truncations to compare, as for train --truncation (default full regular:5 randomized:0.8)")
     p.add_argument("--plot", default="compare.png", help="training-curve plot (needs the 'plot' extra); '' for none")
     p.set_defaults(run=cmd_compare)
     return parser

@@ -1,4 +1,4 @@
-"""Gradient clipping over a flat gradient buffer (the seed's last formula), in C++.
+"""Gradient clipping over a flat gradient buffer (docs/design.md section 6), in C++.
 
 ``clip_grad_norm`` computes ``g <- min(1, theta / ||g||) g`` with ``||g||`` the L2 norm of all
 gradients as one vector, and returns the norm before clipping. At ``||g|| == theta`` the

@@ -29,9 +29,9 @@ def generate(
     rng = np.random.default_rng(seed)
     ids = vocab.encode(prefix).reshape(-1, 1)
     outputs, state = model.forward(ids)  # warm the state up on the prefix
-    logits = outputs[-1, 0].astype(np.float64)
+    logits: np.ndarray = outputs[-1, 0].astype(np.float64)
     produced = []
-    step = np.empty((1, 1), dtype=np.int64)
+    step: np.ndarray = np.empty((1, 1), dtype=np.int64)
     for _ in range(length):
         if temperature == 0:
             token = int(np.argmax(logits))

@@ -52,7 +52,7 @@ def check_gradients(
         model.forward(x, h0)
         return model.loss(targets, weights)
 
-    model.loss_and_grad(x, targets, h0=h0, weights=weights)
+    model.forward_backward(x, targets, h0=h0, weights=weights)
     analytic = {name: model.grad(name).copy() for name in model.parameter_names()}
     rng = np.random.default_rng(seed)
     errors = {}

@@ -8,10 +8,10 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
+from ._dtypes import check_dtype, core_class
 from .truncation import Full, Truncation
 
 PARAMETER_NAMES = ("W_hx", "W_hh", "b_h", "W_qh", "b_q")
-_CORES = {np.dtype(np.float32): _core.ModelFloat32, np.dtype(np.float64): _core.ModelFloat64}
 
 
 class Gradients(NamedTuple):
@@ -19,16 +19,6 @@ class Gradients(NamedTuple):
 
     dh0: np.ndarray  #: dL/dh_0, shape (n, h)
     dx: Optional[np.ndarray]  #: dL/dx_t, shape (T, n, d), when requested for dense input
-
-
-def _check_dtype(dtype: npt.DTypeLike) -> np.dtype:
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError as error:
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from error
-    if resolved not in _CORES:
-        raise TypeError(f"dtype: expected float32 or float64, got {resolved}")
-    return resolved
 
 
 class RNN:
@@ -43,7 +33,7 @@ class RNN:
     output_size : int
         ``q``: classes for cross-entropy, or target features for squared error.
     activation : {"tanh", "relu", "identity"}
-        ``phi``; ``"identity"`` with ``bias=False`` is the seed's linear model.
+        ``phi``; ``"identity"`` with ``bias=False`` is the linear model of docs/design.md section 3.3.
     bias : bool
         Whether ``b_h`` and ``b_q`` exist.
     dtype : float32 or float64
@@ -73,12 +63,20 @@ class RNN:
         seed: int = 0,
         init_std: Optional[float] = None,
     ) -> None:
-        self.dtype = _check_dtype(dtype)
-        self._core: Any = _CORES[self.dtype](input_size, hidden_size, output_size, activation, bias)
+        self.dtype = check_dtype(dtype)
+        self._core: _core._Model = core_class("Model", self.dtype)(
+            input_size, hidden_size, output_size, activation, bias
+        )
         if init_std is None:
             self._core.init_uniform(1.0 / np.sqrt(hidden_size), seed)
         else:
             self._core.init_normal(init_std, seed)
+
+    @property
+    def core(self) -> _core._Model:
+        """The compiled model this object wraps (``rnnbptt._core.ModelFloat32`` or
+        ``ModelFloat64``), for the compiled helpers that run on it (:class:`StreamRunner`)."""
+        return self._core
 
     # ---- configuration -------------------------------------------------------------------
     @property
@@ -116,12 +114,12 @@ class RNN:
     @property
     def params(self) -> np.ndarray:
         """All parameters as one flat, writable view of the C++ buffer."""
-        return self._core.params  # type: ignore[no-any-return]
+        return self._core.params
 
     @property
     def grads(self) -> np.ndarray:
         """All gradients, same layout as ``params``; overwritten by every backward."""
-        return self._core.grads  # type: ignore[no-any-return]
+        return self._core.grads
 
     @property
     def num_parameters(self) -> int:
@@ -135,12 +133,12 @@ class RNN:
         """Shaped, writable view of one parameter: ``W_hx`` (h, d), ``W_hh`` (h, h),
         ``b_h`` (h,), ``W_qh`` (q, h), ``b_q`` (q,)."""
         self._check_name(name)
-        return self._core.param(name)  # type: ignore[no-any-return]
+        return self._core.param(name)
 
     def grad(self, name: str) -> np.ndarray:
         """Shaped view of one parameter's gradient."""
         self._check_name(name)
-        return self._core.grad(name)  # type: ignore[no-any-return]
+        return self._core.grad(name)
 
     def _check_name(self, name: str) -> None:
         if name not in self.parameter_names():
@@ -238,7 +236,7 @@ class RNN:
         )
         return Gradients(dh0, dx_array)
 
-    def loss_and_grad(
+    def forward_backward(
         self,
         x: np.ndarray,
         targets: np.ndarray,
@@ -258,20 +256,22 @@ class RNN:
     # ---- what the last backward did ------------------------------------------------------
     @property
     def flow(self) -> np.ndarray:
-        """``c_t`` for t = 1..T: the factor on the gradient flowing from step t into
-        ``h_{t-1}`` (0 is a cut). For Regular(k1 < k2): how many windows carried it."""
-        return self._core.flow  # type: ignore[no-any-return]
+        """``c_t`` for t = 1..T of the last backward (a copy): the factor on the gradient
+        flowing from step t into ``h_{t-1}`` inside a window that holds both steps; 0 where no
+        window carries it (a cut). ``flow[0]`` is the factor into ``h_0``."""
+        return self._core.flow
 
     @property
-    def segments(self) -> list[tuple[int, int]]:
-        """Step ranges ``[begin, end)`` (0-based) joined by uncut gradient paths; for
-        Regular(k1 < k2), the backward windows."""
-        return list(self._core.segments)
+    def windows(self) -> list[tuple[int, int, int]]:
+        """The last backward's windows ``(first, begin, end)``, 0-based: one backward pass over
+        steps ``[first, end)`` injecting the losses of ``[begin, end)``. They tile the sequence
+        for Full, Randomized and Regular(k, k), and overlap for Regular(k1 < k2)."""
+        return self._core.windows
 
     @property
     def dh_norms(self) -> np.ndarray:
         """``||dL/dh_t||`` (over the batch) for t = 1..T, from ``backward(record_dh_norms=True)``."""
-        return self._core.dh_norms  # type: ignore[no-any-return]
+        return self._core.dh_norms
 
     def __repr__(self) -> str:
         return (

@@ -7,6 +7,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import _core
+from ._dtypes import core_class
 
 
 class SGD:
@@ -23,8 +24,7 @@ class SGD:
         self.weight_decay = float(weight_decay)
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
-        step = _core.sgd_step_float32 if params.dtype == np.float32 else _core.sgd_step_float64
-        step(params, grads, self.lr, self.weight_decay)
+        _core.sgd_step(params, grads, self.lr, self.weight_decay)
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "lr": self.lr, "weight_decay": self.weight_decay}
@@ -51,8 +51,7 @@ class Adam:
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ) -> None:
-        cls = _core.AdamFloat32 if np.dtype(dtype) == np.float32 else _core.AdamFloat64
-        self._core = cls(size, lr, beta1, beta2, eps, weight_decay)
+        self._core: _core._Adam = core_class("Adam", dtype)(size, lr, beta1, beta2, eps, weight_decay)
 
     @property
     def lr(self) -> float:

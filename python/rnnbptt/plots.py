@@ -1,5 +1,5 @@
-"""Plots (the ``plot`` extra, matplotlib): training curves per strategy, and the seed's
-vanishing/exploding story as ||dL/dh_t|| against t."""
+"""Plots (the ``plot`` extra, matplotlib): training curves per strategy, and vanishing and
+exploding gradients (docs/design.md section 3.4) as ||dL/dh_t|| against t."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def gradient_norms_by_radius(
     radii: Sequence[float] = (0.8, 1.0, 1.2), steps: int = 60, hidden: int = 32, seed: int = 0
 ) -> dict[float, np.ndarray]:
     """||dL/dh_t|| for t = 1..T of a linear RNN whose W_hh has the given spectral radius,
-    with the loss at the last step only: the seed's powers of W_hh^T, measured."""
+    with the loss at the last step only: the powers of W_hh^T in dL/dh_t, measured."""
     rng = np.random.default_rng(seed)
     Q, _ = np.linalg.qr(rng.standard_normal((hidden, hidden)))
     out = {}

@@ -1,6 +1,7 @@
-"""BPTT in plain NumPy, written straight from the seed's equations (the oracle for tests).
+"""BPTT in plain NumPy, written straight from the equations of docs/design.md sections 2 and 3
+(the oracle for tests).
 
-Column vectors as in the seed: ``h_t``, ``x_t`` and ``o_t`` are columns and a batch of ``n``
+Column vectors as in those notes: ``h_t``, ``x_t`` and ``o_t`` are columns and a batch of ``n``
 sequences is ``n`` columns side by side. Nothing here is fast; everything is readable.
 
     a_t = W_hx x_t + W_hh h_{t-1} + b_h,   h_t = phi(a_t),   o_t = W_qh h_t + b_q
@@ -94,8 +95,8 @@ def backward(
     flow: Optional[np.ndarray] = None,
     dh_T: Optional[np.ndarray] = None,
 ) -> tuple[Params, np.ndarray, np.ndarray]:
-    """The seed's backward recursion with the truncation factors ``flow`` (c_1..c_T, default
-    all 1). Returns the parameter gradients, dL/dh_0 (n, h) and dL/dx (T, n, d)."""
+    """The backward recursion of docs/design.md section 3.1 with the truncation factors ``flow``
+    (c_1..c_T, default all 1). Returns the parameter gradients, dL/dh_0 (n, h) and dL/dx (T, n, d)."""
     W_hx, W_hh, W_qh = params["W_hx"], params["W_hh"], params["W_qh"]
     d = W_hx.shape[1]
     T = len(dos)
@@ -103,7 +104,7 @@ def backward(
     grads = {name: np.zeros_like(value, dtype=np.float64) for name, value in params.items()}
     dx = np.zeros((T, x.shape[1], d))
     da_next = None
-    for t in reversed(range(T)):  # t is 0-based: step t + 1 of the seed
+    for t in reversed(range(T)):  # t is 0-based: step t + 1 of the 1-based maths
         dh = W_qh.T @ dos[t]
         if t == T - 1:
             if dh_T is not None:
@@ -142,7 +143,7 @@ def loss_and_grads(
 
 
 def closed_form_dh(W_hh: np.ndarray, W_qh: np.ndarray, dos: list[np.ndarray]) -> list[np.ndarray]:  # noqa: N803
-    """The seed's closed form for the linear model, used literally (1-based t):
+    """The closed form for the linear model (docs/design.md section 3.3), used literally (1-based t):
 
         dL/dh_t = sum_{i=t}^{T} (W_hh^T)^{T-i} W_qh^T dL/do_{T+t-i}
     """

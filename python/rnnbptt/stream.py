@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from . import _core
+from ._dtypes import core_class
 from .model import RNN
 from .truncation import Truncation
-
-_STREAMS = {np.dtype(np.float32): _core.StreamFloat32, np.dtype(np.float64): _core.StreamFloat64}
 
 
 class StreamRunner:
@@ -29,8 +28,13 @@ class StreamRunner:
     def __init__(self, model: RNN, truncation: Truncation) -> None:
         if not isinstance(model, RNN):
             raise TypeError(f"model: expected an rnnbptt.RNN, got {type(model).__name__}")
+        if not isinstance(truncation, Truncation):
+            raise TypeError(
+                f"truncation: expected a Truncation (Full(), Regular(k1, k2), Randomized(pi, seed) or "
+                f"Truncation.parse(spec)), got {truncation!r}"
+            )
         self.model = model
-        self._core: Any = _STREAMS[model.dtype](model._core, truncation)
+        self._core: _core._Stream = core_class("Stream", model.dtype)(model.core, truncation)
 
     def step(
         self, x: np.ndarray, targets: np.ndarray, weights: Optional[np.ndarray] = None
@@ -38,9 +42,12 @@ class StreamRunner:
         """Process the next chunk (``x`` as in :meth:`RNN.forward`); returns its loss."""
         return float(self._core.step(x, targets, weights))
 
-    def reset(self) -> None:
-        """Start a new stream: zero state, no history."""
-        self._core.reset()
+    def reset(self, position: int = 0) -> None:
+        """Start a new stream: zero state, no history; its first step has global index
+        ``position + 1``. Randomized draws are keyed by that index, so a trainer that restarts
+        streams passes ``position=runner.position`` to keep drawing new cuts. For Regular,
+        ``position`` must be a multiple of ``k1``."""
+        self._core.reset(position)
 
     @property
     def truncation(self) -> Truncation:
@@ -54,7 +61,7 @@ class StreamRunner:
     @property
     def state(self) -> Optional[np.ndarray]:
         """The carried hidden state ``(n, h)`` (a copy), or None before the first chunk."""
-        return self._core.state  # type: ignore[no-any-return]
+        return self._core.state
 
     @property
     def memory_bytes(self) -> int:
@@ -62,6 +69,7 @@ class StreamRunner:
         return int(self._core.memory_bytes)
 
     @property
-    def segments(self) -> list[tuple[int, int]]:
-        """Backward segments of the last chunk (steps of history first, if any)."""
-        return list(self._core.segments)
+    def windows(self) -> list[tuple[int, int, int]]:
+        """The last chunk's backward windows ``(first, begin, end)`` (see :attr:`RNN.windows`);
+        steps are counted from the first step of history held, if any."""
+        return self._core.windows

@@ -21,28 +21,9 @@ from .data import Batch, Vocab, random_batches, sequential_batches
 from .model import RNN
 from .optim import make_optimizer
 from .stream import StreamRunner
-from .truncation import Full, Randomized, Regular, Truncation
+from .truncation import Truncation
 
 LrSchedule = Union[str, Callable[[int, int], float]]
-
-
-def parse_truncation(spec: str, seed: int = 0) -> Truncation:
-    """``"full"``, ``"regular:K"``, ``"regular:K1,K2"`` or ``"randomized:PI"``."""
-    name, _, arg = spec.partition(":")
-    try:
-        if name == "full" and not arg:
-            return Full()
-        if name == "regular" and arg:
-            ks = [int(k) for k in arg.split(",")]
-            if len(ks) in (1, 2):
-                return Regular(*ks)
-        if name == "randomized" and arg:
-            return Randomized(float(arg), seed=seed)
-    except ValueError as error:
-        raise ValueError(f"truncation: {error} (in {spec!r})") from None
-    raise ValueError(
-        f"truncation: expected 'full', 'regular:K', 'regular:K1,K2' or 'randomized:PI', got {spec!r}"
-    )
 
 
 @dataclass
@@ -58,7 +39,7 @@ class EpochRecord:
     lr: float
     seconds: float
     memory_bytes: int
-    truncation: str
+    truncation: str  #: the strategy's string form, ``str(Truncation)``
 
 
 class Trainer:
@@ -78,16 +59,18 @@ class Trainer:
         ``(epoch, epochs)`` and returns the learning rate of that epoch.
     clip : float or None
         Global L2-norm clipping threshold ``theta`` (None: no clipping).
-    truncation : str
-        ``"full"``, ``"regular:K[,K2]"`` or ``"randomized:PI"`` (see :func:`parse_truncation`).
-        Randomized cuts are drawn anew each epoch from ``seed`` and the epoch number.
+    truncation : Truncation or str
+        ``Full()``, ``Regular(k1, k2)``, ``Randomized(pi, seed)``, or the string form that
+        :meth:`Truncation.parse` reads (``"regular:5,10"``). One stream runner serves the whole
+        run, so Randomized draws stay keyed by the global step and never repeat across epochs
+        (they come from the truncation's own seed, not from ``seed`` below).
     batch_size, num_steps : int
         ``n`` sequences of ``T`` steps per chunk.
     iterator : {"sequential", "random"}
         d2l's sequential partitioning (the state carries across chunks) or random sampling
         (the state starts at zero for every chunk).
     seed : int
-        Seeds the iterator's random offsets and shuffles, and randomized truncation.
+        Seeds the iterator's random offsets and shuffles.
     log : path, optional
         Epoch records as JSON lines (``.jsonl``/``.json``) or CSV (``.csv``).
     progress : bool
@@ -104,7 +87,7 @@ class Trainer:
         lr_schedule: LrSchedule = "constant",
         weight_decay: float = 0.0,
         clip: Optional[float] = 1.0,
-        truncation: str = "full",
+        truncation: Union[Truncation, str] = "full",
         batch_size: int = 32,
         num_steps: int = 35,
         iterator: str = "sequential",
@@ -118,11 +101,11 @@ class Trainer:
             raise ValueError(f"clip: expected a threshold > 0 or None, got {clip}")
         if not (callable(lr_schedule) or lr_schedule in ("constant", "cosine")):
             raise ValueError(f"lr_schedule: expected 'constant', 'cosine' or a callable, got {lr_schedule!r}")
-        strategy = parse_truncation(truncation, seed)
-        if strategy.kind == Truncation.Kind.regular and num_steps % strategy.k1 != 0:
-            raise ValueError(
-                f"num_steps: expected a multiple of k1 = {strategy.k1} for {truncation!r}, got {num_steps}"
-            )
+        if isinstance(truncation, str):
+            truncation = Truncation.parse(truncation)
+        elif not isinstance(truncation, Truncation):
+            raise TypeError(f"truncation: expected a Truncation or its string form, got {truncation!r}")
+        truncation.check_chunk(num_steps, "num_steps")
         if vocab is not None and (len(vocab) != model.input_size or len(vocab) != model.output_size):
             raise ValueError(f"vocab: expected {model.input_size} symbols (the model's sizes), got {len(vocab)}")
         self.model = model
@@ -132,6 +115,7 @@ class Trainer:
         self.lr_schedule = lr_schedule
         self.clip = clip
         self.truncation = truncation
+        self.runner = StreamRunner(model, truncation)
         self.batch_size = batch_size
         self.num_steps = num_steps
         self.iterator = iterator
@@ -145,10 +129,6 @@ class Trainer:
         self.progress = progress
 
     # ---- one epoch ----------------------------------------------------------------------
-    def _strategy(self) -> Truncation:
-        # A new, reproducible set of randomized cuts every epoch.
-        return parse_truncation(self.truncation, seed=self.seed * 1_000_003 + self.epoch)
-
     def _lr(self) -> float:
         if callable(self.lr_schedule):
             return float(self.lr_schedule(self.epoch, self.epochs_planned))
@@ -166,7 +146,8 @@ class Trainer:
     ) -> tuple[float, float, float, int, float]:
         """One pass over ``corpus``, or fewer chunks when the optimizer step count reaches
         ``max_steps``: (perplexity, tokens/s, mean gradient norm, runner bytes, seconds)."""
-        runner = StreamRunner(self.model, self._strategy())
+        runner = self.runner
+        runner.reset(self.step * self.num_steps)  # a new stream; global steps keep counting
         lr = self._lr()
         self.optimizer.lr = lr
         params, grads = self.model.params, self.model.grads
@@ -175,8 +156,8 @@ class Trainer:
         for x, y in self._progress(self._batches(corpus), corpus):
             if max_steps is not None and self.step >= max_steps:
                 break
-            if self.iterator == "random":
-                runner.reset()
+            if self.iterator == "random":  # every chunk a stream of its own
+                runner.reset(runner.position)
             loss = runner.step(x, y)
             if self.clip is not None:
                 norms += clip_grad_norm(grads, self.clip).norm
@@ -247,7 +228,10 @@ class Trainer:
             self.epochs_planned = self.epoch + max(1, -(-(steps - self.step) // per_epoch))
 
         def more() -> bool:
-            return self.epoch < epochs if epochs is not None else self.step < steps  # type: ignore[operator]
+            if epochs is not None:
+                return self.epoch < epochs
+            assert steps is not None
+            return self.step < steps
 
         while more():
             lr = self._lr()
@@ -256,7 +240,7 @@ class Trainer:
                 epoch=self.epoch, step=self.step, train_perplexity=ppl,
                 valid_perplexity=self.evaluate(valid) if valid is not None and len(valid) > 1 else None,
                 tokens_per_second=speed, grad_norm=norm, lr=lr,
-                seconds=seconds, memory_bytes=memory, truncation=self.truncation,
+                seconds=seconds, memory_bytes=memory, truncation=str(self.truncation),
             )
             self.history.append(record)
             self._write_log(record)
@@ -285,7 +269,7 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch, "step": self.step, "epochs_planned": self.epochs_planned,
-            "rng": self.rng.bit_generator.state, "seed": self.seed, "truncation": self.truncation,
+            "rng": self.rng.bit_generator.state, "seed": self.seed, "truncation": str(self.truncation),
             "batch_size": self.batch_size, "num_steps": self.num_steps, "iterator": self.iterator,
             "clip": self.clip, "base_lr": self.base_lr,
             "lr_schedule": self.lr_schedule if isinstance(self.lr_schedule, str) else "callable",

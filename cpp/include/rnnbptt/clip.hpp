@@ -1,4 +1,4 @@
-// Gradient clipping over the flat gradient buffer (DESIGN.md section 4):
+// Gradient clipping over the flat gradient buffer (docs/design.md section 6):
 //   g <- min(1, theta / ||g||) g,  ||g|| the L2 norm of all parameter gradients as one vector.
 // At ||g|| == theta the gradient is left exactly as it is (the factor is 1). PyTorch's
 // clip_grad_norm_ instead scales by theta / (||g|| + 1e-6) whenever that is below 1, so it

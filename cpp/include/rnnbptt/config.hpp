@@ -8,7 +8,7 @@ namespace rnnbptt {
 
 using Index = std::ptrdiff_t;
 
-// phi in h_t = phi(a_t). identity with no bias is the seed's linear model.
+// phi in h_t = phi(a_t). identity with no bias is the linear model of docs/design.md section 3.3.
 enum class Activation { identity, tanh, relu };
 
 // l(o_t, y_t). cross_entropy: softmax cross-entropy against integer class ids.
@@ -23,7 +23,7 @@ struct ModelConfig {
   Index hidden_size = 0;  // h
   Index output_size = 0;  // q
   Activation activation = Activation::tanh;
-  bool bias = true;       // b_h and b_q exist (false: the seed's model has none)
+  bool bias = true;       // b_h and b_q exist (false: the textbook's linear model has none)
 
   // Throws std::invalid_argument naming the offending field.
   void validate() const;

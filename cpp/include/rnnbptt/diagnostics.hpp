@@ -1,6 +1,6 @@
-// The seed's vanishing/exploding analysis, made measurable. dL/dh_t contains powers of
-// W_hh^T: its spectral radius says whether they vanish or blow up in the long run, and its
-// largest singular value bounds how much one step can amplify a gradient.
+// The vanishing/exploding analysis of docs/design.md section 3.4, made measurable. dL/dh_t
+// contains powers of W_hh^T: its spectral radius says whether they vanish or blow up in the long
+// run, and its largest singular value bounds how much one step can amplify a gradient.
 #pragma once
 
 #include "rnnbptt/config.hpp"

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <string>
+#include <type_traits>
 
 #include "rnnbptt/config.hpp"
 
@@ -50,13 +51,18 @@ struct ParameterLayout {
   const Tensor& find(const std::string& name) const;
 };
 
-// Eigen views of a flat buffer laid out by ParameterLayout.
+// Eigen views of a flat buffer laid out by ParameterLayout: ParameterViews<Scalar> writes,
+// ParameterViews<const Scalar> only reads.
 template <class Scalar>
 struct ParameterViews {
-  MatrixMap<Scalar> W_hx, W_hh;
-  RowVectorMap<Scalar> b_h;
-  MatrixMap<Scalar> W_qh;
-  RowVectorMap<Scalar> b_q;
+  using Plain = std::remove_const_t<Scalar>;
+  using Matrix = std::conditional_t<std::is_const_v<Scalar>, ConstMatrixMap<Plain>, MatrixMap<Plain>>;
+  using Vector = std::conditional_t<std::is_const_v<Scalar>, ConstRowVectorMap<Plain>, RowVectorMap<Plain>>;
+
+  Matrix W_hx, W_hh;
+  Vector b_h;
+  Matrix W_qh;
+  Vector b_q;
 
   ParameterViews(Scalar* flat, const ParameterLayout& layout)
       : W_hx(flat + layout.W_hx().offset, layout.W_hx().rows, layout.W_hx().cols),

@@ -1,4 +1,4 @@
-// The Elman RNN of DESIGN.md section 1 and its exact BPTT (section 2), as forward/backward
+// The Elman RNN of docs/design.md section 2 and its exact BPTT (section 3), as forward/backward
 // pairs over a flat parameter buffer, plus a Model that owns parameters, gradients and a
 // workspace.
 //
@@ -21,9 +21,12 @@ namespace rnnbptt {
 
 // ---- The pairs (llm.c style: outputs first, gradients prefixed d) ----
 
-// Runs steps context+1 .. context+T of x, starting from h_0 (nullptr: zeros) when context is
-// 0, or from the state already at row `context` of ws.H. Fills ws.H (h_t, (T+1) x n x h) and
-// ws.O (o_t, T x n x q). Validates x: shape against config, finite values, ids in [0, d).
+// x holds T = x.steps steps, the first `context_steps` of them history (a stream's last
+// steps, no loss): their states h_1 .. h_context are already in ws.H and are kept, and steps
+// context+1 .. T are computed from h_context. With no history the run starts from h_0 (h0,
+// nullptr: zeros). Fills ws.H (h_0 .. h_T, (T+1) x n x h) and ws.O (o_t, T x n x q; rows of
+// history steps are not written). Validates x: shape against config, finite values, ids in
+// [0, d).
 template <class Scalar>
 void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const ParameterLayout& layout,
                  const Scalar* params, const SequenceInput<Scalar>& x, const Scalar* h0,
@@ -47,7 +50,9 @@ struct BackwardOptions {
 };
 
 // BPTT from ws.dO. Overwrites dparams (same layout as params) with dL/dparams, and dh0 / dx
-// when given. ws.flow and ws.segments describe where the truncation cut the gradient.
+// when given. Afterwards ws.flow (c_t) and ws.windows hold the schedule that was run.
+// Throws std::invalid_argument: no forward or no dL/do yet, step_offset < 0, dx for token
+// input, record_dh_norms for overlapping windows.
 template <class Scalar>
 void rnn_backward(Scalar* dparams, Workspace<Scalar>& ws, const ModelConfig& config,
                   const ParameterLayout& layout, const Scalar* params,

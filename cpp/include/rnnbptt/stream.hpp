@@ -37,8 +37,10 @@ class StreamRunner {
     return step(model.parameters(), model.gradients(), x, y);
   }
 
-  // Start a new stream: zero state, no history, position 0.
-  void reset();
+  // Start a new stream: zero state, no history. Its first step has global index
+  // position + 1 (Regular blocks are aligned to it, Randomized draws keyed by it): a trainer
+  // that restarts streams keeps counting (reset(position())) so that draws never repeat.
+  void reset(std::int64_t position = 0);
   const Truncation& truncation() const { return truncation_; }
   std::int64_t position() const { return position_; }  // steps consumed so far
   Index batch() const { return batch_; }

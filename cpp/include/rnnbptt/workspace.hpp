@@ -8,14 +8,9 @@
 
 #include "rnnbptt/config.hpp"
 #include "rnnbptt/sequence.hpp"
+#include "rnnbptt/truncation.hpp"
 
 namespace rnnbptt {
-
-// Steps [begin, end) (0-based) joined by an uncut gradient path: the seed's figure, measured.
-struct Segment {
-  Index begin;
-  Index end;
-};
 
 template <class Scalar>
 struct Workspace {
@@ -29,17 +24,18 @@ struct Workspace {
   Buffer<Scalar> O;         // steps x n x q: o_1 .. o_T
   Buffer<Scalar> dO;        // steps x n x q: dL/do_t
   Buffer<Scalar> dA;        // steps x n x h: g^a_t = dL/da_t
-  Buffer<Scalar> dH;        // steps x n x h: W_qh^T g^o_t (overlapping windows only)
-  Buffer<Scalar> carry;     // n x h: gradient flowing into the previous step
-  Buffer<Scalar> scratch;   // n x h
-  Buffer<Scalar> W_hh_T;    // h x h: W_hh transposed, read in place by the recurrence
+  Buffer<Scalar> dH;        // steps x n x h: W_qh^T g^o_t, when windows run in lanes
+  Buffer<Scalar> lane_g;    // 2 x n x h: g^a of the current and the later step of one lane
+  Buffer<Scalar> W_hh_T;    // h x h: W_hh transposed, read in place by the forward recurrence
   Buffer<Scalar> W_hx_T;    // d x h: W_hx transposed, rows gathered by token input
   Buffer<Scalar> dW_hx_T;   // d x h: scatter-add target for token input
-  Buffer<Scalar> flow;      // steps: c_t of DESIGN.md section 2, as applied last
+  Buffer<Scalar> flow;      // steps: c_t of the last backward (flow[t] = c_{t+1})
   Buffer<Scalar> dh_norms;  // steps: ||dL/dh_t|| over the batch, when recorded
   Buffer<double> row_loss;  // steps x n: l(o_t, y_t) * w_t before the reduction
   Buffer<double> norm_parts; // steps x panels: pieces of ||dL/dh_t||^2 per column panel
-  std::vector<Segment> segments; // where the gradient paths ran in the last backward
+  Buffer<Index> lane_owner; // steps: the window of the running lane that holds step t, or -1
+  std::vector<Window> windows;   // the last backward's schedule
+  Index lanes = 0;               // lanes of that schedule
 
   // Input of the last forward, kept (not copied) for the backward pass.
   SequenceInput<Scalar> input;
@@ -48,8 +44,10 @@ struct Workspace {
   bool has_dh_norms = false;
 
   // Sizes every buffer for (context + steps) x batch. Allocates only when growing. (dH is
-  // sized by the backward pass that needs it: only overlapping Regular windows do.)
+  // sized by the backward pass that needs it: only schedules that run in lanes do.)
   void reserve(const ModelConfig& config, Index total_steps, Index batch_size, Index context);
+  // Bytes held by every buffer (capacity, not size).
+  std::size_t bytes() const;
 };
 
 }  // namespace rnnbptt
