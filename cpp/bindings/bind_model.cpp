@@ -69,12 +69,6 @@ void define_model_class(py::module_& m, const char* name) {
         PM& s = self.cast<PM&>();
         return tensor_view<Scalar>(self, s.model.gradients(), s.model.layout().find(name));
       }, py::arg("name"))
-      .def("layout", [](PM& s) {
-        py::list out;
-        for (const Tensor& t : s.model.layout().tensors)
-          out.append(py::make_tuple(t.name, t.offset, t.rows, t.cols));
-        return out;
-      })
       .def("init_uniform", [](PM& s, double bound, std::uint64_t seed) {
         BusyGuard guard(s.busy);
         s.model.init_uniform(bound, seed);
@@ -156,8 +150,6 @@ void define_model_class(py::module_& m, const char* name) {
         return py::make_tuple(dh0, dx);
       }, py::arg("dh_T") = py::none(), py::arg("truncation") = Truncation::full(),
          py::arg("step_offset") = 0, py::arg("record_dh_norms") = false, py::arg("dx") = false)
-      .def_property_readonly("steps", [](PM& s) { return s.model.steps(); })
-      .def_property_readonly("batch", [](PM& s) { return s.model.batch(); })
       .def_property_readonly("flow", [](PM& s) {
         const auto& ws = s.model.workspace();
         return copy_of<Scalar>(ws.flow.data(), {ws.steps});

@@ -43,7 +43,6 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
       .def("reset", [](PS& s, std::int64_t position) { s.runner.reset(position); }, py::arg("position") = 0)
       .def_property_readonly("truncation", [](PS& s) { return s.runner.truncation(); })
       .def_property_readonly("position", [](PS& s) { return s.runner.position(); })
-      .def_property_readonly("history_steps", [](PS& s) { return s.runner.history_steps(); })
       .def_property_readonly("memory_bytes", [](PS& s) { return s.runner.memory_bytes(); })
       .def_property_readonly("state", [](PS& s) -> py::object {
         const Index n = s.runner.batch(), h = s.model.template cast<PyModel<Scalar>&>().model.config().hidden_size;

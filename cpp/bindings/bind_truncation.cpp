@@ -54,7 +54,6 @@ void define_truncation(py::module_& m) {
       .def_property_readonly("k2", &Truncation::k2)
       .def_property_readonly("keep_probability", &Truncation::keep_probability)
       .def_property_readonly("seed", &Truncation::seed)
-      .def_property_readonly("history_steps", &Truncation::history_steps)
       .def("check_chunk", [](const Truncation& t, Index steps, const std::string& argument) {
         t.check_chunk(steps, argument.c_str());
       }, py::arg("steps"), py::arg("argument"))

@@ -1,4 +1,6 @@
-// Thread control for OpenMP and Eigen's GEMM. The default is OpenMP's (OMP_NUM_THREADS).
+// Thread control for the core: its OpenMP loops and its own tiled products (Eigen runs
+// single-threaded inside each tile, EIGEN_DONT_PARALLELIZE). The default is OpenMP's
+// (OMP_NUM_THREADS). Results do not depend on the thread count.
 #pragma once
 
 namespace rnnbptt {
