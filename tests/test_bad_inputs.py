@@ -137,3 +137,20 @@ def test_a_failed_call_leaves_the_model_usable():
         m.loss(y)  # the failed forward invalidated the old activations
     m.forward(x)
     assert np.isfinite(m.loss(y))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+@pytest.mark.parametrize("bad", [10**12, 7, -1])
+def test_token_ids_changed_after_forward_throw_instead_of_corrupting_memory(dtype, bad):
+    """forward keeps x without copying; backward checks the ids again (this once crashed with
+    SIGSEGV, or corrupted the heap, when the caller overwrote x in between)."""
+    m = rb.RNN(5, 4, 3)
+    x = np.zeros((4, 1), dtype)
+    m.forward(x)
+    m.loss(np.zeros((4, 1), np.int64))
+    x[2, 0] = dtype(bad) if np.iinfo(dtype).min <= bad <= np.iinfo(dtype).max else dtype(-2)
+    with pytest.raises(ValueError, match=r"x: expected token ids in \[0, 5\) as at forward, got .* at \[2, 0\]"):
+        m.backward()
+    x[:] = 4  # back in range: backward runs on the ids as they are now
+    m.backward()
+    assert np.isfinite(m.grads).all()

@@ -114,6 +114,17 @@ void rnn_backward(Scalar* dparams, Workspace<Scalar>& ws, const ModelConfig& con
   const SequenceInput<Scalar>& x = ws.input;
   if (options.dx != nullptr && x.is_tokens())
     invalid("dx: expected dense input, got token ids (the gradient wrt ids does not exist)");
+  if (x.is_tokens()) {
+    // The ids are the caller's memory, kept (not copied) since forward. They are checked
+    // again here, O(T n) next to O(T n h) products, so that ids changed in between throw
+    // instead of scattering out of bounds; ids changed within [0, d) are used as they are.
+    for (Index i = 0, count = ws.steps * ws.batch; i < count; ++i) {
+      const std::int64_t id = x.tokens[i];
+      if (id < 0 || id >= config.input_size)
+        invalid("x: expected token ids in [0, ", config.input_size, ") as at forward, got ", id,
+                " at [", i / ws.batch, ", ", i % ws.batch, "] (the ids were changed after forward)");
+    }
+  }
 
   const Index T = ws.steps, n = ws.batch, P = ws.context_steps;
   const Index d = config.input_size, h = config.hidden_size, q = config.output_size;

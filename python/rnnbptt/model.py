@@ -179,7 +179,9 @@ class RNN:
         x : ndarray
             Dense input ``(T, n, d)`` of the model's dtype, or token ids ``(T, n)`` (int32 or
             int64, each in ``[0, d)``), C-contiguous. Used in place and kept (not copied) until
-            the next forward, for backward.
+            the next forward, for backward: changing it in between changes what backward
+            computes, and token ids outside ``[0, d)`` by then make backward raise ValueError
+            (never read out of bounds).
         h0 : ndarray, optional
             Initial state ``(n, h)``; zeros by default.
 
