@@ -152,7 +152,7 @@ def test_train_by_steps(tmp_path):
     "command,message",
     [
         ("rnnbptt train --truncation bogus", "truncation: expected 'full', 'regular:K'"),
-        ("rnnbptt train --truncation regular:4 --num-steps 35", "num_steps: expected a multiple of k1 = 4"),
+        ("rnnbptt train --truncation regular:4 --num-steps 35", "argument --num-steps: expected a multiple of k1 = 4"),
         ("rnnbptt generate --checkpoint missing.safetensors --prefix a", "checkpoint: no such file"),
         ("rnnbptt train --text missing.txt", "text: no such file"),
     ],

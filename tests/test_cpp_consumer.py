@@ -107,7 +107,7 @@ def test_no_heap_allocation_in_steady_state_steps(installed, tmp_path):
     """Counted with interposed allocator functions: zero after warm-up, with threads."""
     prefixes = ";".join([str(installed), *eigen_prefix()])
     run(CMAKE, "-S", str(ROOT / "tests" / "cpp"), "-B", str(tmp_path), *generator(), f"-DCMAKE_PREFIX_PATH={prefixes}")
-    run(CMAKE, "--build", str(tmp_path))
+    run(CMAKE, "--build", str(tmp_path), "--target", "steady_state_allocations")
     out = subprocess.run([str(tmp_path / "steady_state_allocations")], capture_output=True, text=True)
     counts = dict(line.split() for line in out.stdout.splitlines())
     assert len(counts) == 6, out.stdout + out.stderr

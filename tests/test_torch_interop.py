@@ -35,3 +35,38 @@ def test_torch_interop_rejects_other_architectures(torch):
     rnn = torch.nn.RNN(4, 6, num_layers=2)
     with pytest.raises(ValueError, match="rnn_state: expected a one-layer unidirectional nn.RNN"):
         from_torch(rnn.state_dict(), torch.nn.Linear(6, 3).state_dict())
+
+
+@pytest.mark.parametrize(
+    "where,key,shape,message",
+    [
+        ("rnn", "weight_ih_l0", (10,), r"rnn_state: expected 'weight_ih_l0' of shape \(h, d\), got \(10,\)"),
+        ("rnn", "weight_hh_l0", (1, 10), r"rnn_state: expected 'weight_hh_l0' of shape \(10, 10\), got \(1, 10\)"),
+        ("rnn", "weight_hh_l0", (10,), r"rnn_state: expected 'weight_hh_l0' of shape \(10, 10\), got \(10,\)"),
+        ("rnn", "bias_ih_l0", (1,), r"rnn_state: expected 'bias_ih_l0' of shape \(10,\), got \(1,\)"),
+        ("rnn", "bias_hh_l0", (10, 1), r"rnn_state: expected 'bias_hh_l0' of shape \(10,\), got \(10, 1\)"),
+        ("linear", "weight", (5, 1), r"linear_state: expected 'weight' of shape \(q, 10\), got \(5, 1\)"),
+        ("linear", "bias", (1,), r"linear_state: expected 'bias' of shape \(5,\), got \(1,\)"),
+    ],
+)
+def test_from_torch_requires_exact_shapes(torch, where, key, shape, message):
+    rnn = torch.nn.RNN(7, 10).state_dict()
+    linear = torch.nn.Linear(10, 5).state_dict()
+    target = rnn if where == "rnn" else linear
+    target[key] = torch.zeros(shape)  # would broadcast into the model if it were not checked
+    with pytest.raises(ValueError, match=message):
+        from_torch(rnn, linear)
+
+
+def test_from_torch_names_missing_and_unknown_keys(torch):
+    rnn = torch.nn.RNN(7, 10).state_dict()
+    linear = torch.nn.Linear(10, 5).state_dict()
+    del rnn["weight_hh_l0"]
+    with pytest.raises(ValueError, match="rnn_state: expected key 'weight_hh_l0'"):
+        from_torch(rnn, linear)
+    rnn = torch.nn.RNN(7, 10).state_dict()
+    del rnn["bias_hh_l0"]
+    with pytest.raises(ValueError, match="rnn_state: expected both 'bias_ih_l0' and 'bias_hh_l0' or neither"):
+        from_torch(rnn, linear)
+    with pytest.raises(ValueError, match="rnn_state: expected a one-layer unidirectional nn.RNN"):
+        from_torch(torch.nn.RNN(7, 10, bidirectional=True).state_dict(), linear)

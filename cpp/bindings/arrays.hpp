@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings.hpp"
 #include "rnnbptt/sequence.hpp"
 
 namespace rnnbptt::bindings {
@@ -75,12 +76,16 @@ py::array_t<T> empty(std::vector<py::ssize_t> shape) {
 }
 
 // The one dtype dispatch of the bindings: functions over flat buffers accept either dtype
-// and call f(array, (Scalar*)nullptr) for a float32 or float64 array (TypeError otherwise);
+// and call f(array, (Scalar*)nullptr) for a float32 or float64 array (TypeError otherwise),
+// holding the lock of the model whose buffer the array views (BufferGuard);
 // classes are bound once per dtype (ModelFloat32, ...) and rnnbptt._dtypes picks the class.
 template <class F>
 auto by_dtype(py::handle obj, const char* name, const Shape& shape, bool writeable, F&& f) {
   const std::string expected = "a C-contiguous float32 or float64 array of shape " + shape_text(shape);
   py::array a = as_array(obj, name, expected);
+  // A view of a model's buffer (model.grads, model.params, model.W_hh) is used under that
+  // model's lock: never during another thread's forward/backward on it.
+  BufferGuard guard(a);
   if (has_dtype<float>(a)) {
     if (writeable) require_writeable<float>(a, name, shape); else require<float>(a, name, shape);
     return f(a, static_cast<float*>(nullptr));

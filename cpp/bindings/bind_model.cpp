@@ -73,10 +73,10 @@ void define_model_class(py::module_& m, const char* name) {
         BusyGuard guard(s.busy);
         s.model.init_uniform(bound, seed);
       }, py::arg("bound"), py::arg("seed"))
-      .def("init_normal", [](PM& s, double std, std::uint64_t seed) {
+      .def("init_normal", [](PM& s, double init_std, std::uint64_t seed) {
         BusyGuard guard(s.busy);
-        s.model.init_normal(std, seed);
-      }, py::arg("std"), py::arg("seed"))
+        s.model.init_normal(init_std, seed);
+      }, py::arg("init_std"), py::arg("seed"))
       .def("forward", [](PM& s, py::handle x, py::handle h0) {
         BusyGuard guard(s.busy);
         const ModelConfig& c = s.model.config();
@@ -93,6 +93,7 @@ void define_model_class(py::module_& m, const char* name) {
           s.model.forward(in.sequence, h0_data);
         }
         s.input = in.array;
+        s.forward_thread = std::this_thread::get_id();
         const Index T = in.sequence.steps;
         return py::make_tuple(copy_of<Scalar>(s.model.outputs(), {T, n, c.output_size}),
                               copy_of<Scalar>(s.model.final_state(), {n, h}));
@@ -101,6 +102,7 @@ void define_model_class(py::module_& m, const char* name) {
         BusyGuard guard(s.busy);
         if (s.input.is_none() || !s.model.workspace().has_forward)
           throw py::value_error("loss: expected a forward pass first, got none");
+        check_forward_thread(s.forward_thread);
         const Index T = s.model.steps(), n = s.model.batch(), q = s.model.config().output_size;
         TargetArrays<Scalar> y = targets_from<Scalar>(targets, weights, T, n, q);
         py::gil_scoped_release release;
@@ -110,6 +112,7 @@ void define_model_class(py::module_& m, const char* name) {
         BusyGuard guard(s.busy);
         if (s.input.is_none() || !s.model.workspace().has_forward)
           throw py::value_error("d_outputs: expected a forward pass first, got none");
+        check_forward_thread(s.forward_thread);
         const Index T = s.model.steps(), n = s.model.batch(), q = s.model.config().output_size;
         py::array g = require<Scalar>(d_outputs, "d_outputs",
                                       Shape{{T, n, q}, {"T=" + std::to_string(T), "n=" + std::to_string(n), "q=" + std::to_string(q)}});
@@ -121,6 +124,7 @@ void define_model_class(py::module_& m, const char* name) {
         BusyGuard guard(s.busy);
         if (s.input.is_none() || !s.model.workspace().has_forward)
           throw py::value_error("backward: expected a forward pass first, got none");
+        check_forward_thread(s.forward_thread);
         const ModelConfig& c = s.model.config();
         const Index T = s.model.steps(), n = s.model.batch(), h = c.hidden_size;
         BackwardOptions<Scalar> options;

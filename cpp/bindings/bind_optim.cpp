@@ -6,12 +6,18 @@ namespace rnnbptt::bindings {
 
 namespace {
 
+// The two flat buffers of an optimizer step, checked, each under the lock of the model whose
+// buffer it views (BufferGuard), for as long as this object lives.
 template <class Scalar>
-std::pair<py::array, py::array> params_and_grads(py::handle params, py::handle grads) {
-  py::array p = require_writeable<Scalar>(params, "params", Shape{{-1}, {"size"}});
-  py::array g = require<Scalar>(grads, "grads", Shape{{p.size()}, {"size=" + std::to_string(p.size())}});
-  return {p, g};
-}
+struct ParamsAndGrads {
+  ParamsAndGrads(py::handle params, py::handle grads)
+      : p(require_writeable<Scalar>(params, "params", Shape{{-1}, {"size"}})),
+        g(require<Scalar>(grads, "grads", Shape{{p.size()}, {"size=" + std::to_string(p.size())}})),
+        params_guard(p),
+        grads_guard(g) {}
+  py::array p, g;
+  BufferGuard params_guard, grads_guard;
+};
 
 template <class Scalar>
 void define_adam(py::module_& m, const char* adam_name) {
@@ -20,14 +26,25 @@ void define_adam(py::module_& m, const char* adam_name) {
            py::arg("lr") = 1e-3, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,
            py::arg("eps") = 1e-8, py::arg("weight_decay") = 0.0)
       .def("step", [](Adam<Scalar>& adam, py::handle params, py::handle grads) {
-        auto [p, g] = params_and_grads<Scalar>(params, grads);
-        Scalar* pd = static_cast<Scalar*>(p.mutable_data());
-        const Scalar* gd = static_cast<const Scalar*>(g.data());
-        const Index size = p.size();
+        ParamsAndGrads<Scalar> buffers(params, grads);
+        Scalar* pd = static_cast<Scalar*>(buffers.p.mutable_data());
+        const Scalar* gd = static_cast<const Scalar*>(buffers.g.data());
+        const Index size = buffers.p.size();
         py::gil_scoped_release release;
         adam.step(pd, gd, size);
       }, py::arg("params"), py::arg("grads"))
-      .def_readwrite("lr", &Adam<Scalar>::lr)
+      .def_property("lr", [](const Adam<Scalar>& adam) { return adam.lr; },
+                    [](Adam<Scalar>& adam, double lr) {
+                      // Checked like the constructor's: "lr: expected a finite value > 0, got inf".
+                      const double previous = adam.lr;
+                      adam.lr = lr;
+                      try {
+                        adam.validate();
+                      } catch (...) {
+                        adam.lr = previous;
+                        throw;
+                      }
+                    })
       .def_readonly("beta1", &Adam<Scalar>::beta1)
       .def_readonly("beta2", &Adam<Scalar>::beta2)
       .def_readonly("eps", &Adam<Scalar>::eps)
@@ -49,10 +66,10 @@ void define_optim(py::module_& m) {
   m.def("sgd_step", [](py::handle params, py::handle grads, double lr, double weight_decay) {
     by_dtype(params, "params", Shape{{-1}, {"size"}}, true, [&](py::array&, auto* tag) {
       using Scalar = std::remove_pointer_t<decltype(tag)>;
-      auto [p, g] = params_and_grads<Scalar>(params, grads);
-      Scalar* pd = static_cast<Scalar*>(p.mutable_data());
-      const Scalar* gd = static_cast<const Scalar*>(g.data());
-      const Index size = p.size();
+      ParamsAndGrads<Scalar> buffers(params, grads);
+      Scalar* pd = static_cast<Scalar*>(buffers.p.mutable_data());
+      const Scalar* gd = static_cast<const Scalar*>(buffers.g.data());
+      const Index size = buffers.p.size();
       py::gil_scoped_release release;
       sgd_step(pd, gd, size, lr, weight_decay);
     });

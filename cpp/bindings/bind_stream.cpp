@@ -40,7 +40,44 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
         return s.runner.step(pm.model, in.sequence, y.targets);
       }, py::arg("x"), py::arg("targets"), py::arg("weights") = py::none(),
          "Forward, loss and backward over the next chunk; overwrites model.grads; returns the loss.")
-      .def("reset", [](PS& s, std::int64_t position) { s.runner.reset(position); }, py::arg("position") = 0)
+      .def("reset", [](PS& s, std::int64_t position, py::handle state, py::handle history) {
+        PyModel<Scalar>& pm = s.model.template cast<PyModel<Scalar>&>();
+        BusyGuard guard(pm.busy);
+        if (state.is_none()) {
+          if (!history.is_none())
+            throw py::value_error("history: expected None without a state, got a history");
+          s.runner.reset(position);
+          return;
+        }
+        const Index h = pm.model.config().hidden_size;
+        py::array state_array = require<Scalar>(state, "state", Shape{{-1, h}, {"n", "h=" + std::to_string(h)}});
+        const Index n = state_array.shape(0);
+        const auto* state_data = static_cast<const Scalar*>(state_array.data());
+        if (history.is_none()) {
+          s.runner.restore(position, n, state_data, 0, IdView{}, nullptr);
+          return;
+        }
+        if (!py::isinstance<py::tuple>(history) || py::len(history) != 2)
+          throw py::type_error("history: expected a tuple (inputs, states), got " + describe(history));
+        const py::tuple pair = history.cast<py::tuple>();
+        Ids inputs = require_ids(pair[0], "history inputs", Shape{{-1, n}, {"k", "n=" + std::to_string(n)}});
+        const Index k = inputs.array.shape(0);
+        py::array states = require<Scalar>(pair[1], "history states",
+                                           Shape{{k + 1, n, h}, {"k+1=" + std::to_string(k + 1), "n=" + std::to_string(n), "h=" + std::to_string(h)}});
+        s.runner.restore(position, n, state_data, k, inputs.view, static_cast<const Scalar*>(states.data()));
+      }, py::arg("position") = 0, py::arg("state") = py::none(), py::arg("history") = py::none(),
+         "Start a new stream at global step `position`: zero state and no history, or the carried "
+         "state (n, h) and history (token ids (k, n), states (k + 1, n, h)) of a saved run.")
+      .def_property_readonly("history", [](PS& s) -> py::object {
+        const Index k = s.runner.history_steps(), n = s.runner.batch();
+        if (k == 0 || s.runner.history_tokens() == nullptr) return py::none();
+        const Index h = s.model.template cast<PyModel<Scalar>&>().model.config().hidden_size;
+        auto inputs = empty<std::int64_t>({k, n});
+        std::copy(s.runner.history_tokens(), s.runner.history_tokens() + k * n, inputs.mutable_data());
+        auto states = empty<Scalar>({k + 1, n, h});
+        std::copy(s.runner.history_states(), s.runner.history_states() + (k + 1) * n * h, states.mutable_data());
+        return py::make_tuple(inputs, states);
+      })
       .def_property_readonly("truncation", [](PS& s) { return s.runner.truncation(); })
       .def_property_readonly("position", [](PS& s) { return s.runner.position(); })
       .def_property_readonly("memory_bytes", [](PS& s) { return s.runner.memory_bytes(); })

@@ -5,6 +5,7 @@
 
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "rnnbptt/rnn.hpp"
@@ -22,7 +23,13 @@ struct PyModel {
   Model<Scalar> model;
   py::object input;
   std::mutex busy;
+  // The thread of the last forward: loss, set_output_gradient and backward must run on it
+  // (another thread's forward would otherwise interleave with them unnoticed).
+  std::thread::id forward_thread;
 };
+
+// Throws RuntimeError unless the calling thread ran the model's last forward.
+void check_forward_thread(const std::thread::id& forward_thread);
 
 // Held for a whole call; a second thread gets a clear error instead of a data race.
 class BusyGuard {
@@ -32,6 +39,22 @@ class BusyGuard {
 
  private:
   std::unique_lock<std::mutex> lock_;
+};
+
+// Holds the BusyGuard of the model whose buffer `array` views (found by walking array.base up
+// to a ModelFloat32/ModelFloat64 instance), so that clipping or an optimizer step on
+// model.grads / model.params is refused, with BusyGuard's error, while another thread runs
+// that model, and the reverse. Does nothing for other arrays. Re-entrant within one thread:
+// a call that guards params and grads of one model takes its lock once.
+class BufferGuard {
+ public:
+  explicit BufferGuard(py::handle array);
+  ~BufferGuard();
+  BufferGuard(const BufferGuard&) = delete;
+  BufferGuard& operator=(const BufferGuard&) = delete;
+
+ private:
+  std::mutex* mutex_ = nullptr;  // locked by this guard, or nullptr
 };
 
 // A schedule's windows as Python tuples (first, begin, end).

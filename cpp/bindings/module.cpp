@@ -2,16 +2,73 @@
 #include <stdexcept>
 #include <string>
 
+#include <pybind11/numpy.h>
+
 #include "bindings.hpp"
 #include "rnnbptt/error.hpp"
 #include "rnnbptt/version.hpp"
 
 namespace rnnbptt::bindings {
 
+namespace {
+
+const char* const busy_message =
+    "model: expected exclusive use, got a call while another thread is using this model "
+    "(use one model per thread)";
+
+// The locks this thread holds through BufferGuards (at most a few: params and grads).
+constexpr int max_held = 8;
+thread_local std::mutex* held[max_held] = {};
+thread_local int held_count = 0;
+
+// The lock of the model whose memory `obj` views, or nullptr.
+std::mutex* model_lock(py::handle obj) {
+  py::object current = py::reinterpret_borrow<py::object>(obj);
+  for (int depth = 0; depth < 64 && current && !current.is_none(); ++depth) {
+    if (py::isinstance<PyModel<float>>(current)) return &current.cast<PyModel<float>&>().busy;
+    if (py::isinstance<PyModel<double>>(current)) return &current.cast<PyModel<double>&>().busy;
+    if (py::isinstance<py::array>(current)) {
+      current = current.attr("base");
+    } else if (PyMemoryView_Check(current.ptr())) {
+      current = current.attr("obj");
+    } else {
+      return nullptr;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 BusyGuard::BusyGuard(std::mutex& m) : lock_(m, std::try_to_lock) {
-  if (!lock_.owns_lock())
-    throw std::runtime_error("model: expected exclusive use, got a call while another thread "
-                             "is using this model (use one model per thread)");
+  if (!lock_.owns_lock()) throw std::runtime_error(busy_message);
+}
+
+BufferGuard::BufferGuard(py::handle array) {
+  std::mutex* m = model_lock(array);
+  if (m == nullptr) return;
+  for (int i = 0; i < held_count; ++i)
+    if (held[i] == m) return;  // this thread already holds it for this call
+  if (held_count == max_held) throw std::runtime_error("model: too many buffers guarded at once");
+  if (!m->try_lock()) throw std::runtime_error(busy_message);
+  held[held_count++] = m;
+  mutex_ = m;
+}
+
+BufferGuard::~BufferGuard() {
+  if (mutex_ == nullptr) return;
+  for (int i = 0; i < held_count; ++i)
+    if (held[i] == mutex_) {
+      held[i] = held[--held_count];
+      break;
+    }
+  mutex_->unlock();
+}
+
+void check_forward_thread(const std::thread::id& forward_thread) {
+  if (forward_thread != std::this_thread::get_id())
+    throw std::runtime_error("model: expected the thread that ran forward, got another thread "
+                             "(use one model per thread)");
 }
 
 #ifdef RNNBPTT_DISPATCH

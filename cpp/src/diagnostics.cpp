@@ -3,6 +3,7 @@
 #include <Eigen/Eigenvalues>
 #include <Eigen/SVD>
 
+#include "finite.hpp"
 #include "rnnbptt/error.hpp"
 #include "rnnbptt/params.hpp"
 
@@ -12,6 +13,10 @@ namespace {
 template <class Scalar>
 Eigen::MatrixXd as_double(const Scalar* W, Index h) {
   if (h <= 0) detail::invalid("W_hh: expected a non-empty square matrix, got size ", h);
+  detail::checked_size("W_hh", "the matrix h x h", {h, h}, sizeof(double));
+  // Eigenvalues or singular values of a matrix with a NaN or infinity are not defined; the
+  // solvers would return an arbitrary number.
+  detail::check_finite("W_hh", W, {h, h});
   return ConstMatrixMap<Scalar>(W, h, h).template cast<double>();
 }
 }  // namespace

@@ -34,8 +34,12 @@ template <class Scalar>
 Adam<Scalar>::Adam(Index size, double lr_, double beta1_, double beta2_, double eps_,
                    double weight_decay_)
     : lr(lr_), beta1(beta1_), beta2(beta2_), eps(eps_), weight_decay(weight_decay_),
-      m(static_cast<std::size_t>(size), Scalar(0)), v(static_cast<std::size_t>(size), Scalar(0)) {
+      m(), v() {
   validate();
+  if (size < 0) invalid("size: expected a number of parameters >= 0, got ", size);
+  const Index n = detail::checked_size("size", "the optimizer state", {size}, sizeof(Scalar));
+  detail::grow_buffer(m, n, "size", "the first moments");
+  detail::grow_buffer(v, n, "size", "the second moments");
 }
 
 template <class Scalar>
@@ -44,13 +48,14 @@ void Adam<Scalar>::validate() const {
   check_decay(weight_decay);
   if (!(beta1 >= 0.0 && beta1 < 1.0)) invalid("beta1: expected a value in [0, 1), got ", beta1);
   if (!(beta2 >= 0.0 && beta2 < 1.0)) invalid("beta2: expected a value in [0, 1), got ", beta2);
-  if (!(eps > 0.0)) invalid("eps: expected a value > 0, got ", eps);
+  if (!(eps > 0.0) || !std::isfinite(eps)) invalid("eps: expected a finite value > 0, got ", eps);
 }
 
 template <class Scalar>
 void Adam<Scalar>::step(Scalar* params, const Scalar* grads, Index size) {
   if (static_cast<Index>(m.size()) != size || static_cast<Index>(v.size()) != size)
     invalid("params: expected ", m.size(), " values (the optimizer's state), got ", size);
+  validate();  // the hyper-parameters are public members: a NaN/inf lr set since is refused
   ++step_count;
   const double correction1 = 1.0 - std::pow(beta1, static_cast<double>(step_count));
   const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(step_count));

@@ -10,6 +10,7 @@
 #include <omp.h>
 #endif
 
+#include "finite.hpp"
 #include "gemm.hpp"
 #include "recurrence.hpp"
 #include "rnnbptt/error.hpp"
@@ -42,8 +43,10 @@ void recur(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W, bo
   // panel order: the same value for any thread count. One lane only (checked by the caller).
   constexpr Index panel = detail::Simd<Scalar>::panel;
   const Index panels = (h + panel - 1) / panel;
-  if (options.record_dh_norms && ws.norm_parts.size() < static_cast<std::size_t>(T * panels))
-    ws.norm_parts.resize(T * panels);
+  if (options.record_dh_norms)
+    detail::grow_buffer(ws.norm_parts,
+                        detail::checked_size("x", "the norm pieces T x panels", {T, panels}, sizeof(double)),
+                        "x", "the norm pieces T x panels");
   if (options.dh0 != nullptr) MatrixMap<Scalar>(options.dh0, n, h).setZero();
   if (!in_place) MatrixMap<Scalar>(dA, T * n, h).setZero();
   Index* owner = ws.lane_owner.data();
@@ -103,6 +106,10 @@ void rnn_backward(Scalar* dparams, Workspace<Scalar>& ws, const ModelConfig& con
   if (!ws.has_forward) invalid("backward: expected a forward pass first, got none");
   if (!ws.has_output_gradient)
     invalid("backward: expected dL/do from loss() or set_output_gradient() first, got none");
+  // dL/dh_T is an input: finite (the policy of rnnbptt/error.hpp), checked before anything
+  // is written.
+  if (options.dh_T != nullptr)
+    detail::check_finite("dh_T", options.dh_T, {ws.batch, config.hidden_size});
   static const Truncation full = Truncation::full();
   const Truncation& truncation = options.truncation != nullptr ? *options.truncation : full;
   ws.lanes = truncation.schedule(options.step_offset, ws.steps, ws.context_steps, ws.flow.data(), ws.windows);
@@ -141,7 +148,8 @@ void rnn_backward(Scalar* dparams, Workspace<Scalar>& ws, const ModelConfig& con
   if (config.bias) dp.b_q = dO_loss.colwise().sum();
 
   // W_qh^T g^o_t for every step at once; the recurrence then adds the flow from t + 1.
-  if (!in_place && ws.dH.size() < static_cast<std::size_t>(T * n * h)) ws.dH.resize(T * n * h);
+  // T x n x h was checked by the forward pass (ws.dA has that size).
+  if (!in_place) detail::grow_buffer(ws.dH, T * n * h, "x", "the injected gradients T x n x h");
   MatrixMap<Scalar> injected(in_place ? ws.dA.data() : ws.dH.data(), T * n, h);
   injected.topRows(P * n).setZero();
   detail::gemm(injected.middleRows(P * n, rows), dO_loss, p.W_qh);

@@ -1,7 +1,9 @@
 // Forward pass and loss: everything that does not depend on the recurrence is one GEMM over
 // all T*n rows; only h_t = phi(a_t + h_{t-1} W_hh^T) runs step by step.
+#include <algorithm>
 #include <cmath>
 
+#include "finite.hpp"
 #include "gemm.hpp"
 #include "recurrence.hpp"
 #include "rnnbptt/error.hpp"
@@ -18,7 +20,8 @@ template <class Scalar>
 void check_input(const SequenceInput<Scalar>& x, const ModelConfig& config) {
   if (x.steps <= 0) invalid("x: expected at least one time step (T >= 1), got T = ", x.steps);
   if (x.batch <= 0) invalid("x: expected at least one sequence (n >= 1), got n = ", x.batch);
-  const Index positions = x.steps * x.batch;
+  // Sizes of memory the caller holds, checked before anything is read.
+  const Index positions = detail::checked_size("x", "the positions T x n", {x.steps, x.batch}, 0);
   const Index d = config.input_size;
   if (x.is_tokens()) {
     if (x.tokens.data == nullptr) invalid("x: expected input data, got a null pointer");
@@ -30,12 +33,8 @@ void check_input(const SequenceInput<Scalar>& x, const ModelConfig& config) {
     }
     return;
   }
-  Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>> values(x.dense, positions * d);
-  if (values.allFinite()) return;
-  for (Index i = 0; i < positions * d; ++i)
-    if (!std::isfinite(values[i]))
-      invalid("x: expected finite values, got ", values[i], " at [", i / (x.batch * d), ", ",
-              (i / d) % x.batch, ", ", i % d, "]");
+  detail::checked_size("x", "the input values T x n x d", {x.steps, x.batch, d}, sizeof(Scalar));
+  detail::check_finite("x", x.dense, {x.steps, x.batch, d});
 }
 
 }  // namespace
@@ -54,9 +53,8 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
   MatrixMap<Scalar> H(ws.H.data(), (T + 1) * n, h);  // h_0 .. h_T
   if (P == 0) {
     if (h0 != nullptr) {
-      ConstMatrixMap<Scalar> initial(h0, n, h);
-      if (!initial.allFinite()) invalid("h0: expected finite values, got a NaN or infinity");
-      H.topRows(n) = initial;
+      detail::check_finite("h0", h0, {n, h});
+      H.topRows(n) = ConstMatrixMap<Scalar>(h0, n, h);
     } else {
       H.topRows(n).setZero();
     }
@@ -109,19 +107,23 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Targ
     }
   } else {
     if (y.dense == nullptr) invalid("targets: expected dense values, got a null pointer");
-    Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>> values(y.dense, rows * q);
-    if (!values.allFinite()) invalid("targets: expected finite values, got a NaN or infinity");
+    detail::check_finite("targets", y.dense, {rows / n, n, q});
   }
-  double weight_sum = static_cast<double>(rows);
+  // The weighted mean sum(w l) / sum(w) does not depend on the weights' scale, so they are
+  // used as w / max(w) (in double): weights of 1e308 or subnormal ones give the loss and
+  // gradients of any other multiple of them (to rounding), with no overflow or underflow.
+  double weight_sum = static_cast<double>(rows), weight_max = 1.0;
   if (y.weights != nullptr) {
-    weight_sum = 0.0;
+    weight_max = 0.0;
     for (Index r = 0; r < rows; ++r) {
       const Scalar w = y.weights[r];
       if (!(w >= 0) || !std::isfinite(w))
         invalid("weights: expected finite values >= 0, got ", w, " at [", r / n, ", ", r % n, "]");
-      weight_sum += w;
+      weight_max = std::max(weight_max, static_cast<double>(w));
     }
-    if (!(weight_sum > 0)) invalid("weights: expected a positive sum, got ", weight_sum);
+    if (!(weight_max > 0)) invalid("weights: expected a positive sum, got 0");
+    weight_sum = 0.0;
+    for (Index r = 0; r < rows; ++r) weight_sum += static_cast<double>(y.weights[r]) / weight_max;
   }
 
   MatrixMap<Scalar> O(ws.O.data(), ws.steps * n, q);
@@ -130,7 +132,9 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Targ
   const Scalar inv_sum = static_cast<Scalar>(1.0 / weight_sum);
 #pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (rows * q > 32768)
   for (Index r = 0; r < rows; ++r) {
-    const Scalar w = y.weights != nullptr ? y.weights[r] : Scalar(1);
+    // w l in double for the loss; w / sum(w) rounded once to Scalar for the gradient.
+    const double w = y.weights != nullptr ? static_cast<double>(y.weights[r]) / weight_max : 1.0;
+    const Scalar w_inv_sum = y.weights != nullptr ? static_cast<Scalar>(w / weight_sum) : inv_sum;
     auto o = O.row(P * n + r);
     auto g = dO.row(P * n + r);
     if (y.kind == LossKind::cross_entropy) {
@@ -141,13 +145,13 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Targ
       const std::int64_t c = y.classes[r];
       ws.row_loss[r] = w * (static_cast<double>(m) + std::log(static_cast<double>(s)) -
                             static_cast<double>(o[c]));
-      g *= w * inv_sum / s;
-      g[c] -= w * inv_sum;
+      g *= w_inv_sum / s;
+      g[c] -= w_inv_sum;
     } else {
       ConstRowVectorMap<Scalar> target(y.dense + r * q, q);
       g = o - target;
       ws.row_loss[r] = w * 0.5 * static_cast<double>(g.squaredNorm());
-      g *= w * inv_sum;
+      g *= w_inv_sum;
     }
   }
   // Sequential sum: the same value for any thread count.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "finite.hpp"
 #include "rnnbptt/error.hpp"
 
 namespace rnnbptt {
@@ -36,6 +37,48 @@ void StreamRunner<Scalar>::reset(std::int64_t position) {
 }
 
 template <class Scalar>
+void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, const Scalar* state,
+                                   Index history, IdView history_tokens,
+                                   const Scalar* history_states) {
+  reset(position);
+  const Index h = config_.hidden_size, keep = truncation_.history_steps();
+  if (batch < 1) invalid("state: expected at least one sequence (n >= 1), got n = ", batch);
+  if (history < 0 || history > keep)
+    invalid("history: expected 0 to ", keep, " steps for ", truncation_.to_string(), ", got ", history);
+  if (history > position)
+    invalid("history: expected at most the ", position, " steps consumed, got ", history);
+  const Index state_size = detail::checked_size("state", "the carried state n x h", {batch, h}, sizeof(Scalar));
+  detail::check_finite("state", state, {batch, h});
+  detail::grow_buffer(state_, state_size, "state", "the carried state n x h");
+  state_.resize(static_cast<std::size_t>(state_size));
+  std::copy(state, state + state_size, state_.begin());
+  if (history > 0) {
+    const Index rows = (history + 1) * batch;
+    detail::check_finite("history states", history_states, {history + 1, batch, h});
+    if (!std::equal(state, state + state_size, history_states + history * batch * h))
+      invalid("history states: expected the last row to equal state (the carried h_t), got another");
+    for (Index i = 0; i < history * batch; ++i)
+      if (history_tokens[i] < 0 || history_tokens[i] >= config_.input_size)
+        invalid("history inputs: expected token ids in [0, ", config_.input_size, "), got ",
+                history_tokens[i], " at [", i / batch, ", ", i % batch, "]");
+    detail::grow_buffer(token_history_, detail::checked_size("history", "the token history", {history, batch}, 8),
+                        "history", "the token history");
+    for (Index i = 0; i < history * batch; ++i) token_history_[i] = history_tokens[i];
+    detail::grow_buffer(ws_.H, detail::checked_size("history", "the history states", {history + 1, batch, h}, sizeof(Scalar)),
+                        "history", "the history states");
+    std::copy(history_states, history_states + rows * h, ws_.H.begin());
+    input_kind_ = 1;
+  }
+  history_ = history;
+  batch_ = batch;
+}
+
+template <class Scalar>
+const std::int64_t* StreamRunner<Scalar>::history_tokens() const {
+  return input_kind_ == 1 ? token_history_.data() : nullptr;
+}
+
+template <class Scalar>
 double StreamRunner<Scalar>::step(const Scalar* params, Scalar* dparams,
                                   const SequenceInput<Scalar>& x, const Targets<Scalar>& y) {
   if (x.steps <= 0) invalid("x: expected at least one time step (T >= 1), got T = ", x.steps);
@@ -50,20 +93,27 @@ double StreamRunner<Scalar>::step(const Scalar* params, Scalar* dparams,
   truncation_.check_chunk(x.steps, "x: the chunk length T");
 
   const Index n = x.batch, h = config_.hidden_size, d = config_.input_size;
-  if (state_.size() != static_cast<std::size_t>(n * h)) state_.assign(n * h, Scalar(0));
+  // Sizes checked before anything grows (the forward pass checks its own buffers).
+  const Index state_size = detail::checked_size("x", "the carried state n x h", {n, h}, sizeof(Scalar));
   const Index keep = truncation_.history_steps();
-  const Index total = history_ + x.steps;
+  const Index total = detail::checked_add("x", "the history and chunk steps", history_, x.steps);
+  const Index token_size = kind == 0 ? 0 : detail::checked_size("x", "the token history T x n", {total, n}, sizeof(std::int64_t));
+  const Index dense_size = kind == 1 ? 0 : detail::checked_size("x", "the input history T x n x d", {total, n, d}, sizeof(Scalar));
+  if (state_.size() != static_cast<std::size_t>(state_size)) {
+    detail::grow_buffer(state_, state_size, "x", "the carried state n x h");
+    state_.resize(static_cast<std::size_t>(state_size));
+    std::fill(state_.begin(), state_.end(), Scalar(0));
+  }
 
   SequenceInput<Scalar> input = x;
   if (keep > 0) {
     // History (already at the front of the buffer) followed by this chunk.
     if (kind == 1) {
-      if (token_history_.size() < static_cast<std::size_t>(total * n)) token_history_.resize(total * n);
+      detail::grow_buffer(token_history_, token_size, "x", "the token history T x n");
       for (Index i = 0; i < x.steps * n; ++i) token_history_[history_ * n + i] = x.tokens[i];
       input = SequenceInput<Scalar>::from_tokens(token_history_.data(), IdType::int64, total, n);
     } else {
-      if (dense_history_.size() < static_cast<std::size_t>(total * n * d))
-        dense_history_.resize(total * n * d);
+      detail::grow_buffer(dense_history_, dense_size, "x", "the input history T x n x d");
       std::copy(x.dense, x.dense + x.steps * n * d, dense_history_.begin() + history_ * n * d);
       input = SequenceInput<Scalar>::from_dense(dense_history_.data(), total, n);
     }

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import numpy as np
 
@@ -30,12 +31,159 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+# ---- argument types and errors ------------------------------------------------------------
+class UsageError(Exception):
+    """A mistake on the command line, reported as one line naming the flag (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a mistake as one line, ``rnnbptt train: error: argument --epochs:
+    ...``, without the usage block (``--help`` still shows it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
+
+
+def _one_line(message: str) -> str:
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """argparse type: a seed, an integer in [0, 2**64)."""
+    value = _integer(text)
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**64), got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (no nan or inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = finite_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = finite_float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
+def clip_threshold(text: str) -> float:
+    """argparse type of ``--clip``: a finite threshold > 0, or 0 for no clipping."""
+    try:
+        return nonnegative_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a finite threshold > 0, or 0 for no clipping, got {text}"
+        ) from None
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    value = finite_float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
 def _truncation(spec: str) -> Truncation:
     """argparse type: the string form of a truncation, parsed here at the edge."""
     try:
         return Truncation.parse(spec)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+        message = str(error)
+        raise argparse.ArgumentTypeError(message.removeprefix("truncation: ")) from None
+
+
+#: Python argument names in error messages -> the flags that set them.
+_FLAGS = {
+    "batch_size": "--batch-size", "checkpoint": "--checkpoint", "checkpoint_every": "--checkpoint-every",
+    "checkpoint_every_steps": "--checkpoint-every-steps",
+    "clip": "--clip", "dtype": "--dtype", "epochs": "--epochs", "hidden_size": "--hidden",
+    "init_std": "--init-std", "length": "--length", "lr": "--lr", "model": "--checkpoint", "num_steps": "--num-steps",
+    "prefix": "--prefix", "seed": "--seed", "steps": "--steps", "temperature": "--temperature",
+    "text": "--text", "threads": "--threads", "truncation": "--truncation", "valid_fraction": "--valid-fraction",
+}
+
+
+def _as_flag(message: str, flag: Optional[str] = None) -> str:
+    """``"num_steps: expected ..."`` as ``"argument --num-steps: expected ..."``; with ``flag``,
+    any leading ``name:`` gives way to that flag."""
+    name, sep, rest = message.partition(": ")
+    if sep and " " not in name and (flag is not None or name in _FLAGS):
+        return f"argument {flag or _FLAGS[name]}: {rest}"
+    return f"argument {flag}: {message}" if flag is not None else message
+
+
+def _check_prefix(prefix: Optional[str], vocab: data.Vocab) -> None:
+    if prefix is None:
+        return
+    if not prefix:
+        raise UsageError("argument --prefix: expected at least one character, got an empty string")
+    if vocab.unknown is None:
+        missing = sorted({c for c in prefix if c not in vocab.index})
+        if missing:
+            raise UsageError(
+                f"argument --prefix: expected characters of the model's vocabulary ({len(vocab)} symbols), "
+                f"got {missing[:10]!r}"
+            )
+
+
+def _check_corpus_length(train: np.ndarray, args: argparse.Namespace) -> None:
+    needed = args.batch_size * args.num_steps + args.num_steps + 1
+    if len(train) < needed:
+        raise UsageError(
+            f"argument --batch-size/--num-steps: --batch-size {args.batch_size} with --num-steps "
+            f"{args.num_steps} needs at least {needed} training tokens, the text has {len(train)} "
+            "(use a longer --text, a larger --max-tokens or smaller values)"
+        )
+
+
+def _build_model(args: argparse.Namespace, vocab: data.Vocab) -> RNN:
+    try:
+        return RNN(len(vocab), args.hidden, len(vocab), dtype=args.dtype, seed=args.seed, init_std=args.init_std)
+    except MemoryError as error:
+        raise UsageError(
+            f"argument --hidden: not enough memory for a model with {args.hidden} hidden units ({error})"
+        ) from None
 
 
 # ---- demo / gradcheck ---------------------------------------------------------------------
@@ -94,9 +242,15 @@ def _load_corpus(
     args: argparse.Namespace, vocab: Optional[data.Vocab] = None
 ) -> tuple[np.ndarray, np.ndarray, data.Vocab, str]:
     if args.text is not None:
-        text, source = data.read_text(args.text), str(args.text)
+        try:
+            text, source = data.read_text(args.text), str(args.text)
+        except (OSError, ValueError) as error:
+            raise UsageError(_as_flag(str(error), "--text")) from None
     elif args.timemachine:
-        text, source = data.time_machine(args.timemachine_url), "The Time Machine"
+        try:
+            text, source = data.time_machine(args.timemachine_url), "The Time Machine"
+        except (OSError, ValueError) as error:
+            raise UsageError(f"argument --timemachine: could not get The Time Machine ({error})") from None
     else:
         text, source = data.default_corpus(), "the built-in corpus"
     if args.d2l:
@@ -117,28 +271,56 @@ def _print_epoch(record: EpochRecord, every: int, epochs: int) -> None:
               f"{record.tokens_per_second:10,.0f} tokens/s  |g| {record.grad_norm:.3f}", flush=True)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    if args.resume:
+def _resume(args: argparse.Namespace) -> Trainer:
+    try:
         trainer = Trainer.resume(args.resume, log=args.log, progress=args.progress)
-        if trainer.vocab is None:
-            raise CheckpointError(f"checkpoint: {args.resume} has no vocabulary to encode text with")
+    except KeyError as error:  # a checkpoint that holds a model but no trainer state
+        raise UsageError(
+            f"argument --resume: {args.resume} has no trainer state (no {error.args[0] if error.args else ''!r}); "
+            "resume a checkpoint written by 'rnnbptt train'"
+        ) from None
+    except (ValueError, TypeError) as error:  # CheckpointError included
+        raise UsageError(_as_flag(str(error), "--resume")) from None
+    if trainer.vocab is None:
+        raise UsageError(f"argument --resume: {args.resume} has no vocabulary to encode text with")
+    return trainer
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.log is not None and not Path(args.log).parent.is_dir():
+        raise UsageError(f"argument --log: no such directory: {Path(args.log).parent}")
+    if Path(args.checkpoint).is_dir():
+        raise UsageError(f"argument --checkpoint: expected a file name, got the directory {args.checkpoint}")
+    if args.resume:
+        trainer = _resume(args)
         train, valid, vocab, source = _load_corpus(args, trainer.vocab)
+        args.batch_size, args.num_steps = trainer.batch_size, trainer.num_steps
+        _check_prefix(args.prefix, vocab)
+        _check_corpus_length(train, args)
         print(f"resuming {args.resume} at epoch {trainer.epoch}")
     else:
         train, valid, vocab, source = _load_corpus(args)
-        model = RNN(len(vocab), args.hidden, len(vocab), dtype=args.dtype, seed=args.seed, init_std=args.init_std)
-        trainer = Trainer(
-            model, vocab=vocab, optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,
-            clip=args.clip if args.clip > 0 else None, truncation=args.truncation,
-            batch_size=args.batch_size, num_steps=args.num_steps, iterator=args.iterator,
-            seed=args.seed, log=args.log, progress=args.progress,
-        )
+        _check_prefix(args.prefix, vocab)
+        _check_corpus_length(train, args)
+        model = _build_model(args, vocab)
+        try:
+            trainer = Trainer(
+                model, vocab=vocab, optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,
+                clip=args.clip if args.clip > 0 else None, truncation=args.truncation,
+                batch_size=args.batch_size, num_steps=args.num_steps, iterator=args.iterator,
+                seed=args.seed, log=args.log, progress=args.progress,
+            )
+        except MemoryError as error:
+            raise UsageError(
+                f"argument --hidden: not enough memory to train {args.hidden} hidden units ({error})"
+            ) from None
     print(f"training on {source}: {len(train):,} tokens ({len(valid):,} held out), "
           f"{len(vocab)} symbols, hidden {trainer.model.hidden_size}, truncation {trainer.truncation}, "
           f"{trainer.iterator} batches of {trainer.batch_size} x {trainer.num_steps}")
     epochs = None if args.steps is not None else args.epochs
     trainer.fit(train, epochs, steps=args.steps, valid=valid if len(valid) > 1 else None,
                 checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+                checkpoint_every_steps=args.checkpoint_every_steps,
                 on_epoch=lambda r: _print_epoch(r, max(1, trainer.epochs_planned // 10), trainer.epochs_planned))
     last = trainer.history[-1]
     valid_text = f", valid ppl {last.valid_perplexity:.3f}" if last.valid_perplexity is not None else ""
@@ -151,20 +333,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    loaded = load_checkpoint(args.checkpoint)
+    try:
+        loaded = load_checkpoint(args.checkpoint)
+    except CheckpointError as error:
+        raise UsageError(_as_flag(str(error), "--checkpoint")) from None
     if loaded.vocab is None:
-        raise CheckpointError(f"checkpoint: {args.checkpoint} has no vocabulary")
+        raise UsageError(f"argument --checkpoint: {args.checkpoint} has no vocabulary")
+    _check_prefix(args.prefix, loaded.vocab)
     print(generate(loaded.model, loaded.vocab, args.prefix, args.length, temperature=args.temperature, seed=args.seed))
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     train, valid, vocab, source = _load_corpus(args)
+    _check_corpus_length(train, args)
     print(f"comparing {', '.join(map(str, args.strategies))} on {source}: {len(train):,} tokens, "
           f"{args.epochs} epochs, seed {args.seed}\n")
     rows, histories = [], {}
     for strategy in args.strategies:
-        model = RNN(len(vocab), args.hidden, len(vocab), dtype=args.dtype, seed=args.seed, init_std=args.init_std)
+        model = _build_model(args, vocab)
         trainer = Trainer(
             model, vocab=vocab, optimizer=args.optimizer, lr=args.lr, clip=args.clip if args.clip > 0 else None,
             truncation=strategy, batch_size=args.batch_size, num_steps=args.num_steps,
@@ -211,41 +398,43 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--timemachine-url", default=data.TIME_MACHINE_URL, help=argparse.SUPPRESS)
     g.add_argument("--d2l", action="store_true",
                    help="d2l's preprocessing: letters and spaces, lower case (28 symbols)")
-    g.add_argument("--max-tokens", type=int, help="use only the first N tokens")
-    g.add_argument("--valid-fraction", type=float, default=0.1, help="held-out share of the text (default 0.1)")
+    g.add_argument("--max-tokens", type=positive_int, help="use only the first N tokens")
+    g.add_argument("--valid-fraction", type=fraction, default=0.1, help="held-out share of the text (default 0.1)")
 
 
 def _add_model_args(p: argparse.ArgumentParser, epochs: int) -> None:
     g = p.add_argument_group("model and optimization")
-    g.add_argument("--hidden", type=int, default=256, help="hidden units (default 256)")
+    g.add_argument("--hidden", type=positive_int, default=256, help="hidden units (default 256)")
     g.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    g.add_argument("--init-std", type=float, default=0.01, help="weights ~ N(0, std^2) (default 0.01, as d2l)")
+    g.add_argument("--init-std", type=positive_float, default=0.01, help="weights ~ N(0, std^2) (default 0.01, as d2l)")
     g.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    g.add_argument("--lr", type=float, default=1.0, help="learning rate (default 1, as d2l with SGD)")
-    g.add_argument("--clip", type=float, default=1.0, help="gradient-norm threshold theta; 0 disables (default 1)")
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--num-steps", type=int, default=35, help="steps per chunk (default 35)")
-    g.add_argument("--epochs", type=int, default=epochs)
-    g.add_argument("--steps", type=int, help="train for this many optimizer steps instead of --epochs")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--lr", type=positive_float, default=1.0, help="learning rate (default 1, as d2l with SGD)")
+    g.add_argument("--clip", type=clip_threshold, default=1.0,
+                   help="gradient-norm threshold theta; 0 disables (default 1)")
+    g.add_argument("--batch-size", type=positive_int, default=32)
+    g.add_argument("--num-steps", type=positive_int, default=35, help="steps per chunk (default 35)")
+    g.add_argument("--epochs", type=positive_int, default=epochs)
+    g.add_argument("--steps", type=positive_int, help="train for this many optimizer steps instead of --epochs")
+    g.add_argument("--seed", type=seed_int, default=0)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rnnbptt", description="Recurrent networks trained with BPTT.")
-    parser.add_argument("--threads", type=int, help="threads for the C++ core (default: OMP_NUM_THREADS or all cores)")
+    parser = _Parser(prog="rnnbptt", description="Recurrent networks trained with BPTT.")
+    parser.add_argument("--threads", type=positive_int,
+                        help="threads for the C++ core (default: OMP_NUM_THREADS or all cores)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="a forward/backward pass and a finite-difference check, as tables")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.set_defaults(run=cmd_demo)
 
     p = sub.add_parser("gradcheck", help="compare BPTT gradients with finite differences")
     p.add_argument("--activation", choices=["tanh", "relu", "identity"], default="tanh")
     p.add_argument("--dense", action="store_true", help="dense input instead of token ids")
-    p.add_argument("--num-steps", type=int, default=20, help="sequence length T (default 20)")
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--hidden", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-steps", type=positive_int, default=20, help="sequence length T (default 20)")
+    p.add_argument("--batch", type=positive_int, default=4)
+    p.add_argument("--hidden", type=positive_int, default=16)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.set_defaults(run=cmd_gradcheck)
 
     p = sub.add_parser("train", help="train a character-level language model")
@@ -257,21 +446,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--iterator", choices=["sequential", "random"], default="sequential")
     g.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
     g.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"where to save (default {DEFAULT_CHECKPOINT})")
-    g.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints (default 10)")
+    g.add_argument("--checkpoint-every", type=positive_int, default=10, help="epochs between checkpoints (default 10)")
+    g.add_argument("--checkpoint-every-steps", type=positive_int,
+                   help="also write the checkpoint every N optimizer steps (mid-epoch checkpoints resume exactly)")
     g.add_argument("--resume", help="continue from this checkpoint (the remaining epochs up to --epochs)")
     g.add_argument("--log", help="epoch records as JSON lines (.jsonl) or CSV (.csv)")
     g.add_argument("--progress", action="store_true", help="progress bar (tqdm, from the 'progress' extra)")
     g.add_argument("--prefix", help="prefix of the final sample (default: the start of the text)")
-    g.add_argument("--sample-length", type=int, default=200)
-    g.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
+    g.add_argument("--sample-length", type=nonnegative_int, default=200)
+    g.add_argument("--temperature", type=nonnegative_float, default=0.0, help="0 is greedy (default)")
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("generate", help="continue a prefix with a trained model")
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     p.add_argument("--prefix", required=True)
-    p.add_argument("--length", type=int, default=200)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--length", type=nonnegative_int, default=200)
+    p.add_argument("--temperature", type=nonnegative_float, default=0.0, help="0 is greedy (default)")
+    p.add_argument("--seed", type=seed_int, default=0)
     p.set_defaults(run=cmd_generate)
 
     p = sub.add_parser("compare", help="the three truncation strategies side by side on the same data and seed")
@@ -286,14 +477,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.threads is not None:
-        set_num_threads(args.threads)
+    """Run the command line; returns the exit code (2 for a mistake, reported on one line)."""
+    parser = build_parser()
     try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # argparse has printed the help, or its one-line error
+        return done.code if isinstance(done.code, int) else 0 if done.code is None else 2
+    try:
+        if args.threads is not None:
+            set_num_threads(args.threads)
         return int(args.run(args))
-    except (ValueError, TypeError, FileNotFoundError, OSError, ImportError) as error:
-        print(f"rnnbptt {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except UsageError as error:
+        message = str(error)
+    except KeyError as error:  # KeyError's str() is the repr of its key
+        message = _as_flag(str(error.args[0]) if error.args else "missing key")
+    except MemoryError as error:
+        message = f"out of memory ({error or 'MemoryError'}); try a smaller --hidden or --batch-size"
+    except (FloatingPointError, OverflowError) as error:  # non-finite gradients, perplexity overflow
+        message = f"training diverged ({error}); try a smaller --lr or a --clip threshold"
+    except (ValueError, TypeError, OSError, ImportError) as error:  # CheckpointError, FileNotFoundError
+        message = _as_flag(str(error))
+    print(f"{parser.prog} {args.command}: error: {_one_line(message)}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

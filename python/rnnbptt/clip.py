@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._checks import check_real
 from ._core import ClipReport, NonFiniteError
 
 __all__ = ["ClipReport", "NonFiniteError", "clip_grad_norm", "clip_grad_value", "global_norm"]
@@ -45,10 +46,10 @@ def clip_grad_norm(grads: np.ndarray, max_norm: float, nonfinite: str = "raise")
     """
     if nonfinite not in _POLICIES:
         raise ValueError(f"nonfinite: expected 'raise' or 'report', got {nonfinite!r}")
-    return _core.clip_grad_norm(grads, max_norm, _POLICIES[nonfinite])
+    return _core.clip_grad_norm(grads, check_real(max_norm, "max_norm", finite=False), _POLICIES[nonfinite])
 
 
 def clip_grad_value(grads: np.ndarray, clip_value: float) -> int:
     """Clamp every gradient to ``[-clip_value, clip_value]`` in place; returns how many were
     clipped."""
-    return int(_core.clip_grad_value(grads, clip_value))
+    return int(_core.clip_grad_value(grads, check_real(clip_value, "clip_value", finite=False)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
+import operator
 import os
 import re
 import tempfile
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
+
+from ._checks import check_integer
 
 #: d2l's copy of H. G. Wells' *The Time Machine* (public domain) and its SHA-1.
 TIME_MACHINE_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
@@ -34,6 +37,11 @@ class Vocab:
     """
 
     def __init__(self, tokens: Sequence[str]) -> None:
+        if isinstance(tokens, str) or not isinstance(tokens, Sequence):
+            raise TypeError(f"tokens: expected a sequence of strings, got {type(tokens).__name__}")
+        for i, token in enumerate(tokens):
+            if not isinstance(token, str) or not token:
+                raise TypeError(f"tokens: expected non-empty strings, got {token!r} at index {i}")
         if len(tokens) == 0:
             raise ValueError("tokens: expected at least one symbol, got none")
         if len(set(tokens)) != len(tokens):
@@ -55,6 +63,8 @@ class Vocab:
 
     def encode(self, text: str) -> np.ndarray:
         """Ids of ``text`` as int64. Unknown characters map to ``"<unk>"`` or raise."""
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected a string, got {type(text).__name__}")
         try:
             return np.array([self.index[c] for c in text], dtype=np.int64)
         except KeyError:
@@ -67,7 +77,32 @@ class Vocab:
             return np.array([self.index.get(c, self.unknown) for c in text], dtype=np.int64)
 
     def decode(self, ids: Union[np.ndarray, Sequence[int]]) -> str:
-        return "".join(self.tokens[int(i)] for i in ids)
+        """The text of ``ids``: integers in ``[0, len(self))``, a 1-D array or a sequence."""
+        if isinstance(ids, np.ndarray):
+            if ids.ndim != 1:
+                raise ValueError(f"ids: expected a 1-D array of ids, got shape {ids.shape}")
+            if ids.dtype.kind not in "iu":
+                raise TypeError(f"ids: expected integer ids, got an array of {ids.dtype}")
+            values: list = ids.tolist()
+        elif isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+            raise TypeError(f"ids: expected a sequence of integer ids, got {type(ids).__name__}")
+        else:
+            values = list(ids)
+        size = len(self.tokens)
+        out = []
+        for i, value in enumerate(values):
+            if isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"ids: expected integer ids, got {value!r} (bool) at index {i}")
+            try:
+                token = operator.index(value)
+            except TypeError:
+                raise TypeError(
+                    f"ids: expected integer ids, got {value!r} ({type(value).__name__}) at index {i}"
+                ) from None
+            if not 0 <= token < size:
+                raise ValueError(f"ids: expected ids in [0, {size}), got {token} at index {i}")
+            out.append(self.tokens[token])
+        return "".join(out)
 
     def to_json(self) -> str:
         return json.dumps({"tokens": self.tokens}, ensure_ascii=False)
@@ -114,17 +149,29 @@ def read_text(path: Union[str, Path]) -> str:
 
 def split(corpus: np.ndarray, valid_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """The first ``1 - valid_fraction`` of the ids for training, the rest for validation."""
+    _check_corpus(corpus)
+    if isinstance(valid_fraction, (bool, np.bool_)) or not isinstance(valid_fraction, (int, float, np.number)):
+        raise TypeError(f"valid_fraction: expected a real number, got {valid_fraction!r}")
     if not 0.0 <= valid_fraction < 1.0:
         raise ValueError(f"valid_fraction: expected a value in [0, 1), got {valid_fraction}")
     cut = int(round(len(corpus) * (1.0 - valid_fraction)))
     return corpus[:cut], corpus[cut:]
 
 
-def _check_iterator_args(corpus: np.ndarray, batch_size: int, num_steps: int) -> None:
-    if batch_size < 1:
-        raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size}")
-    if num_steps < 1:
-        raise ValueError(f"num_steps: expected an integer >= 1, got {num_steps}")
+def _check_corpus(corpus: np.ndarray) -> None:
+    if not isinstance(corpus, np.ndarray) or corpus.ndim != 1 or corpus.dtype.kind not in "iu":
+        shown = f"an array of shape {corpus.shape} and dtype {corpus.dtype}" if isinstance(corpus, np.ndarray) else (
+            type(corpus).__name__
+        )
+        raise TypeError(f"corpus: expected a 1-D array of integer token ids, got {shown}")
+
+
+def _check_iterator_args(corpus: np.ndarray, batch_size: int, num_steps: int, rng: object) -> None:
+    _check_corpus(corpus)
+    batch_size = check_integer(batch_size, "batch_size", minimum=1)
+    num_steps = check_integer(num_steps, "num_steps", minimum=1)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
     needed = batch_size * num_steps + num_steps + 1
     if len(corpus) < needed:
         raise ValueError(
@@ -138,7 +185,7 @@ def sequential_batches(
 ) -> Iterator[Batch]:
     """d2l's sequential partitioning: after a random offset, ``batch_size`` contiguous
     streams; batch i + 1 continues batch i, so the hidden state can be carried across."""
-    _check_iterator_args(corpus, batch_size, num_steps)
+    _check_iterator_args(corpus, batch_size, num_steps, rng)
     offset = int(rng.integers(0, num_steps + 1))
     num_tokens = ((len(corpus) - offset - 1) // batch_size) * batch_size
     xs = corpus[offset : offset + num_tokens].reshape(batch_size, -1)
@@ -152,7 +199,7 @@ def random_batches(
 ) -> Iterator[Batch]:
     """d2l's random sampling: subsequences at shuffled positions; neighbouring batches are
     unrelated, so the hidden state starts from zero each time."""
-    _check_iterator_args(corpus, batch_size, num_steps)
+    _check_iterator_args(corpus, batch_size, num_steps, rng)
     corpus = corpus[int(rng.integers(0, num_steps)) :]
     num_subseqs = (len(corpus) - 1) // num_steps
     starts = np.arange(0, num_subseqs * num_steps, num_steps)

@@ -8,10 +8,19 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
+from ._checks import check_flag, check_integer, check_real, shown
 from ._dtypes import check_dtype, core_class
 from .truncation import Full, Truncation
 
 PARAMETER_NAMES = ("W_hx", "W_hh", "b_h", "W_qh", "b_q")
+ACTIVATIONS = ("identity", "tanh", "relu")
+
+
+def _check_size(value: Any, name: str) -> int:
+    size = check_integer(value, name)
+    if size < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {size}")
+    return size
 
 
 class Gradients(NamedTuple):
@@ -63,6 +72,16 @@ class RNN:
         seed: int = 0,
         init_std: Optional[float] = None,
     ) -> None:
+        input_size = _check_size(input_size, "input_size")
+        hidden_size = _check_size(hidden_size, "hidden_size")
+        output_size = _check_size(output_size, "output_size")
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
+            error = ValueError if isinstance(activation, str) else TypeError
+            raise error(f"activation: expected 'identity', 'tanh' or 'relu', got {shown(activation)}")
+        bias = check_flag(bias, "bias")
+        seed = check_integer(seed, "seed", 0, 2**64)
+        if init_std is not None:
+            init_std = check_real(init_std, "init_std", positive=True)
         self.dtype = check_dtype(dtype)
         self._core: _core._Model = core_class("Model", self.dtype)(
             input_size, hidden_size, output_size, activation, bias
@@ -233,6 +252,18 @@ class RNN:
         dx : bool
             Also return ``dL/dx_t`` (dense input only).
         """
+        if truncation is not None and not isinstance(truncation, Truncation):
+            raise TypeError(
+                "truncation: expected a Truncation (Full(), Regular(k1, k2), Randomized(pi, seed) or "
+                f"Truncation.parse(spec)), got {truncation!r}"
+            )
+        step_offset = check_integer(step_offset, "step_offset")
+        if step_offset < 0:
+            raise ValueError(f"step_offset: expected a global step index >= 0, got {step_offset}")
+        if step_offset >= 2**63:
+            raise ValueError(f"step_offset: expected a global step index below 2**63, got {step_offset}")
+        record_dh_norms = check_flag(record_dh_norms, "record_dh_norms")
+        dx = check_flag(dx, "dx")
         dh0, dx_array = self._core.backward(
             dh_T, truncation if truncation is not None else Full(), step_offset, record_dh_norms, dx
         )

@@ -7,7 +7,8 @@ from typing import Any, Union
 import numpy as np
 
 from . import _core
-from ._dtypes import core_class
+from ._checks import check_integer, check_real
+from ._dtypes import check_dtype, core_class
 
 
 class SGD:
@@ -16,12 +17,16 @@ class SGD:
     name = "sgd"
 
     def __init__(self, lr: float, weight_decay: float = 0.0) -> None:
-        if not lr > 0:
-            raise ValueError(f"lr: expected a value > 0, got {lr}")
-        if not weight_decay >= 0:
-            raise ValueError(f"weight_decay: expected a value >= 0, got {weight_decay}")
-        self.lr = float(lr)
-        self.weight_decay = float(weight_decay)
+        self.lr = lr
+        self.weight_decay = check_real(weight_decay, "weight_decay", nonnegative=True)
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = check_real(value, "lr", positive=True)
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         _core.sgd_step(params, grads, self.lr, self.weight_decay)
@@ -51,7 +56,15 @@ class Adam:
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ) -> None:
-        self._core: _core._Adam = core_class("Adam", dtype)(size, lr, beta1, beta2, eps, weight_decay)
+        size = check_integer(size, "size")
+        if size < 1:
+            raise ValueError(f"size: expected a positive number of parameters, got {size}")
+        lr = check_real(lr, "lr", positive=True)
+        beta1 = check_real(beta1, "beta1")
+        beta2 = check_real(beta2, "beta2")
+        eps = check_real(eps, "eps", positive=True)
+        weight_decay = check_real(weight_decay, "weight_decay", nonnegative=True)
+        self._core: _core._Adam = core_class("Adam", check_dtype(dtype))(size, lr, beta1, beta2, eps, weight_decay)
 
     @property
     def lr(self) -> float:
@@ -59,9 +72,7 @@ class Adam:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        if not value > 0:
-            raise ValueError(f"lr: expected a value > 0, got {value}")
-        self._core.lr = float(value)
+        self._core.lr = check_real(value, "lr", positive=True)
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         self._core.step(params, grads)
@@ -86,6 +97,8 @@ Optimizer = Union[SGD, Adam]
 
 
 def make_optimizer(name: str, size: int, dtype: Any, lr: float, weight_decay: float = 0.0) -> Optimizer:
+    if not isinstance(name, str):
+        raise TypeError(f"optimizer: expected 'sgd' or 'adam', got {name!r}")
     if name == "sgd":
         return SGD(lr, weight_decay)
     if name == "adam":

@@ -69,14 +69,21 @@ def loss_and_output_grads(
     0.5 ||o_t - y_t||^2."""
     T, n = targets.shape[:2]
     w = np.ones((T, n)) if weights is None else weights.astype(np.float64)
+    # sum(w l) / sum(w) does not change when every weight is scaled: w / max(w) keeps weights
+    # of 1e308 from overflowing the sum and subnormal ones from losing their precision.
+    if weights is not None and w.max() > 0:
+        w = w / w.max()
     total_weight = w.sum()
     loss, grads = 0.0, []
     for t in range(T):
         o = os[t]
         if np.issubdtype(targets.dtype, np.integer):
-            p = np.exp(o - o.max(axis=0))
-            p /= p.sum(axis=0)
-            loss += -(w[t] * np.log(p[targets[t], np.arange(n)])).sum()
+            # log softmax by log-sum-exp with the maximum subtracted: -log p_c stays finite
+            # (e.g. 800 for a logit gap of 800) where log(exp(...) / sum) would give inf.
+            shifted = o - o.max(axis=0)
+            log_p = shifted - np.log(np.exp(shifted).sum(axis=0))
+            loss += -(w[t] * log_p[targets[t], np.arange(n)]).sum()
+            p = np.exp(log_p)
             p[targets[t], np.arange(n)] -= 1.0
             grads.append(p * w[t] / total_weight)
         else:

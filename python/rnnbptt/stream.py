@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 
 from . import _core
+from ._checks import check_integer
 from ._dtypes import core_class
 from .model import RNN
 from .truncation import Truncation
@@ -42,12 +43,33 @@ class StreamRunner:
         """Process the next chunk (``x`` as in :meth:`RNN.forward`); returns its loss."""
         return float(self._core.step(x, targets, weights))
 
-    def reset(self, position: int = 0) -> None:
-        """Start a new stream: zero state, no history; its first step has global index
-        ``position + 1``. Randomized draws are keyed by that index, so a trainer that restarts
-        streams passes ``position=runner.position`` to keep drawing new cuts. For Regular,
-        ``position`` must be a multiple of ``k1``."""
-        self._core.reset(position)
+    def reset(
+        self,
+        position: int = 0,
+        state: Optional[np.ndarray] = None,
+        history: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    ) -> None:
+        """Start a new stream whose first step has global index ``position + 1``.
+
+        Randomized draws are keyed by that index, so a trainer that restarts streams passes
+        ``position=runner.position`` to keep drawing new cuts. For Regular, ``position`` must be
+        a multiple of ``k1``. By default the stream starts from a zero state with no history;
+        to continue a saved run, pass its carried ``state`` ``(n, h)`` and, for
+        Regular(k1 < k2), its ``history`` as :attr:`history` returned it: token ids ``(k, n)``
+        and states ``(k + 1, n, h)`` whose last row is ``state``. Both are copied.
+        """
+        position = check_integer(position, "position")
+        if position < 0:
+            raise ValueError(f"position: expected a global step index >= 0, got {position}")
+        if position >= 2**63:
+            raise ValueError(f"position: expected a global step index below 2**63, got {position}")
+        self._core.reset(position, state, history)
+
+    @property
+    def history(self) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """The steps of history held between chunks (Regular(k1 < k2) on token input): copies of
+        their token ids ``(k, n)`` and states ``(k + 1, n, h)``, or None."""
+        return self._core.history
 
     @property
     def truncation(self) -> Truncation:

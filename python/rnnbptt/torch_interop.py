@@ -18,24 +18,55 @@ def _numpy(tensor: Any) -> np.ndarray:
     return tensor.detach().cpu().numpy()
 
 
+def _shaped(state: dict[str, Any], key: str, shape: tuple[int, ...], name: str) -> np.ndarray:
+    if key not in state:
+        raise ValueError(f"{name}: expected key {key!r}, got keys {sorted(state)}")
+    value = _numpy(state[key])
+    if value.shape != shape:
+        raise ValueError(f"{name}: expected {key!r} of shape {shape}, got {tuple(value.shape)}")
+    return value
+
+
 def from_torch(rnn_state: dict[str, Any], linear_state: dict[str, Any], dtype: Any = np.float32) -> RNN:
-    """Build an :class:`RNN` from the state dicts of ``nn.RNN`` and ``nn.Linear``."""
+    """Build an :class:`RNN` from the state dicts of ``nn.RNN`` and ``nn.Linear``.
+
+    Shapes must be exactly nn.RNN's and nn.Linear's: ``weight_ih_l0`` (h, d),
+    ``weight_hh_l0`` (h, h), ``bias_ih_l0`` and ``bias_hh_l0`` (h,), ``weight`` (q, h) and
+    ``bias`` (q,); anything else raises ValueError naming the key (nothing is broadcast)."""
     keys = set(rnn_state)
-    unsupported = sorted(k for k in keys if not k.endswith("_l0"))
+    unsupported = sorted(keys - {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"})
     if unsupported:
         raise ValueError(f"rnn_state: expected a one-layer unidirectional nn.RNN, got keys {unsupported}")
-    W_ih, W_hh = _numpy(rnn_state["weight_ih_l0"]), _numpy(rnn_state["weight_hh_l0"])
-    W_ho = _numpy(linear_state["weight"])
+    if "weight_ih_l0" not in rnn_state:
+        raise ValueError(f"rnn_state: expected key 'weight_ih_l0', got keys {sorted(rnn_state)}")
+    first = _numpy(rnn_state["weight_ih_l0"])
+    if first.ndim != 2:
+        raise ValueError(f"rnn_state: expected 'weight_ih_l0' of shape (h, d), got {tuple(first.shape)}")
+    h, d = first.shape
+    if "weight" not in linear_state:
+        raise ValueError(f"linear_state: expected key 'weight', got keys {sorted(linear_state)}")
+    out = _numpy(linear_state["weight"])
+    if out.ndim != 2 or out.shape[1] != h:
+        raise ValueError(f"linear_state: expected 'weight' of shape (q, {h}), got {tuple(out.shape)}")
+    q = out.shape[0]
     bias = "bias_ih_l0" in rnn_state
+    if bias != ("bias_hh_l0" in rnn_state):
+        raise ValueError("rnn_state: expected both 'bias_ih_l0' and 'bias_hh_l0' or neither")
     if bias != ("bias" in linear_state):
         raise ValueError("linear_state: expected biases in both nn.RNN and nn.Linear or in neither")
-    model = RNN(W_ih.shape[1], W_ih.shape[0], W_ho.shape[0], bias=bias, dtype=dtype)
-    model.W_hx[...] = W_ih
+    W_hh = _shaped(rnn_state, "weight_hh_l0", (h, h), "rnn_state")
+    extra = sorted(set(linear_state) - {"weight", "bias"})
+    if extra:
+        raise ValueError(f"linear_state: expected the keys of nn.Linear ('weight', 'bias'), got also {extra}")
+    model = RNN(d, h, q, bias=bias, dtype=dtype)
+    model.W_hx[...] = first
     model.W_hh[...] = W_hh
-    model.W_qh[...] = W_ho
+    model.W_qh[...] = out
     if bias:
-        model.param("b_h")[...] = _numpy(rnn_state["bias_ih_l0"]) + _numpy(rnn_state["bias_hh_l0"])
-        model.param("b_q")[...] = _numpy(linear_state["bias"])
+        model.param("b_h")[...] = (
+            _shaped(rnn_state, "bias_ih_l0", (h,), "rnn_state") + _shaped(rnn_state, "bias_hh_l0", (h,), "rnn_state")
+        )
+        model.param("b_q")[...] = _shaped(linear_state, "bias", (q,), "linear_state")
     return model
 
 

@@ -3,19 +3,24 @@
 
 from __future__ import annotations
 
+import copy
 import csv
+import hashlib
+import inspect
 import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
 from . import checkpoint as ckpt
+from ._checks import check_flag, check_integer, check_real
 from .clip import clip_grad_norm, global_norm
 from .data import Batch, Vocab, random_batches, sequential_batches
 from .model import RNN
@@ -40,6 +45,28 @@ class EpochRecord:
     seconds: float
     memory_bytes: int
     truncation: str  #: the strategy's string form, ``str(Truncation)``
+
+
+@dataclass
+class EpochProgress:
+    """Where an epoch interrupted part-way stands (saved in checkpoints, so that resuming is
+    exact at any step): the random-generator state before the epoch's draws (the iterator is
+    re-created from it and its first ``chunks`` chunks are skipped), the running totals of its
+    record, and a fingerprint of the corpus it reads."""
+
+    rng: dict[str, Any]
+    chunks: int = 0
+    loss: float = 0.0
+    tokens: int = 0
+    norms: float = 0.0
+    seconds: float = 0.0
+    corpus: dict[str, Any] = field(default_factory=dict)
+    recorded: bool = False  #: a partial record of this epoch is already in the history
+
+
+def _fingerprint(corpus: np.ndarray) -> dict[str, Any]:
+    data = np.ascontiguousarray(corpus, dtype=np.int64)
+    return {"tokens": int(data.size), "sha256": hashlib.sha256(data.tobytes()).hexdigest()}
 
 
 class Trainer:
@@ -95,11 +122,25 @@ class Trainer:
         log: Optional[Union[str, Path]] = None,
         progress: bool = False,
     ) -> None:
-        if iterator not in ("sequential", "random"):
+        if not isinstance(model, RNN):
+            raise TypeError(f"model: expected an rnnbptt.RNN, got {type(model).__name__}")
+        if vocab is not None and not isinstance(vocab, Vocab):
+            raise TypeError(f"vocab: expected an rnnbptt.Vocab or None, got {type(vocab).__name__}")
+        if not isinstance(iterator, str) or iterator not in ("sequential", "random"):
             raise ValueError(f"iterator: expected 'sequential' or 'random', got {iterator!r}")
-        if clip is not None and not clip > 0:
-            raise ValueError(f"clip: expected a threshold > 0 or None, got {clip}")
-        if not (callable(lr_schedule) or lr_schedule in ("constant", "cosine")):
+        lr = check_real(lr, "lr", positive=True)
+        weight_decay = check_real(weight_decay, "weight_decay", nonnegative=True)
+        if clip is not None:
+            if isinstance(clip, (bool, np.bool_)) or not isinstance(clip, (int, float, np.integer, np.floating)):
+                raise TypeError(f"clip: expected a threshold > 0 or None, got {clip!r} ({type(clip).__name__})")
+            if not (clip > 0 and math.isfinite(clip)):
+                raise ValueError(f"clip: expected a threshold > 0 or None, got {clip}")
+            clip = float(clip)
+        batch_size = check_integer(batch_size, "batch_size", 1)
+        num_steps = check_integer(num_steps, "num_steps", 1)
+        seed = check_integer(seed, "seed", 0)
+        progress = check_flag(progress, "progress")
+        if not (callable(lr_schedule) or isinstance(lr_schedule, str) and lr_schedule in ("constant", "cosine")):
             raise ValueError(f"lr_schedule: expected 'constant', 'cosine' or a callable, got {lr_schedule!r}")
         if isinstance(truncation, str):
             truncation = Truncation.parse(truncation)
@@ -127,6 +168,9 @@ class Trainer:
         self.history: list[EpochRecord] = []
         self.log = Path(log) if log is not None else None
         self.progress = progress
+        self._in_progress: Optional[EpochProgress] = None  # the epoch interrupted part-way
+        self._runner_snapshot: Optional[dict[str, np.ndarray]] = None  # to restore on resume
+        self._steps_target: Optional[int] = None  # the ``steps`` that epochs_planned was made for
 
     # ---- one epoch ----------------------------------------------------------------------
     def _lr(self) -> float:
@@ -142,35 +186,140 @@ class Trainer:
         return make(corpus, self.batch_size, self.num_steps, self.rng)
 
     def train_epoch(
-        self, corpus: np.ndarray, max_steps: Optional[int] = None
+        self, corpus: np.ndarray, max_steps: Optional[int] = None, *,
+        on_step: Optional[Callable[[], None]] = None,
     ) -> tuple[float, float, float, int, float]:
         """One pass over ``corpus``, or fewer chunks when the optimizer step count reaches
-        ``max_steps``: (perplexity, tokens/s, mean gradient norm, runner bytes, seconds)."""
+        ``max_steps``: (perplexity, tokens/s, mean gradient norm, runner bytes, seconds).
+
+        An epoch stopped by ``max_steps`` stays in progress (``epoch`` does not count it yet):
+        the next call, in this process or after :meth:`resume`, continues it exactly where it
+        stopped, and its figures then cover the whole epoch. ``on_step`` runs after every
+        optimizer step."""
         runner = self.runner
-        runner.reset(self.step * self.num_steps)  # a new stream; global steps keep counting
+        progress = self._in_progress
+        if progress is None:  # a new epoch: remember the generator before its draws
+            progress = EpochProgress(rng=copy.deepcopy(dict(self.rng.bit_generator.state)), corpus=_fingerprint(corpus))
+            self._in_progress = progress
+            runner.reset(self.step * self.num_steps)  # a new stream; global steps keep counting
+        else:
+            found = _fingerprint(corpus)
+            if found != progress.corpus:
+                raise ValueError(
+                    f"corpus: expected the corpus epoch {self.epoch + 1} was interrupted on "
+                    f"({progress.corpus.get('tokens')} tokens, SHA-256 {progress.corpus.get('sha256')}), "
+                    f"got {found['tokens']} tokens with SHA-256 {found['sha256']}"
+                )
+            if self._runner_snapshot is not None:  # resumed from a checkpoint
+                self._restore_runner(self._runner_snapshot, progress)
+                self._runner_snapshot = None
+            self.rng.bit_generator.state = copy.deepcopy(progress.rng)
         lr = self._lr()
         self.optimizer.lr = lr
         params, grads = self.model.params, self.model.grads
-        total_loss, tokens, norms, count = 0.0, 0, 0.0, 0
+        batches = self._batches(corpus)
+        for _ in range(progress.chunks):  # the chunks consumed before the interruption
+            if next(batches, None) is None:
+                raise ValueError(
+                    f"corpus: expected at least {progress.chunks} chunks in epoch {self.epoch + 1}, "
+                    "got fewer (not the corpus or batch shape of the interrupted run)"
+                )
         start = time.perf_counter()
-        for x, y in self._progress(self._batches(corpus), corpus):
+        finished = True
+        for x, y in self._progress(batches, corpus):
             if max_steps is not None and self.step >= max_steps:
+                finished = False
                 break
             if self.iterator == "random":  # every chunk a stream of its own
                 runner.reset(runner.position)
             loss = runner.step(x, y)
             if self.clip is not None:
-                norms += clip_grad_norm(grads, self.clip).norm
+                norm = clip_grad_norm(grads, self.clip).norm
             else:
-                norms += global_norm(grads)
+                norm = global_norm(grads)
             self.optimizer.step(params, grads)
-            total_loss += loss * x.size
-            tokens += x.size
-            count += 1
+            progress.loss += loss * x.size
+            progress.tokens += int(x.size)
+            progress.norms += norm
+            progress.chunks += 1
             self.step += 1
-        seconds = time.perf_counter() - start
-        self.epoch += 1
-        return math.exp(total_loss / tokens), tokens / seconds, norms / count, runner.memory_bytes, seconds
+            if on_step is not None:
+                progress.seconds += time.perf_counter() - start
+                start = time.perf_counter()
+                on_step()
+        progress.seconds += time.perf_counter() - start
+        if finished:
+            self.epoch += 1
+            self._in_progress = None
+        tokens, seconds = progress.tokens, progress.seconds
+        return (
+            math.exp(progress.loss / tokens) if tokens else math.nan,
+            tokens / seconds if seconds > 0 else math.nan,
+            progress.norms / progress.chunks if progress.chunks else math.nan,
+            runner.memory_bytes,
+            seconds,
+        )
+
+    def _runner_can_restore(self) -> bool:
+        """Whether the stream runner can be put back into a saved state; that needs
+        ``StreamRunner.reset(position, state=None, history=None)`` and
+        ``StreamRunner.history``."""
+        try:
+            parameters = inspect.signature(self.runner.reset).parameters
+        except (TypeError, ValueError):
+            return False
+        return "state" in parameters and "history" in parameters
+
+    def _history_steps(self) -> int:
+        t = self.truncation
+        if str(t).startswith("regular"):
+            return int(t.k2) - int(t.k1)
+        return 0
+
+    def _runner_arrays(self) -> dict[str, np.ndarray]:
+        """What the sequential iterator's stream carries from one chunk to the next, when an
+        epoch is in progress: the hidden state and, for Regular(k1 < k2), the history."""
+        if self._in_progress is None or self.iterator != "sequential" or self._in_progress.chunks == 0:
+            return {}
+        if self._runner_snapshot is not None:  # resumed and not yet continued
+            return dict(self._runner_snapshot)
+        state = self.runner.state
+        if state is None:
+            return {}
+        out = {"runner.state": np.array(state)}
+        history = getattr(self.runner, "history", None)  # needs StreamRunner.history
+        if history is not None:
+            inputs, states = history
+            out["runner.history_inputs"] = np.ascontiguousarray(inputs, dtype=np.int64)
+            out["runner.history_states"] = np.array(states)
+        return out
+
+    def _restore_runner(self, arrays: dict[str, np.ndarray], progress: EpochProgress) -> None:
+        position = self.step * self.num_steps
+        if self.iterator != "sequential" or progress.chunks == 0:
+            self.runner.reset(position)
+            return
+        inexact = None
+        if "runner.state" not in arrays:
+            inexact = "the checkpoint holds no carried hidden state"
+        elif not self._runner_can_restore():
+            inexact = ("this build's StreamRunner cannot be given a carried state (it needs "
+                       "reset(position, state=..., history=...))")
+        elif self._history_steps() > 0 and "runner.history_inputs" not in arrays:
+            inexact = "the checkpoint holds no truncation history"
+        if inexact is not None:
+            warnings.warn(
+                f"resume: epoch {self.epoch + 1} was interrupted after {progress.chunks} chunks and "
+                f"{inexact}; its rest starts from a zero state, so the run is not exactly the "
+                "uninterrupted one",
+                RuntimeWarning, stacklevel=3,
+            )
+            self.runner.reset(position)
+            return
+        history = None
+        if "runner.history_inputs" in arrays:
+            history = (arrays["runner.history_inputs"], arrays["runner.history_states"])
+        self.runner.reset(position, state=arrays["runner.state"], history=history)
 
     def _progress(self, batches: Iterator[Batch], corpus: np.ndarray) -> Iterator[Batch]:
         if not self.progress:
@@ -209,23 +358,41 @@ class Trainer:
         checkpoint: Optional[Union[str, Path]] = None,
         checkpoint_every: int = 1,
         on_epoch: Optional[Callable[[EpochRecord], None]] = None,
+        checkpoint_every_steps: Optional[int] = None,
     ) -> list[EpochRecord]:
         """Train until ``epochs`` epochs, or ``steps`` optimizer steps, have run in total (a
         resumed trainer continues its counts). With ``steps`` the last epoch may stop part-way;
-        its record covers the chunks it ran. Checkpoints are written every
-        ``checkpoint_every`` epochs and at the end."""
+        its record covers the chunks it ran, and the next ``fit`` (or a resumed trainer)
+        continues that epoch exactly where it stopped, replacing the partial record with the
+        whole epoch's. Checkpoints are written every ``checkpoint_every`` epochs, every
+        ``checkpoint_every_steps`` optimizer steps (if given; mid-epoch checkpoints resume
+        exactly too) and at the end."""
         if (epochs is None) == (steps is None):
             raise ValueError(f"fit: expected exactly one of epochs and steps, got epochs={epochs}, steps={steps}")
+        if epochs is not None:
+            epochs = check_integer(epochs, "epochs", 1)
+        if steps is not None:
+            steps = check_integer(steps, "steps", 1)
+        checkpoint_every = check_integer(checkpoint_every, "checkpoint_every", 1)
+        if on_epoch is not None and not callable(on_epoch):
+            raise TypeError(f"on_epoch: expected a callable or None, got {type(on_epoch).__name__}")
         if epochs is not None and epochs < self.epoch:
             raise ValueError(f"epochs: expected at least the {self.epoch} already trained, got {epochs}")
         if steps is not None and steps < self.step:
             raise ValueError(f"steps: expected at least the {self.step} already taken, got {steps}")
+        if checkpoint_every_steps is not None:
+            checkpoint_every_steps = check_integer(checkpoint_every_steps, "checkpoint_every_steps", 1)
         if epochs is not None:
             self.epochs_planned = epochs
-        else:  # as many epochs as the steps span, for the learning-rate schedule
+            self._steps_target = None
+        elif steps != self._steps_target or not self.epochs_planned:
+            # As many epochs as the steps span, for the learning-rate schedule; kept when a
+            # resumed run continues to the same target, so that its schedule stays the same.
             assert steps is not None
             per_epoch = max(1, len(corpus) // (self.batch_size * self.num_steps))
-            self.epochs_planned = self.epoch + max(1, -(-(steps - self.step) // per_epoch))
+            done = self._in_progress.chunks if self._in_progress is not None else 0
+            self.epochs_planned = self.epoch + max(1, -(-(steps - self.step + done) // per_epoch))
+            self._steps_target = steps
 
         def more() -> bool:
             if epochs is not None:
@@ -233,18 +400,34 @@ class Trainer:
             assert steps is not None
             return self.step < steps
 
+        on_step = None
+        if checkpoint is not None and checkpoint_every_steps is not None:
+            every = checkpoint_every_steps
+
+            def on_step() -> None:
+                if self.step % every == 0 and more():
+                    self.save(checkpoint)
+
         while more():
             lr = self._lr()
-            ppl, speed, norm, memory, seconds = self.train_epoch(corpus, max_steps=steps)
+            partial = self._in_progress is not None and self._in_progress.recorded
+            ppl, speed, norm, memory, seconds = self.train_epoch(corpus, max_steps=steps, on_step=on_step)
+            finished = self._in_progress is None
             record = EpochRecord(
-                epoch=self.epoch, step=self.step, train_perplexity=ppl,
+                epoch=self.epoch if finished else self.epoch + 1, step=self.step, train_perplexity=ppl,
                 valid_perplexity=self.evaluate(valid) if valid is not None and len(valid) > 1 else None,
                 tokens_per_second=speed, grad_norm=norm, lr=lr,
                 seconds=seconds, memory_bytes=memory, truncation=str(self.truncation),
             )
-            self.history.append(record)
+            if partial and self.history and self.history[-1].epoch == record.epoch:
+                self.history[-1] = record  # the epoch's whole record replaces its partial one
+            else:
+                self.history.append(record)
+            if not finished:
+                assert self._in_progress is not None
+                self._in_progress.recorded = True
             self._write_log(record)
-            if checkpoint is not None and (self.epoch % checkpoint_every == 0 or not more()):
+            if checkpoint is not None and ((finished and self.epoch % checkpoint_every == 0) or not more()):
                 self.save(checkpoint)
             if on_epoch is not None:
                 on_epoch(record)
@@ -274,14 +457,26 @@ class Trainer:
             "clip": self.clip, "base_lr": self.base_lr,
             "lr_schedule": self.lr_schedule if isinstance(self.lr_schedule, str) else "callable",
             "history": [asdict(r) for r in self.history],
+            "steps_target": self._steps_target,
+            # An epoch interrupted part-way (None at an epoch boundary); the stream runner's
+            # carried state goes into the checkpoint as tensors (see state_arrays).
+            "epoch_in_progress": asdict(self._in_progress) if self._in_progress is not None else None,
         }
 
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays of the trainer's state: mid-epoch with the sequential iterator, the
+        stream runner's carried hidden state (and history, for Regular(k1 < k2))."""
+        return self._runner_arrays()
+
     def save(self, path: Union[str, Path]) -> Path:
+        """Write a checkpoint from which :meth:`resume` continues exactly, at an epoch
+        boundary or in the middle of an epoch."""
         return ckpt.save(
             path,
             ckpt.Checkpoint(
                 model=self.model, vocab=self.vocab, optimizer=self.optimizer.config(),
                 optimizer_state=self.optimizer.state(), trainer=self.state(),
+                trainer_state=self.state_arrays(),
             ),
         )
 
@@ -290,23 +485,39 @@ class Trainer:
         cls, path: Union[str, Path], *, log: Optional[Union[str, Path]] = None, progress: bool = False,
         lr_schedule: Optional[LrSchedule] = None,
     ) -> Trainer:
-        """A trainer that continues exactly where the checkpoint at ``path`` stopped."""
+        """A trainer that continues exactly where the checkpoint at ``path`` stopped, also in
+        the middle of an epoch (the next :meth:`fit` finishes that epoch first)."""
         loaded = ckpt.load(path)
         s, opt = loaded.trainer, loaded.optimizer
+        missing = sorted({"lr_schedule", "base_lr", "clip", "truncation", "batch_size", "num_steps", "iterator",
+                          "seed", "rng", "epoch", "step", "epochs_planned", "history"} - set(s))
+        if missing or "name" not in opt:
+            raise ckpt.CheckpointError(
+                f"checkpoint: {path} has no trainer state (no {(missing or ['optimizer name'])[0]!r}); "
+                "resume a checkpoint written by Trainer.save or 'rnnbptt train'"
+            )
         schedule = lr_schedule if lr_schedule is not None else s["lr_schedule"]
         if schedule == "callable":
             raise ValueError("lr_schedule: this run used a callable schedule; pass it again to resume")
-        trainer = cls(
-            loaded.model, vocab=loaded.vocab, optimizer=opt["name"], lr=s["base_lr"],
-            lr_schedule=schedule, weight_decay=opt.get("weight_decay", 0.0), clip=s["clip"],
-            truncation=s["truncation"], batch_size=s["batch_size"], num_steps=s["num_steps"],
-            iterator=s["iterator"], seed=s["seed"], log=log, progress=progress,
-        )
-        trainer.optimizer.load_state(loaded.optimizer_state, opt)
-        trainer.rng.bit_generator.state = s["rng"]
-        trainer.epoch, trainer.step = s["epoch"], s["step"]
-        trainer.epochs_planned = s["epochs_planned"]
-        trainer.history = [EpochRecord(**r) for r in s["history"]]
+        try:
+            trainer = cls(
+                loaded.model, vocab=loaded.vocab, optimizer=opt["name"], lr=s["base_lr"],
+                lr_schedule=schedule, weight_decay=opt.get("weight_decay", 0.0), clip=s["clip"],
+                truncation=s["truncation"], batch_size=s["batch_size"], num_steps=s["num_steps"],
+                iterator=s["iterator"], seed=s["seed"], log=log, progress=progress,
+            )
+            trainer.optimizer.load_state(loaded.optimizer_state, opt)
+            trainer.rng.bit_generator.state = s["rng"]
+            trainer.epoch, trainer.step = int(s["epoch"]), int(s["step"])
+            trainer.epochs_planned = int(s["epochs_planned"])
+            trainer.history = [EpochRecord(**r) for r in s["history"]]
+            trainer._steps_target = s.get("steps_target")  # absent in format version 1
+            in_progress = s.get("epoch_in_progress")
+            trainer._in_progress = EpochProgress(**in_progress) if in_progress is not None else None
+        except (KeyError, TypeError, ValueError) as error:
+            raise ckpt.CheckpointError(f"checkpoint: {path} has an inconsistent trainer state ({error!r})") from None
+        if trainer._in_progress is not None:
+            trainer._runner_snapshot = dict(loaded.trainer_state)
         return trainer
 
 

@@ -14,21 +14,21 @@ else the object.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from numbers import Real
 from typing import Any, Optional, Union
 
+from ._checks import check_integer
 from ._core import Truncation
 
 __all__ = ["Full", "Randomized", "Regular", "Truncation"]
 
 
 def _integer(value: Any, name: str) -> int:
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name}: expected an integer, got {value!r} ({type(value).__name__})") from None
+    number = check_integer(value, name)
+    if not -(2**63) <= number < 2**63:  # the core says what is wrong with the rest
+        raise ValueError(f"{name}: expected a positive number of steps below 2**63, got {number}")
+    return number
 
 
 def _probability(value: object, name: str) -> float:
@@ -71,7 +71,7 @@ def Randomized(pi: Union[float, Sequence[float]], seed: int = 0) -> Truncation: 
         schedule = [_probability(p, f"pi[{i}]") for i, p in enumerate(pi)]
     else:
         schedule = [_probability(pi, "pi")]
-    draw_seed = _integer(seed, "seed")
+    draw_seed = check_integer(seed, "seed")
     if not 0 <= draw_seed < 2**64:
         raise ValueError(f"seed: expected an integer in [0, 2**64), got {draw_seed}")
     return Truncation.randomized(schedule, draw_seed)

@@ -6,11 +6,32 @@
 
 #include <Eigen/Core>
 
+#include <cstddef>
+#include <new>
 #include <vector>
+
+#include "rnnbptt/error.hpp"
 
 namespace rnnbptt {
 
 template <class T>
 using Buffer = std::vector<T, Eigen::aligned_allocator<T>>;
 
+namespace detail {
+
+// Grows `buffer` to at least `size` values (never shrinks). `size` must come from
+// checked_size; an allocation failure becomes AllocationError naming `name` and `what`.
+template <class T>
+void grow_buffer(Buffer<T>& buffer, std::ptrdiff_t size, const char* name, const char* what) {
+  if (buffer.size() >= static_cast<std::size_t>(size)) return;
+  try {
+    buffer.resize(static_cast<std::size_t>(size));
+  } catch (const std::bad_alloc&) {
+    throw AllocationError(concat(name, ": cannot allocate ",
+                                 static_cast<std::size_t>(size) * sizeof(T), " bytes for ", what,
+                                 " (", size, " values of ", sizeof(T), " bytes)"));
+  }
+}
+
+}  // namespace detail
 }  // namespace rnnbptt

@@ -25,8 +25,12 @@ struct ModelConfig {
   Activation activation = Activation::tanh;
   bool bias = true;       // b_h and b_q exist (false: the textbook's linear model has none)
 
-  // Throws std::invalid_argument naming the offending field.
+  // Throws std::invalid_argument naming the offending field, or std::length_error when the
+  // parameter count overflows std::ptrdiff_t.
   void validate() const;
+  // "input_size", "hidden_size" or "output_size": the largest size (hidden_size on a tie),
+  // named by errors about a size product that is too large.
+  const char* largest_size_name() const;
 };
 
 }  // namespace rnnbptt

@@ -1,6 +1,30 @@
 // Error helpers: every message names the argument, what was expected and what was received.
+//
+// Non-finite values (NaN, +-inf): the policy
+// ------------------------------------------
+// Inputs must be finite, and are checked where they enter, with an error that names the
+// argument, the value and its position (std::invalid_argument, ValueError in Python):
+// dense input x, h0, dh_T, d_outputs, dense targets, loss weights, the matrix given to
+// spectral_radius / largest_singular_value, and every hyper-parameter (lr, weight_decay,
+// eps, the init std / bound, the clipping threshold). An initialization whose draws would
+// not be finite in the model's scalar type is refused in the same way.
+// Outputs computed from finite inputs may still overflow (an exploding gradient is a
+// legitimate result of finite parameters and data): they are returned as they are, never
+// silently replaced. The gradient norm is where that is reported: clip_grad_norm with
+// NonFinitePolicy::raise throws NonFiniteError (FloatingPointError in Python), and with
+// NonFinitePolicy::report returns finite == false and leaves the gradient unchanged.
+//
+// Sizes: every product of sizes (parameter count, workspace buffers) is computed with
+// overflow checks. A product that overflows, or a buffer whose bytes would exceed
+// PTRDIFF_MAX, throws std::length_error (ValueError) naming the argument; a buffer that fits
+// but cannot be allocated throws AllocationError, a std::bad_alloc that says which argument
+// asked for how many bytes (MemoryError in Python).
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <new>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -11,6 +35,16 @@ namespace rnnbptt {
 class NonFiniteError : public std::domain_error {
  public:
   using std::domain_error::domain_error;
+};
+
+// A buffer of a valid size that the allocator could not provide; what() names the argument.
+class AllocationError : public std::bad_alloc {
+ public:
+  explicit AllocationError(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
 };
 
 namespace detail {
@@ -25,6 +59,49 @@ std::string concat(const Parts&... parts) {
 template <class... Parts>
 [[noreturn]] void invalid(const Parts&... parts) {
   throw std::invalid_argument(concat(parts...));
+}
+
+// The product of `factors` as a count of values of `element_bytes` bytes each (0: a count
+// only). Throws std::length_error naming `name` when the product overflows or its bytes
+// exceed PTRDIFF_MAX.
+// `what` says which buffer, e.g. "the hidden states (T+1) x n x h".
+inline std::ptrdiff_t checked_size(const char* name, const char* what,
+                                   std::initializer_list<std::ptrdiff_t> factors,
+                                   std::size_t element_bytes) {
+  const std::ptrdiff_t limit =
+      PTRDIFF_MAX / static_cast<std::ptrdiff_t>(element_bytes == 0 ? 1 : element_bytes);
+  std::ptrdiff_t product = 1;
+  bool overflow = false;
+  for (std::ptrdiff_t f : factors) {
+    if (f < 0) overflow = true;
+    if (!overflow && __builtin_mul_overflow(product, f, &product)) overflow = true;
+  }
+  if (overflow || product > limit) {
+    std::ostringstream sizes;
+    bool first = true;
+    for (std::ptrdiff_t f : factors) {
+      sizes << (first ? "" : " x ") << f;
+      first = false;
+    }
+    if (element_bytes == 0)
+      throw std::length_error(concat(name, ": expected sizes whose product fits in ",
+                                     "std::ptrdiff_t, got ", what, " = ", sizes.str(),
+                                     " (overflows)"));
+    throw std::length_error(concat(name, ": expected sizes whose buffers fit in memory, got ",
+                                   what, " = ", sizes.str(), " values of ", element_bytes,
+                                   " bytes (more than PTRDIFF_MAX = ", PTRDIFF_MAX, " bytes)"));
+  }
+  return product;
+}
+
+// a + b for sizes already checked by checked_size, with the same overflow error.
+inline std::ptrdiff_t checked_add(const char* name, const char* what, std::ptrdiff_t a,
+                                  std::ptrdiff_t b) {
+  std::ptrdiff_t sum = 0;
+  if (__builtin_add_overflow(a, b, &sum))
+    throw std::length_error(concat(name, ": expected sizes whose buffers fit in memory, got ",
+                                   what, " = ", a, " + ", b, " values (overflows)"));
+  return sum;
 }
 
 }  // namespace detail

@@ -25,7 +25,8 @@ struct Adam {
   Adam() = default;
   Adam(Index size, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
        double weight_decay = 0.0);
-  // Throws std::invalid_argument for lr <= 0, betas outside [0, 1), eps <= 0, decay < 0.
+  // Throws std::invalid_argument for lr <= 0, betas outside [0, 1), eps <= 0, decay < 0, or
+  // any of them NaN or infinite. step() calls it too (the members are public).
   void validate() const;
   void step(Scalar* params, const Scalar* grads, Index size);
 };

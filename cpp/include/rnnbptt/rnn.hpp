@@ -76,9 +76,11 @@ class Model {
   ParameterViews<Scalar> gradient_views() { return {grads_.data(), layout_}; }
 
   // Weights ~ U(-bound, bound) (PyTorch's nn.RNN default is bound = 1/sqrt(h)); biases too.
+  // bound must be finite, >= 0 and at most the largest finite Scalar.
   void init_uniform(double bound, std::uint64_t seed);
-  // Weights ~ N(0, std^2), biases 0 (d2l's initialization with std = 0.01).
-  void init_normal(double std, std::uint64_t seed);
+  // Weights ~ N(0, init_std^2), biases 0 (d2l's initialization with std = 0.01). init_std
+  // must be finite and >= 0, and every draw finite in Scalar (else nothing is changed).
+  void init_normal(double init_std, std::uint64_t seed);
 
   // Runs the sequence; x must stay alive until backward() returns.
   void forward(const SequenceInput<Scalar>& x, const Scalar* h0 = nullptr);

@@ -41,6 +41,18 @@ class StreamRunner {
   // position + 1 (Regular blocks are aligned to it, Randomized draws keyed by it): a trainer
   // that restarts streams keeps counting (reset(position())) so that draws never repeat.
   void reset(std::int64_t position = 0);
+  // Puts the runner back where a saved run was (a checkpoint taken between chunks): `position`
+  // steps consumed, the carried state (batch x h), and the last `history` steps the truncation
+  // keeps (0 <= history <= k2 - k1): their token ids (history x batch) and states h at those
+  // steps and the step after (history + 1 rows of batch x h; the last row is `state`).
+  // Everything is copied. Throws std::invalid_argument naming the argument that does not fit.
+  void restore(std::int64_t position, Index batch, const Scalar* state, Index history,
+               IdView history_tokens, const Scalar* history_states);
+  // The history held between chunks, for saving: token ids (history_steps() x batch()) and
+  // states ((history_steps() + 1) x batch() x h). Valid until the next step() or reset().
+  // Token input only (nullptr for a dense stream).
+  const std::int64_t* history_tokens() const;
+  const Scalar* history_states() const { return ws_.H.data(); }
   const Truncation& truncation() const { return truncation_; }
   std::int64_t position() const { return position_; }  // steps consumed so far
   Index batch() const { return batch_; }
