@@ -3,7 +3,6 @@ the middle of an epoch, and after a real `rnnbptt train` process is killed with 
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import signal
@@ -17,17 +16,9 @@ import pytest
 import rnnbptt as rb
 from rnnbptt import checkpoint as ckpt
 from rnnbptt import data
-from rnnbptt.stream import StreamRunner
 
 TOTAL = 300  # optimizer steps; an epoch of the built-in corpus is about 118 chunks of 4 x 10
 INTERRUPT = 170  # in the middle of the second epoch
-
-RUNNER_CAN_RESTORE = {"state", "history"} <= set(inspect.signature(StreamRunner.reset).parameters)
-NEEDS_RUNNER_API = (
-    "the sequential iterator carries a hidden state across chunks; restoring it mid-epoch needs "
-    "StreamRunner.reset(position, state=..., history=...) and StreamRunner.history (C++ binding)"
-)
-
 
 def corpus():
     text = data.default_corpus()
@@ -77,10 +68,6 @@ def test_resume_in_the_middle_of_an_epoch_is_exact(tmp_path, optimizer, iterator
     assert_same_run(continued, uninterrupted)
 
     # A trainer resumed from the mid-epoch checkpoint.
-    if iterator == "sequential" and not RUNNER_CAN_RESTORE:
-        with pytest.warns(RuntimeWarning, match="interrupted after .* chunks .* not exactly the uninterrupted one"):
-            rb.Trainer.resume(path).fit(ids, steps=TOTAL)
-        pytest.skip(NEEDS_RUNNER_API)
     resumed = rb.Trainer.resume(path)
     assert resumed.step == INTERRUPT and resumed.epoch == 1
     resumed.fit(ids, steps=TOTAL)
@@ -112,8 +99,6 @@ def test_a_crash_after_a_step_checkpoint_resumes_exactly(tmp_path, iterator):
     loaded = ckpt.load(path)
     assert loaded.trainer["step"] == 160 and loaded.trainer["epoch_in_progress"]["chunks"] > 0
     assert bool(loaded.trainer_state) == (iterator == "sequential")
-    if iterator == "sequential" and not RUNNER_CAN_RESTORE:
-        pytest.skip(NEEDS_RUNNER_API)
     resumed = rb.Trainer.resume(path)
     resumed.fit(ids, steps=TOTAL)
     assert_same_run(resumed, uninterrupted)
@@ -129,16 +114,6 @@ def test_resuming_mid_epoch_on_another_corpus_is_refused(tmp_path):
 
 
 # ---- a real process, killed --------------------------------------------------------------
-def has_step_checkpoints() -> bool:
-    from rnnbptt.cli import build_parser
-
-    try:
-        build_parser().parse_args(["train", "--checkpoint-every-steps", "5"])
-    except SystemExit:
-        return False
-    return True
-
-
 def train(tmp_path, *args):
     command = [sys.executable, "-m", "rnnbptt", "train", "--hidden", "16", "--batch-size", "4", "--num-steps", "10",
                "--sample-length", "5", *args]
@@ -156,10 +131,6 @@ def params_of(path):
     ids=["sequential-epoch-checkpoints", "random-step-checkpoints", "sequential-step-checkpoints"],
 )
 def test_a_killed_training_process_resumes_to_the_uninterrupted_result(tmp_path, iterator, every):
-    if "--checkpoint-every-steps" in every and not has_step_checkpoints():
-        pytest.skip("needs the CLI flag --checkpoint-every-steps N (Trainer.fit(checkpoint_every_steps=N))")
-    if "--checkpoint-every-steps" in every and iterator == "sequential" and not RUNNER_CAN_RESTORE:
-        pytest.skip(NEEDS_RUNNER_API)
     common = ["--iterator", iterator, "--optimizer", "adam", "--lr", "0.01", "--truncation", "regular:5,10"]
     target = tmp_path / "run.safetensors"
     killed = train(tmp_path, *common, *every, "--steps", "1000000", "--checkpoint", target.name)
@@ -201,43 +172,15 @@ def test_a_killed_training_process_resumes_to_the_uninterrupted_result(tmp_path,
     assert json.loads(json.dumps(left.trainer))["step"] == step
 
 
-class RecordingRunner:
-    """A stand-in for the runner API that mid-epoch resume of the sequential iterator needs:
-    ``history`` and ``reset(position, state=None, history=None)``; it forwards to the real
-    runner and records what the trainer hands over."""
-
-    def __init__(self, real, history):
-        self.real, self.history, self.calls = real, history, []
-
-    def reset(self, position=0, state=None, history=None):
-        self.calls.append((position, None if state is None else state.copy(), history))
-        self.real.reset(position)
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-
 def test_the_runner_state_travels_through_the_checkpoint(tmp_path):
-    """The plumbing of the Python side (the C++ restore itself is tested once it exists)."""
+    """The carried state and the Regular(5, 10) history saved mid-epoch are the runner's own."""
     vocab, ids = corpus()
     trainer = make_trainer(vocab, "sgd", "sequential", "regular:5,10")
     trainer.fit(ids, steps=INTERRUPT)
-    inputs = np.arange(5 * 4, dtype=np.int64).reshape(5, 4)
-    states = np.linspace(-1, 1, 6 * 4 * 16, dtype=np.float32).reshape(6, 4, 16)
-    trainer.runner = RecordingRunner(trainer.runner, (inputs, states))
-    carried = trainer.runner.state
-    path = trainer.save(tmp_path / "mid.safetensors")
-    loaded = ckpt.load(path)
-    assert np.array_equal(loaded.trainer_state["runner.state"], carried)
+    inputs, states = trainer.runner.history
+    assert inputs.shape == (5, 4) and states.shape == (6, 4, 16)
+    assert np.array_equal(states[-1], trainer.runner.state)
+    loaded = ckpt.load(trainer.save(tmp_path / "mid.safetensors"))
+    assert np.array_equal(loaded.trainer_state["runner.state"], trainer.runner.state)
     assert np.array_equal(loaded.trainer_state["runner.history_inputs"], inputs)
     assert np.array_equal(loaded.trainer_state["runner.history_states"], states)
-
-    resumed = rb.Trainer.resume(path)
-    resumed.runner = RecordingRunner(resumed.runner, None)
-    resumed.fit(ids, steps=INTERRUPT + 1)
-    position, state, history = resumed.runner.calls[0]
-    assert position == INTERRUPT * 10
-    assert np.array_equal(state, carried)
-    assert np.array_equal(history[0], inputs) and np.array_equal(history[1], states)
-    resaved = ckpt.load(rb.Trainer.resume(path).save(tmp_path / "again.safetensors"))  # not yet continued
-    assert np.array_equal(resaved.trainer_state["runner.state"], carried)

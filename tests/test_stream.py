@@ -163,3 +163,42 @@ def test_reset_at_a_position_continues_the_global_step():
     runner.reset()
     runner.step(p.x, p.targets)
     assert runner.windows != windows  # other global steps, other cuts
+
+
+@pytest.mark.parametrize("truncation", [rb.Regular(3, 8), rb.Regular(4), rb.Full(), rb.Randomized(0.7, seed=2)])
+def test_a_restored_runner_continues_exactly(truncation):
+    """reset(position, state, history) puts a second runner where the first one stands: the
+    next chunk's loss and gradient are bit-identical."""
+    p = make_problem(T=48, n=2, with_h0=False, dtype=np.float32)
+    first = rb.StreamRunner(p.model, truncation)
+    for start in range(0, 36, 12):
+        first.step(p.x[start : start + 12], p.targets[start : start + 12])
+    second = rb.StreamRunner(p.model, truncation)
+    second.reset(first.position, state=first.state, history=first.history)
+    assert (first.history is None) == (truncation.k2 <= truncation.k1)
+    losses, grads = [], []
+    for runner in (first, second):
+        losses.append(runner.step(p.x[36:], p.targets[36:]))
+        grads.append(p.model.grads.copy())
+    assert losses[0] == losses[1] and np.array_equal(grads[0], grads[1])
+
+
+def test_restore_checks_what_it_is_given():
+    p = make_problem(T=12, n=2, with_h0=False, dtype=np.float32)
+    runner = rb.StreamRunner(p.model, rb.Regular(3, 8))
+    for start in range(0, 12, 6):
+        runner.step(p.x[start : start + 6], p.targets[start : start + 6])
+    state, (inputs, states) = runner.state, runner.history
+    fresh = rb.StreamRunner(p.model, rb.Regular(3, 8))
+    with pytest.raises(ValueError, match="history: expected 0 to 5 steps for regular:3,8, got 6"):
+        fresh.reset(12, state=state, history=(np.zeros((6, 2), np.int64), np.zeros((7, 2, 6), np.float32)))
+    with pytest.raises(ValueError, match="history states: expected the last row to equal state"):
+        fresh.reset(12, state=state + 1, history=(inputs, states))
+    with pytest.raises(ValueError, match=r"history inputs: expected token ids in \[0, 5\), got 9"):
+        fresh.reset(12, state=state, history=(np.full_like(inputs, 9), states))
+    with pytest.raises(ValueError, match="state: expected finite values, got nan"):
+        fresh.reset(12, state=np.full_like(state, np.nan))
+    with pytest.raises(ValueError, match="history: expected None without a state"):
+        fresh.reset(12, history=(inputs, states))
+    with pytest.raises(ValueError, match="history: expected at most the 3 steps consumed, got 5"):
+        fresh.reset(3, state=state, history=(inputs, states))

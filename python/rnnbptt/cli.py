@@ -274,12 +274,7 @@ def _print_epoch(record: EpochRecord, every: int, epochs: int) -> None:
 def _resume(args: argparse.Namespace) -> Trainer:
     try:
         trainer = Trainer.resume(args.resume, log=args.log, progress=args.progress)
-    except KeyError as error:  # a checkpoint that holds a model but no trainer state
-        raise UsageError(
-            f"argument --resume: {args.resume} has no trainer state (no {error.args[0] if error.args else ''!r}); "
-            "resume a checkpoint written by 'rnnbptt train'"
-        ) from None
-    except (ValueError, TypeError) as error:  # CheckpointError included
+    except (ValueError, TypeError) as error:  # CheckpointError included (no trainer state, say)
         raise UsageError(_as_flag(str(error), "--resume")) from None
     if trainer.vocab is None:
         raise UsageError(f"argument --resume: {args.resume} has no vocabulary to encode text with")
@@ -489,8 +484,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(args.run(args))
     except UsageError as error:
         message = str(error)
-    except KeyError as error:  # KeyError's str() is the repr of its key
-        message = _as_flag(str(error.args[0]) if error.args else "missing key")
     except MemoryError as error:
         message = f"out of memory ({error or 'MemoryError'}); try a smaller --hidden or --batch-size"
     except (FloatingPointError, OverflowError) as error:  # non-finite gradients, perplexity overflow

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
-import inspect
 import json
 import math
 import sys
@@ -260,21 +259,9 @@ class Trainer:
             seconds,
         )
 
-    def _runner_can_restore(self) -> bool:
-        """Whether the stream runner can be put back into a saved state; that needs
-        ``StreamRunner.reset(position, state=None, history=None)`` and
-        ``StreamRunner.history``."""
-        try:
-            parameters = inspect.signature(self.runner.reset).parameters
-        except (TypeError, ValueError):
-            return False
-        return "state" in parameters and "history" in parameters
-
     def _history_steps(self) -> int:
         t = self.truncation
-        if str(t).startswith("regular"):
-            return int(t.k2) - int(t.k1)
-        return 0
+        return t.k2 - t.k1 if t.kind == Truncation.Kind.regular else 0
 
     def _runner_arrays(self) -> dict[str, np.ndarray]:
         """What the sequential iterator's stream carries from one chunk to the next, when an
@@ -287,7 +274,7 @@ class Trainer:
         if state is None:
             return {}
         out = {"runner.state": np.array(state)}
-        history = getattr(self.runner, "history", None)  # needs StreamRunner.history
+        history = self.runner.history
         if history is not None:
             inputs, states = history
             out["runner.history_inputs"] = np.ascontiguousarray(inputs, dtype=np.int64)
@@ -302,9 +289,6 @@ class Trainer:
         inexact = None
         if "runner.state" not in arrays:
             inexact = "the checkpoint holds no carried hidden state"
-        elif not self._runner_can_restore():
-            inexact = ("this build's StreamRunner cannot be given a carried state (it needs "
-                       "reset(position, state=..., history=...))")
         elif self._history_steps() > 0 and "runner.history_inputs" not in arrays:
             inexact = "the checkpoint holds no truncation history"
         if inexact is not None:
