@@ -202,3 +202,19 @@ def test_restore_checks_what_it_is_given():
         fresh.reset(12, history=(inputs, states))
     with pytest.raises(ValueError, match="history: expected at most the 3 steps consumed, got 5"):
         fresh.reset(3, state=state, history=(inputs, states))
+
+
+def test_a_failed_restore_leaves_the_runner_as_it_was():
+    p = make_problem(T=24, n=2, with_h0=False, dtype=np.float32)
+    runner, twin = rb.StreamRunner(p.model, rb.Regular(3, 8)), rb.StreamRunner(p.model, rb.Regular(3, 8))
+    for r in (runner, twin):
+        for start in range(0, 12, 6):
+            r.step(p.x[start : start + 6], p.targets[start : start + 6])
+    state, (inputs, states) = runner.state, runner.history
+    with pytest.raises(ValueError, match="history inputs: expected token ids"):
+        runner.reset(6, state=state, history=(np.full_like(inputs, 99), states))
+    assert runner.position == 12 and np.array_equal(runner.state, state)
+    results = []
+    for r in (runner, twin):
+        results.append((r.step(p.x[12:18], p.targets[12:18]), p.model.grads.copy()))
+    assert results[0][0] == results[1][0] and np.array_equal(results[0][1], results[1][1])

@@ -342,3 +342,22 @@ def test_repr_names_the_strategy():
     assert repr(rb.Regular(5)) == "Regular(5, 5)"
     assert repr(rb.Randomized(0.5, seed=2)) == "Randomized(0.5, seed=2)"
     assert repr(rb.Randomized([1.0, 0.5], seed=2)) == "Randomized([1.0, 0.5], seed=2)"
+
+
+def test_schedule_refuses_step_indices_that_do_not_fit():
+    """step_offset + T must fit in int64: beyond, the block arithmetic would overflow."""
+    with pytest.raises(ValueError, match=r"step_offset: expected at most 2\*\*63 - 1 - T = 9223372036854775801"):
+        rb.Regular(6).schedule(6, 2**63 - 1)
+    flow, windows, _ = rb.Regular(6).schedule(6, 2**63 - 7)  # the last offset that fits
+    assert windows and all(first <= begin < end for first, begin, end in windows)
+
+
+def test_regular_with_the_largest_k2_is_regular_reaching_the_start():
+    """ceil(k2 / k1) lanes is computed without overflow: k2 = 2**63 - 1 reaches the start from
+    every block, exactly as any k2 >= T does."""
+    p = make_problem(T=10)
+    huge, _ = grads_for(p, rb.Truncation.parse(f"regular:2,{2**63 - 1}"))
+    reaching, _ = grads_for(p, rb.Regular(2, 100))
+    for name in huge:
+        assert np.array_equal(huge[name], reaching[name]), name
+    assert np.any(huge["W_hh"] != 0)

@@ -155,11 +155,16 @@ void define_model_class(py::module_& m, const char* name) {
       }, py::arg("dh_T") = py::none(), py::arg("truncation") = Truncation::full(),
          py::arg("step_offset") = 0, py::arg("record_dh_norms") = false, py::arg("dx") = false)
       .def_property_readonly("flow", [](PM& s) {
+        BusyGuard guard(s.busy);
         const auto& ws = s.model.workspace();
         return copy_of<Scalar>(ws.flow.data(), {ws.steps});
       })
-      .def_property_readonly("windows", [](PM& s) { return windows_list(s.model.workspace().windows); })
+      .def_property_readonly("windows", [](PM& s) {
+        BusyGuard guard(s.busy);
+        return windows_list(s.model.workspace().windows);
+      })
       .def_property_readonly("dh_norms", [](PM& s) -> py::object {
+        BusyGuard guard(s.busy);
         const auto& ws = s.model.workspace();
         if (!ws.has_dh_norms)
           throw py::value_error("dh_norms: expected a backward pass with record_dh_norms=True, got none");

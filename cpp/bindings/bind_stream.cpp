@@ -69,6 +69,7 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
          "Start a new stream at global step `position`: zero state and no history, or the carried "
          "state (n, h) and history (token ids (k, n), states (k + 1, n, h)) of a saved run.")
       .def_property_readonly("history", [](PS& s) -> py::object {
+        BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
         const Index k = s.runner.history_steps(), n = s.runner.batch();
         if (k == 0 || s.runner.history_tokens() == nullptr) return py::none();
         const Index h = s.model.template cast<PyModel<Scalar>&>().model.config().hidden_size;
@@ -80,15 +81,22 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
       })
       .def_property_readonly("truncation", [](PS& s) { return s.runner.truncation(); })
       .def_property_readonly("position", [](PS& s) { return s.runner.position(); })
-      .def_property_readonly("memory_bytes", [](PS& s) { return s.runner.memory_bytes(); })
+      .def_property_readonly("memory_bytes", [](PS& s) {
+        BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
+        return s.runner.memory_bytes();
+      })
       .def_property_readonly("state", [](PS& s) -> py::object {
+        BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
         const Index n = s.runner.batch(), h = s.model.template cast<PyModel<Scalar>&>().model.config().hidden_size;
         if (n == 0) return py::none();
         auto out = empty<Scalar>({n, h});
         std::copy(s.runner.state(), s.runner.state() + n * h, out.mutable_data());
         return out;
       })
-      .def_property_readonly("windows", [](PS& s) { return windows_list(s.runner.workspace().windows); });
+      .def_property_readonly("windows", [](PS& s) {
+        BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
+        return windows_list(s.runner.workspace().windows);
+      });
 }
 
 }  // namespace

@@ -43,10 +43,12 @@ void recur(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W, bo
   // panel order: the same value for any thread count. One lane only (checked by the caller).
   constexpr Index panel = detail::Simd<Scalar>::panel;
   const Index panels = (h + panel - 1) / panel;
-  if (options.record_dh_norms)
+  if (options.record_dh_norms) {
     detail::grow_buffer(ws.norm_parts,
                         detail::checked_size("x", "the norm pieces T x panels", {T, panels}, sizeof(double)),
                         "x", "the norm pieces T x panels");
+    std::fill(ws.norm_parts.begin(), ws.norm_parts.begin() + T * panels, 0.0);  // rows no window holds
+  }
   if (options.dh0 != nullptr) MatrixMap<Scalar>(options.dh0, n, h).setZero();
   if (!in_place) MatrixMap<Scalar>(dA, T * n, h).setZero();
   Index* owner = ws.lane_owner.data();
@@ -121,17 +123,6 @@ void rnn_backward(Scalar* dparams, Workspace<Scalar>& ws, const ModelConfig& con
   const SequenceInput<Scalar>& x = ws.input;
   if (options.dx != nullptr && x.is_tokens())
     invalid("dx: expected dense input, got token ids (the gradient wrt ids does not exist)");
-  if (x.is_tokens()) {
-    // The ids are the caller's memory, kept (not copied) since forward. They are checked
-    // again here, O(T n) next to O(T n h) products, so that ids changed in between throw
-    // instead of scattering out of bounds; ids changed within [0, d) are used as they are.
-    for (Index i = 0, count = ws.steps * ws.batch; i < count; ++i) {
-      const std::int64_t id = x.tokens[i];
-      if (id < 0 || id >= config.input_size)
-        invalid("x: expected token ids in [0, ", config.input_size, ") as at forward, got ", id,
-                " at [", i / ws.batch, ", ", i % ws.batch, "] (the ids were changed after forward)");
-    }
-  }
 
   const Index T = ws.steps, n = ws.batch, P = ws.context_steps;
   const Index d = config.input_size, h = config.hidden_size, q = config.output_size;

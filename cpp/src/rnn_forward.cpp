@@ -25,13 +25,8 @@ void check_input(const SequenceInput<Scalar>& x, const ModelConfig& config) {
   const Index d = config.input_size;
   if (x.is_tokens()) {
     if (x.tokens.data == nullptr) invalid("x: expected input data, got a null pointer");
-    for (Index i = 0; i < positions; ++i) {
-      const std::int64_t id = x.tokens[i];
-      if (id < 0 || id >= d)
-        invalid("x: expected token ids in [0, ", d, "), got ", id, " at [", i / x.batch, ", ",
-                i % x.batch, "]");
-    }
-    return;
+    (void)positions;
+    return;  // the ids are checked on the workspace's copy (rnn_forward)
   }
   detail::checked_size("x", "the input values T x n x d", {x.steps, x.batch, d}, sizeof(Scalar));
   detail::check_finite("x", x.dense, {x.steps, x.batch, d});
@@ -47,6 +42,21 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
   const Index T = x.steps, n = x.batch, P = context_steps;
   const Index d = config.input_size, h = config.hidden_size, q = config.output_size;
   if (P < 0 || P >= T) invalid("context_steps: expected 0 <= context < T = ", T, ", got ", P);
+  ws.has_forward = false;
+  SequenceInput<Scalar> input = x;
+  if (x.is_tokens()) {
+    // Token ids are copied (8 T n bytes, next to T n h activations) and checked on the copy:
+    // whatever the caller does to its array afterwards, even from another thread while this
+    // runs, forward and backward read ids that were checked.
+    const Index positions = T * n;
+    detail::grow_buffer(ws.ids, detail::checked_size("x", "the token ids T x n", {T, n}, sizeof(std::int64_t)), "x",
+                        "the token ids T x n");
+    for (Index i = 0; i < positions; ++i) ws.ids[i] = x.tokens[i];
+    for (Index i = 0; i < positions; ++i)
+      if (ws.ids[i] < 0 || ws.ids[i] >= d)
+        invalid("x: expected token ids in [0, ", d, "), got ", ws.ids[i], " at [", i / n, ", ", i % n, "]");
+    input = SequenceInput<Scalar>::from_tokens(ws.ids.data(), IdType::int64, T, n);
+  }
   ws.reserve(config, T, n, P);
   const ParameterViews<const Scalar> p(params, layout);
 
@@ -65,7 +75,7 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
     // x_t is one-hot: W_hx x_t is a column of W_hx, a contiguous row of its transpose.
     MatrixMap<Scalar> W_hx_T(ws.W_hx_T.data(), d, h);
     W_hx_T = p.W_hx.transpose();
-    const IdView ids = x.tokens;
+    const IdView ids = input.tokens;
 #pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (rows * h > 65536)
     for (Index r = 0; r < rows; ++r) A.row(r) = W_hx_T.row(ids[P * n + r]);
   } else {
@@ -86,7 +96,7 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
   detail::gemm(O_loss, H.middleRows((P + 1) * n, rows), p.W_qh.transpose());
   if (config.bias) O_loss.rowwise() += p.b_q;
 
-  ws.input = x;
+  ws.input = input;
   ws.has_forward = true;
   ws.has_output_gradient = false;
   ws.has_dh_norms = false;

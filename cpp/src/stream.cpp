@@ -40,7 +40,10 @@ template <class Scalar>
 void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, const Scalar* state,
                                    Index history, IdView history_tokens,
                                    const Scalar* history_states) {
-  reset(position);
+  // Everything is checked and every buffer grown before anything changes: a restore that
+  // throws leaves the runner as it was.
+  if (position < 0) invalid("position: expected a global step index >= 0, got ", position);
+  truncation_.check_chunk(static_cast<Index>(position), "position");
   const Index h = config_.hidden_size, keep = truncation_.history_steps();
   if (batch < 1) invalid("state: expected at least one sequence (n >= 1), got n = ", batch);
   if (history < 0 || history > keep)
@@ -49,11 +52,7 @@ void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, const Sca
     invalid("history: expected at most the ", position, " steps consumed, got ", history);
   const Index state_size = detail::checked_size("state", "the carried state n x h", {batch, h}, sizeof(Scalar));
   detail::check_finite("state", state, {batch, h});
-  detail::grow_buffer(state_, state_size, "state", "the carried state n x h");
-  state_.resize(static_cast<std::size_t>(state_size));
-  std::copy(state, state + state_size, state_.begin());
   if (history > 0) {
-    const Index rows = (history + 1) * batch;
     detail::check_finite("history states", history_states, {history + 1, batch, h});
     if (!std::equal(state, state + state_size, history_states + history * batch * h))
       invalid("history states: expected the last row to equal state (the carried h_t), got another");
@@ -63,10 +62,17 @@ void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, const Sca
                 history_tokens[i], " at [", i / batch, ", ", i % batch, "]");
     detail::grow_buffer(token_history_, detail::checked_size("history", "the token history", {history, batch}, 8),
                         "history", "the token history");
-    for (Index i = 0; i < history * batch; ++i) token_history_[i] = history_tokens[i];
     detail::grow_buffer(ws_.H, detail::checked_size("history", "the history states", {history + 1, batch, h}, sizeof(Scalar)),
                         "history", "the history states");
-    std::copy(history_states, history_states + rows * h, ws_.H.begin());
+  }
+  detail::grow_buffer(state_, state_size, "state", "the carried state n x h");
+
+  reset(position);
+  state_.resize(static_cast<std::size_t>(state_size));
+  std::copy(state, state + state_size, state_.begin());
+  if (history > 0) {
+    for (Index i = 0; i < history * batch; ++i) token_history_[i] = history_tokens[i];
+    std::copy(history_states, history_states + (history + 1) * batch * h, ws_.H.begin());
     input_kind_ = 1;
   }
   history_ = history;
@@ -129,7 +135,7 @@ double StreamRunner<Scalar>::step(const Scalar* params, Scalar* dparams,
   // Commit: carry the state, keep the last `keep` steps of history at the buffers' front.
   std::copy(ws_.H.begin() + total * n * h, ws_.H.begin() + (total + 1) * n * h, state_.begin());
   const Index kept = std::min(keep, total);
-  if (kept > 0) {
+  if (kept > 0 && total > kept) {  // else the history already sits at the front
     const Index from = total - kept;
     std::copy(ws_.H.begin() + from * n * h, ws_.H.begin() + (total + 1) * n * h, ws_.H.begin());
     if (kind == 1)

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <string_view>
 
 #include "rnnbptt/error.hpp"
@@ -163,6 +164,10 @@ template <class Scalar>
 Index Truncation::schedule(std::int64_t step_offset, Index steps, Index context, Scalar* flow,
                            std::vector<Window>& windows) const {
   if (step_offset < 0) invalid("step_offset: expected a global step index >= 0, got ", step_offset);
+  if (steps < 1) invalid("steps: expected at least one step, got ", steps);
+  if (step_offset > std::numeric_limits<std::int64_t>::max() - steps)
+    invalid("step_offset: expected at most 2**63 - 1 - T = ",
+            std::numeric_limits<std::int64_t>::max() - steps, " (global step indices must fit), got ", step_offset);
   if (context < 0 || context >= steps)
     invalid("context: expected 0 <= context < steps = ", steps, ", got ", context);
   const Index T = steps, P = context;
@@ -173,7 +178,7 @@ Index Truncation::schedule(std::int64_t step_offset, Index steps, Index context,
     // of k1. A window injects its block's losses (those after the history) and reaches
     // k2 - k1 steps before the block's nominal first step. Window i and window i + L never
     // overlap when (L - 1) k1 >= k2 - k1, so dealing windows round-robin into L lanes works.
-    const Index reach = k2_ - k1_, lanes = (k2_ + k1_ - 1) / k1_;
+    const Index reach = k2_ - k1_, lanes = 1 + (k2_ - 1) / k1_;  // ceil(k2 / k1), without overflow
     std::fill(flow, flow + T, Scalar(0));
     for (Index begin = P; begin < T;) {
       const Index phase = static_cast<Index>((step_offset + begin) % k1_);

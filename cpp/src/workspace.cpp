@@ -54,6 +54,7 @@ std::size_t Workspace<Scalar>::bytes() const {
                               W_hx_T.capacity() + dW_hx_T.capacity() + flow.capacity() +
                               dh_norms.capacity();
   return scalars * sizeof(Scalar) + lane_owner.capacity() * sizeof(Index) +
+         ids.capacity() * sizeof(std::int64_t) +
          row_loss.capacity() * sizeof(double) + norm_parts.capacity() * sizeof(double) +
          windows.capacity() * sizeof(Window);
 }

@@ -197,10 +197,10 @@ class RNN:
         ----------
         x : ndarray
             Dense input ``(T, n, d)`` of the model's dtype, or token ids ``(T, n)`` (int32 or
-            int64, each in ``[0, d)``), C-contiguous. Used in place and kept (not copied) until
-            the next forward, for backward: changing it in between changes what backward
-            computes, and token ids outside ``[0, d)`` by then make backward raise ValueError
-            (never read out of bounds).
+            int64, each in ``[0, d)``), C-contiguous. Dense input is used in place and kept (not
+            copied) until the next forward, for backward: changing it in between changes the
+            gradient backward computes. Token ids are copied (8 bytes each) and checked, so
+            backward always uses the ids forward saw.
         h0 : ndarray, optional
             Initial state ``(n, h)``; zeros by default.
 

@@ -37,8 +37,10 @@ struct Workspace {
   std::vector<Window> windows;   // the last backward's schedule
   Index lanes = 0;               // lanes of that schedule
 
-  // Input of the last forward, kept (not copied) for the backward pass.
+  // Input of the last forward, for the backward pass: dense values are the caller's memory,
+  // kept (not copied), token ids point to `ids`, the workspace's checked copy.
   SequenceInput<Scalar> input;
+  Buffer<std::int64_t> ids;  // steps x n: token ids of the last forward
   bool has_forward = false;
   bool has_output_gradient = false;
   bool has_dh_norms = false;
