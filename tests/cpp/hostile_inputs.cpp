@@ -38,6 +38,16 @@ void expect_invalid(const std::function<void()>& call, const std::string& words)
   }
 }
 
+rnnbptt::ModelConfig config_of(rnnbptt::Index d, rnnbptt::Index h, rnnbptt::Index q,
+                               rnnbptt::Activation activation = rnnbptt::Activation::tanh) {
+  rnnbptt::ModelConfig config;
+  config.input_size = d;
+  config.hidden_size = h;
+  config.output_size = q;
+  config.activation = activation;
+  return config;
+}
+
 template <class Scalar>
 bool all_finite(const Scalar* data, rnnbptt::Index size) {
   for (rnnbptt::Index i = 0; i < size; ++i)
@@ -48,11 +58,8 @@ bool all_finite(const Scalar* data, rnnbptt::Index size) {
 template <class Scalar>
 void every_strategy(rnnbptt::Activation activation, bool tokens) {
   using rnnbptt::Index;
-  rnnbptt::ModelConfig config;
-  config.input_size = 7;
-  config.hidden_size = 37;  // not a multiple of any packet: scalar tails run too
-  config.output_size = 5;
-  config.activation = activation;
+  // h = 37 is not a multiple of any packet: scalar tails run too.
+  const rnnbptt::ModelConfig config = config_of(7, 37, 5, activation);
   rnnbptt::Model<Scalar> model(config);
   model.init_uniform(0.3, 11);
   const Index T = 23, n = 3, d = config.input_size;
@@ -96,10 +103,7 @@ void every_strategy(rnnbptt::Activation activation, bool tokens) {
 template <class Scalar>
 void stream_with_history() {
   using rnnbptt::Index;
-  rnnbptt::ModelConfig config;
-  config.input_size = 6;
-  config.hidden_size = 20;
-  config.output_size = 6;
+  const rnnbptt::ModelConfig config = config_of(6, 20, 6);
   rnnbptt::Model<Scalar> model(config);
   model.init_normal(0.2, 5);
   const Index chunk = 6, n = 2, chunks = 9;
@@ -125,10 +129,7 @@ void stream_with_history() {
 
 void misuse() {
   using rnnbptt::Index;
-  rnnbptt::ModelConfig config;
-  config.input_size = 5;
-  config.hidden_size = 4;
-  config.output_size = 3;
+  const rnnbptt::ModelConfig config = config_of(5, 4, 3);
   rnnbptt::Model<double> model(config);
   model.init_uniform(0.5, 1);
   std::vector<std::int64_t> ids(4, 0), targets(4, 0);
