@@ -1,13 +1,20 @@
-"""rnnbptt's benchmark suite: speed and memory against PyTorch and the machine's GEMM peak.
+"""rnnbptt's benchmark suite: speed and memory against PyTorch, JAX, oneDNN and the GEMM peak.
 
-    python bench/run.py                 # the whole suite, a few minutes on 2 cores
+    python bench/run.py                 # the whole suite, about ten minutes on 2 cores
     python bench/run.py --quick         # fewer passes and sizes
+    python bench/run.py --variants avx2 # only these SIMD variants (default: all this CPU runs)
 
 Only ratios measured side by side in one run mean something on a noisy host: every
-comparison interleaves rnnbptt and PyTorch (A B A B ...) over several passes and reports
-medians. Peak memory is measured in a fresh process per (library, configuration). Without
-PyTorch the suite still runs and reports rnnbptt alone. Results go to bench/results/ as
-Markdown and JSON, and as a plot when matplotlib is installed.
+comparison interleaves rnnbptt and its peers (A B C A B C ...) over several passes and
+reports medians. Each SIMD variant of rnnbptt runs in its own process (RNNBPTT_ISA). The
+peers are PyTorch (one-hot input and nn.Embedding) and JAX when installed; the targets are
+ratios against the best of them. Peak memory is measured in a fresh process per (library,
+configuration).
+
+The recurrent layer alone is compared with oneDNN's vanilla RNN primitives by a C++ program
+(bench/onednn/layer.cpp), built per variant with CMake when oneDNN's CMake package is found
+(Debian: libdnnl-dev); otherwise that part is skipped with the reason. Results go to
+bench/results/ as Markdown and JSON, and as a plot when matplotlib is installed.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import argparse
 import json
 import os
 import platform
+import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +36,20 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from workloads import CONFIGS, rnnbptt_step, step_flops, tokens, torch_step  # noqa: E402
+from workloads import (  # noqa: E402
+    CONFIGS,
+    executed_flops,
+    jax_step,
+    rnnbptt_step,
+    step_flops,
+    tokens,
+    torch_embedding_step,
+    torch_step,
+)
+
+# Compiler flags of each SIMD variant, as CMakeLists.txt builds the Python modules.
+VARIANT_FLAGS = {"baseline": "", "avx2": "-mavx2 -mfma",
+                 "avx512": "-mavx512f -mavx512dq -mavx512bw -mavx512vl -mavx2 -mfma"}
 
 
 def have_torch() -> bool:
@@ -36,6 +58,35 @@ def have_torch() -> bool:
     except ImportError:
         return False
     return True
+
+
+def have_jax() -> bool:
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cpu_flags() -> set[str]:
+    path = Path("/proc/cpuinfo")
+    if not path.exists():
+        return set()
+    for line in path.read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def machine_variants() -> list[str]:
+    """The SIMD variants this CPU runs, best first."""
+    flags = cpu_flags()
+    out = []
+    if {"avx512f", "avx512dq", "avx512bw", "avx512vl", "avx2", "fma"} <= flags:
+        out.append("avx512")
+    if {"avx2", "fma"} <= flags:
+        out.append("avx2")
+    return out + ["baseline"]
 
 
 def set_threads(threads: int, torch_too: bool = True) -> None:
@@ -88,14 +139,21 @@ def worker_throughput(configs: list[str], passes: int, threads: int, dtype: str)
 
     np_dtype = np.float64 if dtype == "float64" else np.float32
     out: dict[str, Any] = {"isa": rb.build_info()["isa"], "simd": rb.build_info()["simd"], "rows": []}
+    if have_jax():
+        import jax
+
+        out["jax"] = jax.__version__
     for name in configs:
         V, h, n, T = CONFIGS[name]
         steps = {"rnnbptt": rnnbptt_step(V, h, n, T, np_dtype)}
         if have_torch():
             steps["torch"] = torch_step(V, h, n, T, np_dtype)
+            steps["torch_embedding"] = torch_embedding_step(V, h, n, T, np_dtype)
+        if have_jax() and np_dtype == np.float32:
+            steps["jax"] = jax_step(V, h, n, T)
         seconds = interleaved(steps, passes)
         out["rows"].append({"config": name, "V": V, "h": h, "n": n, "T": T, "seconds": seconds,
-                            "flops": step_flops(V, h, n, T)})
+                            "flops": step_flops(V, h, n, T), "executed_flops": executed_flops(V, h, n, T)})
     return out
 
 
@@ -137,6 +195,61 @@ def worker_memory(library: str, config: list[int], threads: int, stream: Optiona
     return {"before_kib": before, "peak_kib": _status_kib("VmHWM"), "seconds": seconds}
 
 
+# ---- the recurrent layer alone against oneDNN (bench/onednn) -------------------------------
+LAYER_CONFIGS = {name: (h, n, T) for name, (_, h, n, T) in CONFIGS.items()}  # dense input of width h
+
+
+def cmake_prefix() -> list[str]:
+    """Where CMake finds Eigen when it comes from PyPI's cmeel-eigen (as for the Python build)."""
+    out = subprocess.run([sys.executable, "-m", "cmeel", "cmake"], capture_output=True, text=True)
+    return [f"-DCMAKE_PREFIX_PATH={out.stdout.strip()}"] if out.returncode == 0 and out.stdout.strip() else []
+
+
+def build_layer(variant: str, build_root: Path, wrapper: list[str], rebuild: bool = True) -> tuple[Optional[Path], str]:
+    """Configures and builds bench/onednn for one variant; (executable, "") or (None, reason).
+    With rebuild=False an executable already there is used as it is."""
+    if not rebuild and (build_root / f"onednn-{variant}" / "layer").exists():
+        return build_root / f"onednn-{variant}" / "layer", ""
+    if shutil.which("cmake") is None:
+        return None, "cmake not found"
+    build = build_root / f"onednn-{variant}"
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    configure = ["cmake", "-S", str(HERE / "onednn"), "-B", str(build), *generator, "-DCMAKE_BUILD_TYPE=Release",
+                 f"-DCMAKE_CXX_FLAGS={VARIANT_FLAGS[variant]}", f"-DPython3_EXECUTABLE={sys.executable}",
+                 *cmake_prefix()]
+    out = subprocess.run(configure, capture_output=True, text=True)
+    if out.returncode != 0:
+        text = out.stdout + out.stderr
+        if "dnnl" in text:
+            return None, "oneDNN's CMake package (dnnl) not found: install libdnnl-dev or set dnnl_DIR"
+        return None, f"CMake configure failed: {text[-500:]}"
+    out = subprocess.run([*wrapper, "cmake", "--build", str(build), "--target", "layer"], capture_output=True, text=True)
+    if out.returncode != 0:
+        return None, f"build failed: {(out.stdout + out.stderr)[-1500:]}"
+    return build / "layer", ""
+
+
+def onednn_layer(variants: list[str], threads: int, passes: int, build_root: Path,
+                 wrapper: list[str], rebuild: bool = True) -> dict[str, Any]:
+    result: dict[str, Any] = {"variants": {}}
+    for variant in variants:
+        exe, reason = build_layer(variant, build_root, wrapper, rebuild)
+        if exe is None:
+            result["skipped"] = reason
+            print(f"oneDNN layer ({variant}) skipped: {reason}", flush=True)
+            return result
+        rows = []
+        for name, (h, n, T) in LAYER_CONFIGS.items():
+            out = subprocess.run([str(exe), "--h", str(h), "--n", str(n), "--T", str(T), "--threads", str(threads),
+                                  "--passes", str(passes)], capture_output=True, text=True)
+            if out.returncode != 0:
+                raise RuntimeError(f"{exe} failed for {name}:\n{out.stderr[-3000:]}")
+            rows.append({"config": name, **json.loads(out.stdout.strip().splitlines()[-1])})
+        result["variants"][variant] = rows
+        print(f"oneDNN layer ({variant}) done", flush=True)
+    return result
+
+
 def spawn(args: list[str], env: Optional[dict[str, str]] = None) -> dict[str, Any]:
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], capture_output=True, text=True,
                          env={**os.environ, **(env or {})})
@@ -156,7 +269,8 @@ def machine(threads: int) -> dict[str, Any]:
                 model = line.split(":", 1)[1].strip()
                 break
     info: dict[str, Any] = {"cpu": model, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
-                            "numpy": np.__version__, "rnnbptt": rb.build_info()}
+                            "numpy": np.__version__, "rnnbptt": rb.build_info(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                            "load_start": list(os.getloadavg())}
     if have_torch():
         import torch
 
@@ -164,7 +278,8 @@ def machine(threads: int) -> dict[str, Any]:
     return info
 
 
-def run_suite(quick: bool, threads: int) -> dict[str, Any]:
+def run_suite(quick: bool, threads: int, variants: list[str], build_root: Path, wrapper: list[str],
+              rebuild: bool = True) -> dict[str, Any]:
     import rnnbptt as rb
 
     passes = 3 if quick else 7
@@ -173,9 +288,12 @@ def run_suite(quick: bool, threads: int) -> dict[str, Any]:
     set_threads(threads)
     results["gemm_peak"] = gemm_peak(threads)
     print(f"GEMM peak: {results['gemm_peak']['gflops']:.0f} GFLOP/s ({results['gemm_peak']['source']})", flush=True)
+    layer_variants = [v for v in variants if v in ("avx2", "avx512")]  # the variants the goal is for
+    results["onednn_layer"] = onednn_layer(layer_variants, threads, 3 if quick else 5, build_root, wrapper, rebuild)
 
     configs = list(CONFIGS)
-    variants = [rb.build_info()["isa"]] + (["baseline"] if rb.build_info()["isa"] not in ("baseline", "native") else [])
+    if rb.build_info()["isa"] == "native":
+        variants = ["native"]
     results["throughput"] = {}
     for isa in variants:
         args = ["--worker", "throughput", "--configs", ",".join(configs), "--passes", str(passes),
@@ -183,7 +301,8 @@ def run_suite(quick: bool, threads: int) -> dict[str, Any]:
         results["throughput"][isa] = spawn(args, {"RNNBPTT_ISA": isa} if isa != "native" else {})
         print(f"throughput ({isa}) done", flush=True)
     results["float64"] = spawn(["--worker", "throughput", "--configs", "S", "--passes", str(passes),
-                                "--threads", str(threads), "--dtype", "float64"])
+                                "--threads", str(threads), "--dtype", "float64"],
+                               {"RNNBPTT_ISA": variants[0]} if variants[0] != "native" else {})
 
     results["memory"] = []
     for name in configs:
@@ -213,11 +332,20 @@ def run_suite(quick: bool, threads: int) -> dict[str, Any]:
         seconds = interleaved(steps, max(3, passes // 2))
         results["scaling_h"].append({"h": h, "V": V, "n": n, "T": T, "seconds": seconds, "flops": step_flops(V, h, n, T)})
     print("scaling in h done", flush=True)
+    results["machine"]["load_end"] = list(os.getloadavg())
     return results
 
 
 # ---- reporting ----------------------------------------------------------------------------
-TARGETS = {"S": 2.5, "M": 1.5, "L": 1.0, "X": 5.0}
+TARGETS = {"S": 2.5, "M": 1.5, "L": 1.2, "X": 3.0}  # against the best peer
+L_PEAK_SHARE = 0.80  # L's executed FLOPs against the GEMM peak
+TARGET_VARIANTS = ("avx2", "avx512", "native")
+PEERS = {"torch": "PyTorch one-hot", "torch_embedding": "PyTorch embedding", "jax": "JAX"}
+
+
+def best_peer(seconds: dict[str, float]) -> Optional[str]:
+    peers = [name for name in PEERS if name in seconds]
+    return min(peers, key=lambda name: seconds[name]) if peers else None
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -226,7 +354,9 @@ def markdown(r: dict[str, Any]) -> str:
     lines = [
         "## Machine",
         "",
-        f"- CPU: {m['cpu']} ({m['cores']} cores), {m['threads']} threads for every library",
+        f"- CPU: {m['cpu']} ({m['cores']} cores), {m['threads']} threads for every library; run started "
+        f"{m.get('started', '?')}, load average (1, 5, 15 min) {', '.join(f'{x:.2f}' for x in m.get('load_start', []))} "
+        f"at the start and {', '.join(f'{x:.2f}' for x in m.get('load_end', []))} at the end",
         f"- rnnbptt {m['rnnbptt']['version']} (variant loaded by default: `{m['rnnbptt']['isa']}`), "
         f"PyTorch {m.get('torch', 'not installed')}, NumPy {m['numpy']}, Python {m['python']}",
         f"- fp32 GEMM peak measured in this run: **{peak:.0f} GFLOP/s** ({r['gemm_peak']['source']})",
@@ -236,24 +366,69 @@ def markdown(r: dict[str, Any]) -> str:
         "",
     ]
     for isa, block in r["throughput"].items():
-        lines += [f"### rnnbptt `{isa}` variant ({block['simd']}) against PyTorch", ""]
-        lines += ["| config (V, h, n, T) | rnnbptt tokens/s | GFLOP/s | % of GEMM peak | PyTorch tokens/s | GFLOP/s "
-                  "| ratio | target |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for row in block["rows"]:
+        versions = f", JAX {block['jax']}" if "jax" in block else ""
+        lines += [f"### rnnbptt `{isa}` variant ({block['simd']}) against its peers{versions}", ""]
+        if isa not in TARGET_VARIANTS:
+            lines += ["(The portable baseline is measured for reference; the targets apply to the AVX2 and AVX-512 "
+                      "variants.)", ""]
+        rows = block["rows"]
+        peers = [name for name in PEERS if rows and name in rows[0]["seconds"]]
+        head = "| config (V, h, n, T) | rnnbptt tokens/s | executed GFLOP/s | % of GEMM peak | "
+        head += " | ".join(f"{PEERS[p]} tokens/s" for p in peers)
+        head += " | ratio to best peer | target |" if peers else " |"
+        lines += [head, "|---|" + "---:|" * (3 + len(peers) + (2 if peers else 0))]
+        for row in rows:
             tok = row["T"] * row["n"]
             ours = row["seconds"]["rnnbptt"]
-            theirs = row["seconds"].get("torch")
             cfg = f"{row['config']} = ({row['V']}, {row['h']}, {row['n']}, {row['T']})"
-            ours_gf = row["flops"] / ours / 1e9
-            if theirs is None:
-                lines.append(f"| {cfg} | {tok / ours:,.0f} | {ours_gf:.0f} | {100 * ours_gf / peak:.0f}% | - | - | - | - |")
-                continue
-            ratio = theirs / ours
-            target = TARGETS[row["config"]]
-            mark = "met" if ratio >= target else "**not met**"
-            lines.append(f"| {cfg} | {tok / ours:,.0f} | {ours_gf:.0f} | {100 * ours_gf / peak:.0f}% | "
-                         f"{tok / theirs:,.0f} | {row['flops'] / theirs / 1e9:.0f} | **{ratio:.2f}x** | >= {target}x {mark} |")
+            gf = row["executed_flops"] / ours / 1e9
+            share = gf / peak
+            cells = [cfg, f"{tok / ours:,.0f}", f"{gf:.0f}", f"{100 * share:.0f}%"]
+            cells += [f"{tok / row['seconds'][p]:,.0f}" for p in peers]
+            best = best_peer(row["seconds"])
+            if best is not None:
+                ratio = row["seconds"][best] / ours
+                target = TARGETS[row["config"]]
+                met = ratio >= target
+                text = f">= {target}x"
+                if row["config"] == "L":
+                    met = met and share >= L_PEAK_SHARE
+                    text += f", >= {100 * L_PEAK_SHARE:.0f}% of peak"
+                if isa in TARGET_VARIANTS:
+                    text += " met" if met else " **not met**"
+                cells += [f"**{ratio:.2f}x** ({PEERS[best]})", text]
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    layer = r.get("onednn_layer", {})
+    lines += ["## The recurrent layer alone against oneDNN", ""]
+    if "skipped" in layer:
+        lines += [f"Skipped: {layer['skipped']}.", ""]
+    for variant, rows in layer.get("variants", {}).items():
+        first = rows[0]
+        lines += [f"### rnnbptt `{variant}` variant against oneDNN {first['onednn']} ({first['threads']} threads)", "",
+                  "Forward training + backward of one tanh layer, dense input of width h, dL/dh_t given for every t; "
+                  "both compute dW_hx, dW_hh, db, dL/dx and dL/dh_0. oneDNN as a training loop runs it: weights "
+                  "reordered from the plain layout into each primitive's, weight gradients zeroed (its backward "
+                  "adds into them) and reordered back. Executed FLOPs: 12 T n h^2. Ratio = oneDNN's time / rnnbptt's "
+                  "(> 1: rnnbptt faster); goal >= 1.", "",
+                  "| config (h, n, T) | rnnbptt ms (fwd + bwd) | GFLOP/s | % of peak | oneDNN ms (fwd + bwd) | GFLOP/s "
+                  "| % of peak | oneDNN primitives only, ms | ratio | goal |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for row in rows:
+            ours, theirs = row["rnnbptt"], row["onednn_step"]
+            gf_o, gf_t = row["flops"] / ours["step"] / 1e9, row["flops"] / theirs["step"] / 1e9
+            ratio = theirs["step"] / ours["step"]
+            lines.append(f"| {row['config']} = ({row['h']}, {row['n']}, {row['T']}) | "
+                         f"{1e3 * ours['step']:.1f} ({1e3 * ours['forward']:.1f} + {1e3 * ours['backward']:.1f}) | "
+                         f"{gf_o:.0f} | {100 * gf_o / peak:.0f}% | "
+                         f"{1e3 * theirs['step']:.1f} ({1e3 * theirs['forward']:.1f} + {1e3 * theirs['backward']:.1f}) | "
+                         f"{gf_t:.0f} | {100 * gf_t / peak:.0f}% | {1e3 * row['onednn_primitives']:.1f} | "
+                         f"**{ratio:.2f}x** | {'met' if ratio >= 1 else '**not met**'} |")
+        lines += ["", "oneDNN's layouts: " + first["onednn_layouts"] + ". Largest differences between the two "
+                  "libraries' results (a check that both compute the same layer): " +
+                  "; ".join(f"{row['config']}: h_T {row['check']['h_T_max_abs_diff']:.1e}, dW "
+                            f"{row['check']['dW_max_abs_diff']:.1e} (of {row['check']['dW_max_abs']:.1e}), dx "
+                            f"{row['check']['dx_max_abs_diff']:.1e}" for row in rows) + ".", ""]
     f64 = r["float64"]["rows"][0]
     if "torch" in f64["seconds"]:
         lines += [f"float64, config S: rnnbptt {f64['T'] * f64['n'] / f64['seconds']['rnnbptt']:,.0f} tokens/s, "
@@ -329,6 +504,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer passes and sizes")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--variants", help="comma-separated SIMD variants (default: all this CPU runs)")
+    parser.add_argument("--build-dir", type=Path, default=HERE.parent / "build" / "bench",
+                        help="where bench/onednn is built, one directory per variant")
+    parser.add_argument("--build-wrapper", default="",
+                        help="command prefixed to the build, e.g. 'flock /tmp/build.lock'")
+    parser.add_argument("--no-build", action="store_true", help="use bench/onednn executables already built as they are")
     parser.add_argument("--worker", choices=["throughput", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--configs", help=argparse.SUPPRESS)
     parser.add_argument("--passes", type=int, default=5, help=argparse.SUPPRESS)
@@ -344,7 +525,9 @@ def main() -> int:
         config = [int(v) for v in args.config.split(",")]
         print(json.dumps(worker_memory(args.library, config, args.threads, args.stream)))
         return 0
-    results = run_suite(args.quick, args.threads)
+    variants = args.variants.split(",") if args.variants else machine_variants()
+    results = run_suite(args.quick, args.threads, variants, args.build_dir, shlex.split(args.build_wrapper),
+                        not args.no_build)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(results, indent=1))
     text = markdown(results)

@@ -1,16 +1,18 @@
-"""One training step, as rnnbptt and as PyTorch do it, for the benchmark.
+"""One training step, as rnnbptt, PyTorch and JAX do it, for the benchmark.
 
 A step is: forward of an Elman RNN (tanh) + output layer + mean cross-entropy over integer
 tokens, full backward, global-norm clipping at 1, and an SGD update.
 
 FLOP model (stated with every figure): forward F = 2 T n (h V + h h + V h); a step is 3F.
 Token input is counted as the dense product h V it stands for, though rnnbptt gathers a
-column of W_hx instead.
+column of W_hx instead. Executed FLOPs (what rnnbptt runs, used for the share of the GEMM
+peak): 2 T n (3 h h + 3 h V): the recurrence forward and backward, dW_hh, the output layer,
+dW_qh and dL/do W_qh; the gather and the scatter-add of token input execute no products.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -24,6 +26,10 @@ CONFIGS: dict[str, tuple[int, int, int, int]] = {  # name: (V, h, n, T)
 
 def step_flops(V: int, h: int, n: int, T: int) -> float:
     return 3.0 * 2.0 * T * n * (h * V + h * h + V * h)
+
+
+def executed_flops(V: int, h: int, n: int, T: int) -> float:
+    return 2.0 * T * n * (3 * h * h + 3 * h * V)
 
 
 def tokens(V: int, n: int, T: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -70,5 +76,76 @@ def torch_step(V: int, h: int, n: int, T: int, dtype: type = np.float32) -> Call
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         return float(loss.detach())
+
+    return step
+
+
+def torch_embedding_step(V: int, h: int, n: int, T: int, dtype: type = np.float32) -> Callable[[], float]:
+    """PyTorch as a character model is usually written: nn.Embedding(V, h) feeding nn.RNN(h, h).
+    Its input projection is an h x h product instead of h x V, more work than one-hot when V < h."""
+    import torch
+
+    tdtype = torch.float64 if dtype == np.float64 else torch.float32
+    torch.manual_seed(0)
+    embedding = torch.nn.Embedding(V, h, dtype=tdtype)
+    rnn = torch.nn.RNN(h, h, nonlinearity="tanh", dtype=tdtype)
+    linear = torch.nn.Linear(h, V, dtype=tdtype)
+    params = list(embedding.parameters()) + list(rnn.parameters()) + list(linear.parameters())
+    optimizer = torch.optim.SGD(params, lr=0.01)
+    x_np, y_np = tokens(V, n, T)
+    x, y = torch.from_numpy(x_np), torch.from_numpy(y_np).reshape(-1)
+
+    def step() -> float:
+        out, _ = rnn(embedding(x))
+        loss = torch.nn.functional.cross_entropy(linear(out).reshape(-1, V), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        return float(loss.detach())
+
+    return step
+
+
+def jax_step(V: int, h: int, n: int, T: int) -> Callable[[], float]:
+    """The same step in JAX (float32): one-hot input, lax.scan over the steps, jit-compiled
+    value_and_grad, global-norm clipping at 1 and SGD in the same compiled function."""
+    import jax
+    import jax.numpy as jnp
+
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    bound = 1.0 / np.sqrt(h)
+
+    def uniform(key: Any, shape: tuple[int, ...]) -> Any:
+        return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+
+    params = {"W_hx": uniform(keys[0], (V, h)), "W_hh": uniform(keys[1], (h, h)), "b_h": jnp.zeros(h, jnp.float32),
+              "W_qh": uniform(keys[2], (h, V)), "b_q": jnp.zeros(V, jnp.float32)}
+    x_np, y_np = tokens(V, n, T)
+    x, y = jnp.asarray(x_np), jnp.asarray(y_np)
+
+    def loss_fn(p: dict[str, Any], x: Any, y: Any) -> Any:
+        a = jax.nn.one_hot(x, V, dtype=jnp.float32) @ p["W_hx"] + p["b_h"]  # T x n x h
+
+        def cell(state: Any, a_t: Any) -> tuple[Any, Any]:
+            state = jnp.tanh(a_t + state @ p["W_hh"])
+            return state, state
+
+        _, H = jax.lax.scan(cell, jnp.zeros((n, h), jnp.float32), a)
+        logp = jax.nn.log_softmax(H @ p["W_qh"] + p["b_q"])
+        return -jnp.mean(jnp.take_along_axis(logp, y[..., None], axis=-1))
+
+    @jax.jit
+    def update(p: dict[str, Any], x: Any, y: Any) -> tuple[dict[str, Any], Any]:
+        loss, g = jax.value_and_grad(loss_fn)(p, x, y)
+        norm = jnp.sqrt(sum(jnp.sum(v * v) for v in jax.tree_util.tree_leaves(g)))
+        scale = jnp.minimum(1.0, 1.0 / (norm + 1e-6))
+        return jax.tree_util.tree_map(lambda w, d: w - 0.01 * scale * d, p, g), loss
+
+    state = {"params": params}
+
+    def step() -> float:
+        state["params"], loss = update(state["params"], x, y)
+        return float(loss)
 
     return step

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import re
@@ -19,6 +20,12 @@ from rnnbptt import checkpoint, data, reference
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+
+
+#: README commands run shorter here (the same command with fewer epochs): the default run takes
+#: a minute or two.
+SHORTER = {"rnnbptt train": "rnnbptt train --epochs 4"}
+TRAIN_EPOCHS = 4
 
 
 def readme_commands() -> list[str]:
@@ -56,7 +63,7 @@ def outputs(tmp_path_factory):
     shutil.copy(README, cwd / "README.md")
     results = {}
     for command in readme_commands():
-        results[command] = (run(command, cwd), cwd)
+        results[command] = (run(SHORTER.get(command, command), cwd), cwd)
     return results
 
 
@@ -81,24 +88,64 @@ def test_readme_lists_the_commands():
     assert any(c.startswith("python -m rnnbptt") for c in commands)
 
 
+def unigram_perplexity_by_counting(text: str) -> float:
+    """The unigram baseline the summary reports, by counting characters: frequencies in the
+    training 90% (add-one over the vocabulary), perplexity of the held-out characters after the first."""
+    cut = int(round(len(text) * 0.9))
+    counts = collections.Counter(text[:cut])
+    symbols = set(text)
+    total = cut + len(symbols)
+    held_out = text[cut + 1 :]
+    return math.exp(-sum(math.log((counts[c] + 1) / total) for c in held_out) / len(held_out))
+
+
 def test_train_default(outputs):
     _, result, cwd = find(outputs, "rnnbptt train")
     lines = epoch_lines(result.stdout)
-    assert len(lines) >= 5 and lines[-1][0] == 150
-    assert lines[-1][1] < 0.5 * lines[0][1]  # perplexity falls
-    assert "tokens/s" in result.stdout and "sample (greedy):" in result.stdout
+    assert [line[0] for line in lines] == list(range(1, TRAIN_EPOCHS + 1))
+    assert lines[-1][1] < 0.75 * lines[0][1]  # perplexity falls
+    assert "tokens/s" in result.stdout
     path = cwd / "rnnbptt-checkpoint.safetensors"
     assert f"checkpoint written to {path.name}" in result.stdout
     expected = valid_perplexity_by_reference(path, data.default_corpus())
     assert lines[-1][2] == pytest.approx(expected, abs=2e-3)
+    # Two samples: greedy, then one drawn at temperature 0.5 with the seed, both from the checkpoint.
+    loaded = checkpoint.load(path)
+    greedy = rb.generate(loaded.model, loaded.vocab, "The network", 200)
+    drawn = rb.generate(loaded.model, loaded.vocab, "The network", 200, temperature=0.5, seed=0)
+    assert f"sample (greedy):\n{greedy}\n" in result.stdout
+    assert f"sample (temperature 0.5, seed 0):\n{drawn}\n" in result.stdout
+    # The summary: tokens, time, speed, the final perplexity against the unigram baseline, the checkpoint.
+    summary = re.search(
+        r"^summary: ([\d,]+) tokens trained in ([\d.]+) s \(([\d,]+) tokens/s.*?Final validation perplexity "
+        r"([\d.]+), against ([\d.]+) for the unigram baseline.*The checkpoint is (\S+)\.$",
+        result.stdout, re.M,
+    )
+    assert summary, result.stdout
+    tokens, seconds, speed = int(summary[1].replace(",", "")), float(summary[2]), int(summary[3].replace(",", ""))
+    assert tokens == loaded.trainer["step"] * 32 * 35
+    assert speed == pytest.approx(tokens / seconds, rel=0.05)
+    assert float(summary[4]) == pytest.approx(lines[-1][2], abs=0.01)
+    assert float(summary[5]) == pytest.approx(unigram_perplexity_by_counting(data.default_corpus()), abs=0.01)
+    assert float(summary[4]) < float(summary[5])  # the model has learned more than letter frequencies
+    assert summary[6] == path.name
+    # What to try next, and the first suggestion works as printed (generate against this checkpoint).
+    next_block = result.stdout.split("\nnext:\n", 1)[1]
+    suggested = [line.split("  #")[0].strip() for line in next_block.splitlines() if line.strip()]
+    assert suggested[0].startswith("rnnbptt generate --prefix 'The network'")
+    assert "rnnbptt compare --task recall --lag 20" in suggested
+    assert "rnnbptt train --timemachine" in suggested
+    again = run(suggested[0], cwd)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("The network")
 
 
 def test_generate(outputs):
     command, result, cwd = find(outputs, "rnnbptt generate")
     text = result.stdout.rstrip("\n")
-    assert text.startswith("The river") and len(text) == len("The river") + 80
+    assert text.startswith("The network") and len(text) == len("The network") + 80
     loaded = checkpoint.load(cwd / "rnnbptt-checkpoint.safetensors")
-    assert text == rb.generate(loaded.model, loaded.vocab, "The river", 80, temperature=0.7, seed=0)
+    assert text == rb.generate(loaded.model, loaded.vocab, "The network", 80, temperature=0.5, seed=0)
 
 
 def test_train_on_a_file_with_regular_truncation(outputs):
@@ -111,25 +158,47 @@ def test_train_on_a_file_with_regular_truncation(outputs):
     assert records[-1]["valid_perplexity"] == pytest.approx(expected, rel=1e-5)
 
 
-def test_compare(outputs):
-    _, result, cwd = find(outputs, "rnnbptt compare")
+def plots_written(result, *paths):
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "no plot: plots need matplotlib: pip install 'rnnbptt[plot]'" in result.stdout
+        return
+    for path in paths:
+        assert path.stat().st_size > 1000
+
+
+def test_compare_on_text(outputs):
+    _, result, cwd = find(outputs, "rnnbptt compare --task text")
     rows = re.findall(r"^(full|regular:5|randomized:0.8,seed=0) +([\d.]+) +([\d.]+) +([\d.]+)", result.stdout, re.M)
     assert [r[0] for r in rows] == ["full", "regular:5", "randomized:0.8,seed=0"]
     # The table's numbers are those of the same run done here in-process.
     text = data.default_corpus()
     vocab = data.Vocab.from_text(text)
-    train, valid = data.split(vocab.encode(text), 0.1)
+    train, valid = data.split(vocab.encode(text)[:20000], 0.1)
     model = rb.RNN(len(vocab), 256, len(vocab), seed=0, init_std=0.01)
-    trainer = rb.Trainer(model, vocab=vocab, truncation="regular:5", seed=0)
-    history = trainer.fit(train, 15, valid=valid)
+    trainer = rb.Trainer(model, vocab=vocab, optimizer="adam", lr=2e-3, truncation="regular:5", seed=0)
+    history = trainer.fit(train, 5, valid=valid)
     assert float(rows[1][1]) == pytest.approx(history[-1].train_perplexity, abs=2e-3)
-    try:
-        import matplotlib  # noqa: F401
+    plots_written(result, cwd / "text.png", cwd / "text-gradients.png")
 
-        assert (cwd / "compare.png").stat().st_size > 1000
-        assert (cwd / "compare-gradients.png").stat().st_size > 1000
-    except ImportError:
-        assert "no plot: plots need matplotlib: pip install 'rnnbptt[plot]'" in result.stdout
+
+def test_compare_on_recall_shows_what_truncation_cannot_learn(outputs):
+    """The README's comparison at lag 20: Regular(10) (gradient reach 9) stays near chance,
+    Full and Regular(40) learn the task, Randomized(0.9) learns it more slowly."""
+    _, result, cwd = find(outputs, "rnnbptt compare --task recall --lag 20")
+    rows = {
+        m[1]: (m[2], float(m[3]), int(m[4]))
+        for m in re.finditer(r"^(\S+) +(.+?) +([\d.]+) +[\d.]+ +[\d,]+ +(\d+)$", result.stdout, re.M)
+    }
+    assert list(rows) == ["full", "regular:10", "regular:40", "randomized:0.9,seed=0"], result.stdout
+    chance = 1 / 8
+    assert rows["full"][1] > 0.9 and rows["regular:40"][1] > 0.9
+    assert rows["regular:10"][1] < chance + 0.1
+    assert chance + 0.3 < rows["randomized:0.9,seed=0"][1]
+    assert [rows[s][0] for s in rows] == ["79 (all)", "9", "39", "s w.p. 0.9^s"]
+    assert [rows[s][2] for s in rows] == [80, 10, 40, 80]  # steps held for one backward pass
+    plots_written(result, cwd / "compare.png", cwd / "compare-gradients.png")
 
 
 def test_gradcheck_and_demo(outputs):

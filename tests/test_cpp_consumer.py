@@ -1,5 +1,11 @@
-"""C++ users: the installed CMake package and the embedded source tree both build a program
-with no Python, whose numbers match the NumPy reference."""
+"""C++ users: one CMake build of the library with its GoogleTest suite and examples, installed
+to a prefix, serves every C++ test (tests/test_cpp_suite.py, test_cpp_examples.py,
+test_cpp_docs.py use it too). Here: what the install ships, and programs built against it with
+find_package (the example consumer, whose numbers match the NumPy reference, and the README's
+snippet).
+
+The embedded way (-DRNNBPTT_SOURCE_DIR, cmake/rnnbpttFindOrEmbed.cmake) is the sanitizer build
+of tests/test_sanitizers.py, so that no third build of the library is needed."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -20,6 +27,7 @@ from conftest import rel_err
 ROOT = Path(__file__).resolve().parent.parent
 CONSUMER = ROOT / "examples" / "cpp_consumer"
 CMAKE = shutil.which("cmake")
+CTEST = shutil.which("ctest")
 pytestmark = [
     pytest.mark.skipif(CMAKE is None, reason="needs cmake on PATH"),
     pytest.mark.skipif(not (ROOT / "CMakeLists.txt").exists(), reason="needs the source tree"),
@@ -36,15 +44,62 @@ def eigen_prefix() -> list[str]:
         return []
 
 
-def run(*args: str, cwd: Path | None = None) -> str:
-    env = dict(os.environ, CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2))
-    out = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env)
-    assert out.returncode == 0, f"{' '.join(args)}\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+def run(*args: str, cwd: Optional[Path] = None, env: Optional[dict[str, str]] = None) -> str:
+    full_env = dict(os.environ, CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2), **(env or {}))
+    out = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=full_env)
+    assert out.returncode == 0, f"{' '.join(args)}\n{out.stdout[-6000:]}\n{out.stderr[-6000:]}"
     return out.stdout
 
 
 def generator() -> list[str]:
     return ["-G", "Ninja"] if shutil.which("ninja") else []
+
+
+def configure_flags(*prefixes: str) -> list[str]:
+    """What every configure here passes: the generator, where Eigen is, and the interpreter whose
+    site-packages may hold PyPI's nlohmann-json (the library's JSON parser, when the system has
+    none)."""
+    return [*generator(), f"-DCMAKE_PREFIX_PATH={';'.join([*prefixes, *eigen_prefix()])}",
+            f"-DPython3_EXECUTABLE={sys.executable}"]
+
+
+class CppBuild:
+    """The one normal build: Release (as the Python wheel's core), no -march flags (the portable
+    baseline), tests and examples on, installed to `prefix`."""
+
+    def __init__(self, work: Path) -> None:
+        self.build = work / "build"
+        self.prefix = work / "install"
+        run(CMAKE, "-S", str(ROOT), "-B", str(self.build), *configure_flags(), "-DCMAKE_BUILD_TYPE=Release",
+            f"-DCMAKE_INSTALL_PREFIX={self.prefix}", "-DRNNBPTT_BUILD_PYTHON=OFF", "-DRNNBPTT_BUILD_TESTS=ON",
+            "-DRNNBPTT_BUILD_EXAMPLES=ON")
+        run(CMAKE, "--build", str(self.build))
+        run(CMAKE, "--install", str(self.build))
+
+    @property
+    def has_gtest(self) -> bool:
+        """The top level adds tests/cpp only when it finds GoogleTest."""
+        return (self.build / "tests" / "cpp").is_dir()
+
+    def example(self, name: str) -> Path:
+        folder = {"consumer": "cpp_consumer"}.get(name, name)
+        return self.build / "examples" / folder / name
+
+
+_BUILD: dict[str, CppBuild] = {}
+
+
+def cpp_build(tmp_path_factory: pytest.TempPathFactory) -> CppBuild:
+    """The session's build, made by the first test that needs it (each test module has a
+    fixture that calls this; the build happens once)."""
+    if "build" not in _BUILD:
+        _BUILD["build"] = CppBuild(tmp_path_factory.mktemp("rnnbptt_cpp"))
+    return _BUILD["build"]
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory) -> CppBuild:
+    return cpp_build(tmp_path_factory)
 
 
 def check_output(stdout: str) -> None:
@@ -72,21 +127,10 @@ def check_output(stdout: str) -> None:
     assert result["error"] == "k2: expected k2 >= k1 = 3, got 2"
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    """Configure, build and `cmake --install` the library alone (no Python parts)."""
-    work = tmp_path_factory.mktemp("rnnbptt_cpp")
-    prefix = work / "install"
-    run(CMAKE, "-S", str(ROOT), "-B", str(work / "build"), *generator(),
-        f"-DCMAKE_PREFIX_PATH={';'.join(eigen_prefix())}", f"-DCMAKE_INSTALL_PREFIX={prefix}",
-        "-DRNNBPTT_BUILD_PYTHON=OFF")
-    run(CMAKE, "--build", str(work / "build"))
-    run(CMAKE, "--install", str(work / "build"))
-    return prefix
-
-
-def test_install_ships_headers_library_and_config(installed):
-    assert (installed / "include" / "rnnbptt" / "rnnbptt.hpp").exists()
+def test_install_ships_headers_library_and_config(build):
+    installed = build.prefix
+    for header in ("rnnbptt.hpp", "span.hpp", "inference.hpp", "checkpoint.hpp", "text.hpp", "data.hpp", "version.hpp"):
+        assert (installed / "include" / "rnnbptt" / header).exists(), header
     configs = list(installed.glob("lib*/cmake/rnnbptt/rnnbpttConfig.cmake"))
     assert configs, "no CMake package config installed"
     text = configs[0].read_text()
@@ -96,26 +140,22 @@ def test_install_ships_headers_library_and_config(installed):
     assert list(installed.glob("lib*/librnnbptt.*"))
 
 
-def test_find_package_consumer(installed, tmp_path):
-    prefixes = ";".join([str(installed), *eigen_prefix()])
-    run(CMAKE, "-S", str(CONSUMER), "-B", str(tmp_path), *generator(), f"-DCMAKE_PREFIX_PATH={prefixes}")
-    run(CMAKE, "--build", str(tmp_path))
+def test_the_example_consumer_matches_the_reference(build):
+    check_output(run(str(build.example("consumer"))))
+
+
+def build_against_install(build: CppBuild, source: Path, binary: Path) -> None:
+    run(CMAKE, "-S", str(source), "-B", str(binary), *configure_flags(str(build.prefix)), "-DCMAKE_BUILD_TYPE=Release")
+    run(CMAKE, "--build", str(binary))
+
+
+def test_find_package_consumer(build, tmp_path):
+    """The example's own CMakeLists.txt, on its own, finds the installed package."""
+    build_against_install(build, CONSUMER, tmp_path)
     check_output(run(str(tmp_path / "consumer")))
 
 
-def test_no_heap_allocation_in_steady_state_steps(installed, tmp_path):
-    """Counted with interposed allocator functions: zero after warm-up, with threads."""
-    prefixes = ";".join([str(installed), *eigen_prefix()])
-    run(CMAKE, "-S", str(ROOT / "tests" / "cpp"), "-B", str(tmp_path), *generator(), f"-DCMAKE_PREFIX_PATH={prefixes}")
-    run(CMAKE, "--build", str(tmp_path), "--target", "steady_state_allocations")
-    out = subprocess.run([str(tmp_path / "steady_state_allocations")], capture_output=True, text=True)
-    counts = dict(line.split() for line in out.stdout.splitlines())
-    assert len(counts) == 6, out.stdout + out.stderr
-    assert all(v == "0" for v in counts.values()), counts
-    assert out.returncode == 0
-
-
-def test_readme_cpp_example_builds_and_runs(installed, tmp_path):
+def test_readme_cpp_example_builds_and_runs(build, tmp_path):
     """The README's C++ snippet, verbatim, against the installed package."""
     text = (ROOT / "README.md").read_text()
     snippet = text.split("## C++ in twenty lines")[1].split("```cpp")[1].split("```")[0]
@@ -125,14 +165,5 @@ def test_readme_cpp_example_builds_and_runs(installed, tmp_path):
         "find_package(rnnbptt CONFIG REQUIRED)\nadd_executable(example main.cpp)\n"
         "target_link_libraries(example PRIVATE rnnbptt::rnnbptt)\n"
     )
-    prefixes = ";".join([str(installed), *eigen_prefix()])
-    run(CMAKE, "-S", str(tmp_path), "-B", str(tmp_path / "build"), *generator(), f"-DCMAKE_PREFIX_PATH={prefixes}")
-    run(CMAKE, "--build", str(tmp_path / "build"))
+    build_against_install(build, tmp_path, tmp_path / "build")
     run(str(tmp_path / "build" / "example"))
-
-
-def test_embedded_consumer(tmp_path):
-    run(CMAKE, "-S", str(CONSUMER), "-B", str(tmp_path), *generator(),
-        f"-DCMAKE_PREFIX_PATH={';'.join(eigen_prefix())}", f"-DRNNBPTT_SOURCE_DIR={ROOT}")
-    run(CMAKE, "--build", str(tmp_path))
-    check_output(run(str(tmp_path / "consumer")))

@@ -21,7 +21,7 @@ TOTAL = 300  # optimizer steps; an epoch of the built-in corpus is about 118 chu
 INTERRUPT = 170  # in the middle of the second epoch
 
 def corpus():
-    text = data.default_corpus()
+    text = data.default_corpus()[:4758]  # its first essay: short epochs
     vocab = data.Vocab.from_text(text)
     return vocab, vocab.encode(text)
 

@@ -48,7 +48,7 @@ def test_optimizer_errors():
 
 
 def corpus_and_model(seed=0):
-    text = data.default_corpus()
+    text = data.default_corpus()[:4758]  # its first essay: short epochs
     vocab = data.Vocab.from_text(text)
     model = rb.RNN(len(vocab), 16, len(vocab), dtype=np.float64, seed=seed, init_std=0.1)
     return vocab, vocab.encode(text), model

@@ -40,9 +40,9 @@ void check_layout(const py::array& a, const char* name, const std::string& dtype
   bool ok = a.ndim() == static_cast<py::ssize_t>(shape.sizes.size());
   for (py::ssize_t i = 0; ok && i < a.ndim(); ++i)
     ok = shape.sizes[i] < 0 || a.shape(i) == shape.sizes[i];
-  if (!ok) throw py::value_error(std::string(name) + ": expected " + expected + ", got " + describe(a));
+  if (!ok) throw InvalidArgument(std::string(name) + ": expected " + expected + ", got " + describe(a));
   if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + ": expected " + expected + ", got " + describe(a) +
+    throw InvalidArgument(std::string(name) + ": expected " + expected + ", got " + describe(a) +
                           " (pass np.ascontiguousarray(...) to copy it explicitly)");
 }
 
@@ -58,7 +58,7 @@ Ids require_ids(py::handle obj, const char* name, const Shape& shape) {
     throw py::type_error(std::string(name) + ": expected " + expected + ", got " + describe(a));
   check_layout(a, name, "int32 or int64", shape);
   const IdType type = has_dtype<std::int32_t>(a) ? IdType::int32 : IdType::int64;
-  return Ids{a, IdView{a.data(), type}};
+  return Ids{a, IdView(a.data(), type, static_cast<Index>(a.size()))};
 }
 
 }  // namespace rnnbptt::bindings

@@ -12,6 +12,7 @@
 
 #include "bindings.hpp"
 #include "rnnbptt/sequence.hpp"
+#include "rnnbptt/span.hpp"
 
 namespace rnnbptt::bindings {
 
@@ -57,7 +58,7 @@ template <class T>
 py::array require_writeable(py::handle obj, const char* name, const Shape& shape) {
   py::array a = require<T>(obj, name, shape);
   if (!a.writeable())
-    throw py::value_error(std::string(name) + ": expected a writeable array, got a read-only one");
+    throw InvalidArgument(std::string(name) + ": expected a writeable array, got a read-only one");
   return a;
 }
 
@@ -68,6 +69,17 @@ struct Ids {
 };
 bool is_id_array(const py::array& a);
 Ids require_ids(py::handle obj, const char* name, const Shape& shape);
+
+// The whole of a checked array as a Span (its exact length: the core checks it against the
+// shapes it expects).
+template <class T>
+Span<const T> span_of(const py::array& a) {
+  return {static_cast<const T*>(a.data()), static_cast<Index>(a.size())};
+}
+template <class T>
+Span<T> mutable_span_of(py::array& a) {
+  return {static_cast<T*>(a.mutable_data()), static_cast<Index>(a.size())};
+}
 
 // A fresh C-contiguous array the caller fills (outputs are never views of scratch memory).
 template <class T>

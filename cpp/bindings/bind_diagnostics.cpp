@@ -10,7 +10,7 @@ const Shape square{{-1, -1}, {"h", "h"}};
 
 void check_square(const py::array& a) {
   if (a.shape(0) != a.shape(1) || a.shape(0) == 0)
-    throw py::value_error("W_hh: expected a non-empty square matrix, got " + describe(a));
+    throw InvalidArgument("W_hh: expected a non-empty square matrix, got " + describe(a));
 }
 
 }  // namespace
@@ -22,15 +22,15 @@ void define_diagnostics(py::module_& m) {
       return by_dtype(W, "W_hh", square, false, [&compute](py::array& a, auto* tag) {
         using S = std::remove_pointer_t<decltype(tag)>;
         check_square(a);
-        const S* data = static_cast<const S*>(a.data());
+        const Span<const S> data = span_of<S>(a);
         const Index h = a.shape(0);
         py::gil_scoped_release release;
         return compute(data, h);
       });
     }, py::arg("W_hh"));
   };
-  define_square("spectral_radius", [](auto* W, Index h) { return spectral_radius(W, h); });
-  define_square("largest_singular_value", [](auto* W, Index h) { return largest_singular_value(W, h); });
+  define_square("spectral_radius", [](auto W, Index h) { return spectral_radius(W, h); });
+  define_square("largest_singular_value", [](auto W, Index h) { return largest_singular_value(W, h); });
 }
 
 }  // namespace rnnbptt::bindings

@@ -23,9 +23,12 @@ py::array tensor_view(py::handle owner, Scalar* flat, const Tensor& t) {
 }
 
 template <class Scalar>
-py::array copy_of(const Scalar* data, std::vector<py::ssize_t> shape) {
+py::array copy_of(Span<const Scalar> values, std::vector<py::ssize_t> shape) {
   auto out = empty<Scalar>(shape);
-  std::copy(data, data + out.size(), out.mutable_data());
+  if (static_cast<Index>(out.size()) != values.size())
+    throw StateError("copy: expected " + std::to_string(out.size()) + " values, got " +
+                     std::to_string(values.size()) + " (a bug in the bindings)");
+  std::copy(values.begin(), values.end(), out.mutable_data());
   return out;
 }
 
@@ -55,19 +58,19 @@ void define_model_class(py::module_& m, const char* name) {
       .def_property_readonly("num_parameters", [](PM& s) { return s.model.num_parameters(); })
       .def_property_readonly("params", [](py::object self) {
         PM& s = self.cast<PM&>();
-        return view_of<Scalar>(self, s.model.parameters(), {s.model.num_parameters()});
+        return view_of<Scalar>(self, s.model.parameters().data(), {s.model.num_parameters()});
       })
       .def_property_readonly("grads", [](py::object self) {
         PM& s = self.cast<PM&>();
-        return view_of<Scalar>(self, s.model.gradients(), {s.model.num_parameters()});
+        return view_of<Scalar>(self, s.model.gradients().data(), {s.model.num_parameters()});
       })
       .def("param", [](py::object self, const std::string& name) {
         PM& s = self.cast<PM&>();
-        return tensor_view<Scalar>(self, s.model.parameters(), s.model.layout().find(name));
+        return tensor_view<Scalar>(self, s.model.parameters().data(), s.model.layout().find(name));
       }, py::arg("name"))
       .def("grad", [](py::object self, const std::string& name) {
         PM& s = self.cast<PM&>();
-        return tensor_view<Scalar>(self, s.model.gradients(), s.model.layout().find(name));
+        return tensor_view<Scalar>(self, s.model.gradients().data(), s.model.layout().find(name));
       }, py::arg("name"))
       .def("init_uniform", [](PM& s, double bound, std::uint64_t seed) {
         BusyGuard guard(s.busy);
@@ -82,11 +85,11 @@ void define_model_class(py::module_& m, const char* name) {
         const ModelConfig& c = s.model.config();
         Input<Scalar> in = input_from<Scalar>(x, c.input_size);
         const Index n = in.sequence.batch, h = c.hidden_size;
-        const Scalar* h0_data = nullptr;
+        Span<const Scalar> h0_data;  // empty: zeros
         py::array h0_array;
         if (!h0.is_none()) {
           h0_array = require<Scalar>(h0, "h0", Shape{{n, h}, {"n=" + std::to_string(n), "h=" + std::to_string(h)}});
-          h0_data = static_cast<const Scalar*>(h0_array.data());
+          h0_data = span_of<Scalar>(h0_array);
         }
         {
           py::gil_scoped_release release;
@@ -101,7 +104,7 @@ void define_model_class(py::module_& m, const char* name) {
       .def("loss", [](PM& s, py::handle targets, py::handle weights) {
         BusyGuard guard(s.busy);
         if (s.input.is_none() || !s.model.workspace().has_forward)
-          throw py::value_error("loss: expected a forward pass first, got none");
+          throw StateError("loss: expected a forward pass first, got none");
         check_forward_thread(s.forward_thread);
         const Index T = s.model.steps(), n = s.model.batch(), q = s.model.config().output_size;
         TargetArrays<Scalar> y = targets_from<Scalar>(targets, weights, T, n, q);
@@ -111,19 +114,19 @@ void define_model_class(py::module_& m, const char* name) {
       .def("set_output_gradient", [](PM& s, py::handle d_outputs) {
         BusyGuard guard(s.busy);
         if (s.input.is_none() || !s.model.workspace().has_forward)
-          throw py::value_error("d_outputs: expected a forward pass first, got none");
+          throw StateError("d_outputs: expected a forward pass first, got none");
         check_forward_thread(s.forward_thread);
         const Index T = s.model.steps(), n = s.model.batch(), q = s.model.config().output_size;
         py::array g = require<Scalar>(d_outputs, "d_outputs",
                                       Shape{{T, n, q}, {"T=" + std::to_string(T), "n=" + std::to_string(n), "q=" + std::to_string(q)}});
         py::gil_scoped_release release;
-        s.model.set_output_gradient(static_cast<const Scalar*>(g.data()));
+        s.model.set_output_gradient(span_of<Scalar>(g));
       }, py::arg("d_outputs"))
       .def("backward", [](PM& s, py::handle dh_T, const Truncation& truncation,
                           std::int64_t step_offset, bool record_dh_norms, bool want_dx) {
         BusyGuard guard(s.busy);
         if (s.input.is_none() || !s.model.workspace().has_forward)
-          throw py::value_error("backward: expected a forward pass first, got none");
+          throw StateError("backward: expected a forward pass first, got none");
         check_forward_thread(s.forward_thread);
         const ModelConfig& c = s.model.config();
         const Index T = s.model.steps(), n = s.model.batch(), h = c.hidden_size;
@@ -134,17 +137,17 @@ void define_model_class(py::module_& m, const char* name) {
         py::array dh_T_array;
         if (!dh_T.is_none()) {
           dh_T_array = require<Scalar>(dh_T, "dh_T", Shape{{n, h}, {"n=" + std::to_string(n), "h=" + std::to_string(h)}});
-          options.dh_T = static_cast<const Scalar*>(dh_T_array.data());
+          options.dh_T = span_of<Scalar>(dh_T_array);
         }
-        auto dh0 = empty<Scalar>({n, h});
-        options.dh0 = dh0.mutable_data();
+        py::array dh0 = empty<Scalar>({n, h});
+        options.dh0 = mutable_span_of<Scalar>(dh0);
         py::object dx = py::none();
         if (want_dx) {
           if (s.model.workspace().input.is_tokens())
-            throw py::value_error("dx: expected dense input, got token ids (there is no "
+            throw InvalidArgument("dx: expected dense input, got token ids (there is no "
                                   "gradient with respect to an id)");
-          auto dx_array = empty<Scalar>({T, n, c.input_size});
-          options.dx = dx_array.mutable_data();
+          py::array dx_array = empty<Scalar>({T, n, c.input_size});
+          options.dx = mutable_span_of<Scalar>(dx_array);
           dx = dx_array;
         }
         {
@@ -157,7 +160,7 @@ void define_model_class(py::module_& m, const char* name) {
       .def_property_readonly("flow", [](PM& s) {
         BusyGuard guard(s.busy);
         const auto& ws = s.model.workspace();
-        return copy_of<Scalar>(ws.flow.data(), {ws.steps});
+        return copy_of<Scalar>(Span<const Scalar>(ws.flow.data(), ws.steps), {ws.steps});
       })
       .def_property_readonly("windows", [](PM& s) {
         BusyGuard guard(s.busy);
@@ -167,8 +170,8 @@ void define_model_class(py::module_& m, const char* name) {
         BusyGuard guard(s.busy);
         const auto& ws = s.model.workspace();
         if (!ws.has_dh_norms)
-          throw py::value_error("dh_norms: expected a backward pass with record_dh_norms=True, got none");
-        return copy_of<Scalar>(ws.dh_norms.data(), {ws.steps});
+          throw StateError("dh_norms: expected a backward pass with record_dh_norms=True, got none");
+        return copy_of<Scalar>(Span<const Scalar>(ws.dh_norms.data(), ws.steps), {ws.steps});
       });
 }
 

@@ -27,11 +27,10 @@ void define_adam(py::module_& m, const char* adam_name) {
            py::arg("eps") = 1e-8, py::arg("weight_decay") = 0.0)
       .def("step", [](Adam<Scalar>& adam, py::handle params, py::handle grads) {
         ParamsAndGrads<Scalar> buffers(params, grads);
-        Scalar* pd = static_cast<Scalar*>(buffers.p.mutable_data());
-        const Scalar* gd = static_cast<const Scalar*>(buffers.g.data());
-        const Index size = buffers.p.size();
+        const Span<Scalar> pd = mutable_span_of<Scalar>(buffers.p);
+        const Span<const Scalar> gd = span_of<Scalar>(buffers.g);
         py::gil_scoped_release release;
-        adam.step(pd, gd, size);
+        adam.step(pd, gd);
       }, py::arg("params"), py::arg("grads"))
       .def_property("lr", [](const Adam<Scalar>& adam) { return adam.lr; },
                     [](Adam<Scalar>& adam, double lr) {
@@ -67,11 +66,10 @@ void define_optim(py::module_& m) {
     by_dtype(params, "params", Shape{{-1}, {"size"}}, true, [&](py::array&, auto* tag) {
       using Scalar = std::remove_pointer_t<decltype(tag)>;
       ParamsAndGrads<Scalar> buffers(params, grads);
-      Scalar* pd = static_cast<Scalar*>(buffers.p.mutable_data());
-      const Scalar* gd = static_cast<const Scalar*>(buffers.g.data());
-      const Index size = buffers.p.size();
+      const Span<Scalar> pd = mutable_span_of<Scalar>(buffers.p);
+      const Span<const Scalar> gd = span_of<Scalar>(buffers.g);
       py::gil_scoped_release release;
-      sgd_step(pd, gd, size, lr, weight_decay);
+      sgd_step<Scalar>(pd, gd, lr, weight_decay);
     });
   }, py::arg("params"), py::arg("grads"), py::arg("lr"), py::arg("weight_decay") = 0.0);
   define_adam<float>(m, "AdamFloat32");

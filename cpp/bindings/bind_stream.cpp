@@ -45,16 +45,16 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
         BusyGuard guard(pm.busy);
         if (state.is_none()) {
           if (!history.is_none())
-            throw py::value_error("history: expected None without a state, got a history");
+            throw InvalidArgument("history: expected None without a state, got a history");
           s.runner.reset(position);
           return;
         }
         const Index h = pm.model.config().hidden_size;
         py::array state_array = require<Scalar>(state, "state", Shape{{-1, h}, {"n", "h=" + std::to_string(h)}});
         const Index n = state_array.shape(0);
-        const auto* state_data = static_cast<const Scalar*>(state_array.data());
+        const Span<const Scalar> state_data = span_of<Scalar>(state_array);
         if (history.is_none()) {
-          s.runner.restore(position, n, state_data, 0, IdView{}, nullptr);
+          s.runner.restore(position, n, state_data, 0, {}, {});
           return;
         }
         if (!py::isinstance<py::tuple>(history) || py::len(history) != 2)
@@ -64,19 +64,34 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
         const Index k = inputs.array.shape(0);
         py::array states = require<Scalar>(pair[1], "history states",
                                            Shape{{k + 1, n, h}, {"k+1=" + std::to_string(k + 1), "n=" + std::to_string(n), "h=" + std::to_string(h)}});
-        s.runner.restore(position, n, state_data, k, inputs.view, static_cast<const Scalar*>(states.data()));
+        if (k == 0) {  // an empty history: nothing to restore but the state
+          s.runner.restore(position, n, state_data, 0, {}, {});
+          return;
+        }
+        if (inputs.view.type == IdType::int64) {
+          s.runner.restore(position, n, state_data, k, span_of<std::int64_t>(inputs.array), span_of<Scalar>(states));
+          return;
+        }
+        // int32 history ids: widened (k x n ids, once per restore), as the runner keeps int64.
+        std::vector<std::int64_t> ids(static_cast<std::size_t>(k * n));
+        for (Index i = 0; i < k * n; ++i) ids[static_cast<std::size_t>(i)] = inputs.view[i];
+        s.runner.restore(position, n, state_data, k, ids, span_of<Scalar>(states));
       }, py::arg("position") = 0, py::arg("state") = py::none(), py::arg("history") = py::none(),
          "Start a new stream at global step `position`: zero state and no history, or the carried "
          "state (n, h) and history (token ids (k, n), states (k + 1, n, h)) of a saved run.")
       .def_property_readonly("history", [](PS& s) -> py::object {
         BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
         const Index k = s.runner.history_steps(), n = s.runner.batch();
-        if (k == 0 || s.runner.history_tokens() == nullptr) return py::none();
+        const Span<const std::int64_t> tokens = s.runner.history_tokens();
+        if (k == 0 || tokens.empty()) return py::none();
+        const Span<const Scalar> history_states = s.runner.history_states();
         const Index h = s.model.template cast<PyModel<Scalar>&>().model.config().hidden_size;
         auto inputs = empty<std::int64_t>({k, n});
-        std::copy(s.runner.history_tokens(), s.runner.history_tokens() + k * n, inputs.mutable_data());
         auto states = empty<Scalar>({k + 1, n, h});
-        std::copy(s.runner.history_states(), s.runner.history_states() + (k + 1) * n * h, states.mutable_data());
+        if (tokens.size() != static_cast<Index>(inputs.size()) || history_states.size() != static_cast<Index>(states.size()))
+          throw StateError("history: expected k x n ids and (k + 1) x n x h states, got other lengths (a bug)");
+        std::copy(tokens.begin(), tokens.end(), inputs.mutable_data());
+        std::copy(history_states.begin(), history_states.end(), states.mutable_data());
         return py::make_tuple(inputs, states);
       })
       .def_property_readonly("truncation", [](PS& s) { return s.runner.truncation(); })
@@ -88,9 +103,12 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
       .def_property_readonly("state", [](PS& s) -> py::object {
         BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
         const Index n = s.runner.batch(), h = s.model.template cast<PyModel<Scalar>&>().model.config().hidden_size;
-        if (n == 0) return py::none();
+        const Span<const Scalar> state = s.runner.state();
+        if (n == 0 || state.empty()) return py::none();
         auto out = empty<Scalar>({n, h});
-        std::copy(s.runner.state(), s.runner.state() + n * h, out.mutable_data());
+        if (state.size() != static_cast<Index>(out.size()))
+          throw StateError("state: expected n x h values, got another length (a bug)");
+        std::copy(state.begin(), state.end(), out.mutable_data());
         return out;
       })
       .def_property_readonly("windows", [](PS& s) {

@@ -58,10 +58,10 @@ void define_truncation(py::module_& m) {
         t.check_chunk(steps, argument.c_str());
       }, py::arg("steps"), py::arg("argument"))
       .def("schedule", [](const Truncation& t, Index steps, std::int64_t step_offset, Index context) {
-        if (steps < 1) throw py::value_error("steps: expected a positive number of steps, got " + std::to_string(steps));
-        auto flow = empty<double>({steps});
+        if (steps < 1) throw InvalidArgument("steps: expected a positive number of steps, got " + std::to_string(steps));
+        py::array flow = empty<double>({steps});
         std::vector<Window> windows;
-        const Index lanes = t.schedule(step_offset, steps, context, flow.mutable_data(), windows);
+        const Index lanes = t.schedule(step_offset, steps, context, mutable_span_of<double>(flow), windows);
         return py::make_tuple(flow, windows_list(windows), lanes);
       }, py::arg("steps"), py::arg("step_offset") = 0, py::arg("context") = 0)
       .def("__str__", &Truncation::to_string)

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "rnnbptt/error.hpp"
 #include "rnnbptt/rnn.hpp"
 
 namespace rnnbptt::bindings {
@@ -28,10 +29,25 @@ struct PyModel {
   std::thread::id forward_thread;
 };
 
-// Throws RuntimeError unless the calling thread ran the model's last forward.
+// An object used from two threads at once, or loss/backward from another thread than the
+// forward's: a StateError of the library's hierarchy that Python sees as RuntimeError, as it
+// always has (other StateErrors, call-order mistakes, are ValueError).
+class ConcurrentUseError : public StateError {
+ public:
+  using StateError::StateError;
+};
+
+// Translates rnnbptt::Error and its subclasses into Python exceptions for this module:
+// InvalidArgument, SizeError, StateError, CheckpointError -> ValueError; ConcurrentUseError ->
+// RuntimeError; AllocationError -> MemoryError; NonFiniteError -> `non_finite` (the module's
+// NonFiniteError, a FloatingPointError).
+void register_translators(py::handle non_finite);
+
+// Throws ConcurrentUseError (RuntimeError) unless the calling thread ran the model's last forward.
 void check_forward_thread(const std::thread::id& forward_thread);
 
-// Held for a whole call; a second thread gets a clear error instead of a data race.
+// Held for a whole call; a second thread gets a clear error (ConcurrentUseError) instead of a
+// data race.
 class BusyGuard {
  public:
   explicit BusyGuard(std::mutex& m);

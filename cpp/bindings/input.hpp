@@ -24,16 +24,14 @@ Input<Scalar> input_from(py::handle x, Index d) {
   py::array a = as_array(x, "x", expected);
   if (is_id_array(a)) {
     Ids ids = require_ids(a, "x", Shape{{-1, -1}, {"T", "n"}});
-    return {ids.array, SequenceInput<Scalar>::from_tokens(ids.view.data, ids.view.type,
-                                                          a.shape(0), a.shape(1))};
+    return {ids.array, SequenceInput<Scalar>::from_tokens(ids.view, a.shape(0), a.shape(1))};
   }
   if (!has_dtype<Scalar>(a))
     throw py::type_error("x: expected " + expected + ", got " + describe(a));
   if (a.ndim() != 3 || a.shape(2) != d)
-    throw py::value_error("x: expected " + expected + ", got " + describe(a));
+    throw InvalidArgument("x: expected " + expected + ", got " + describe(a));
   check_layout(a, "x", dtype_name<Scalar>(), Shape{{-1, -1, d}, {"T", "n", d_name}});
-  return {a, SequenceInput<Scalar>::from_dense(static_cast<const Scalar*>(a.data()), a.shape(0),
-                                               a.shape(1))};
+  return {a, SequenceInput<Scalar>::from_dense(span_of<Scalar>(a), a.shape(0), a.shape(1))};
 }
 
 template <class Scalar>
@@ -50,10 +48,10 @@ TargetArrays<Scalar> targets_from(py::handle targets, py::handle weights, Index 
   const std::string t = "T=" + std::to_string(T), b = "n=" + std::to_string(n),
                     c = "q=" + std::to_string(q);
   TargetArrays<Scalar> out;
-  const Scalar* w = nullptr;
+  Span<const Scalar> w;  // empty: not given
   if (!weights.is_none()) {
     out.weights = require<Scalar>(weights, "weights", Shape{{T, n}, {t, b}});
-    w = static_cast<const Scalar*>(out.weights.data());
+    w = span_of<Scalar>(out.weights);
   }
   const std::string expected = "int32/int64 class ids of shape (" + t + ", " + b + ") or " +
                                dtype_name<Scalar>() + " values of shape (" + t + ", " + b +
@@ -62,14 +60,14 @@ TargetArrays<Scalar> targets_from(py::handle targets, py::handle weights, Index 
   if (is_id_array(a)) {
     Ids ids = require_ids(a, "targets", Shape{{T, n}, {t, b}});
     out.values = ids.array;
-    out.targets = Targets<Scalar>::from_classes(ids.view.data, ids.view.type, w);
+    out.targets = Targets<Scalar>::from_classes(ids.view, w);
     return out;
   }
   if (!has_dtype<Scalar>(a))
     throw py::type_error("targets: expected " + expected + ", got " + describe(a));
   check_layout(a, "targets", dtype_name<Scalar>(), Shape{{T, n, q}, {t, b, c}});
   out.values = a;
-  out.targets = Targets<Scalar>::from_dense(static_cast<const Scalar*>(a.data()), w);
+  out.targets = Targets<Scalar>::from_dense(span_of<Scalar>(a), w);
   return out;
 }
 

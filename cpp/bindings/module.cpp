@@ -1,5 +1,4 @@
 #include <cstdlib>
-#include <stdexcept>
 #include <string>
 
 #include <pybind11/numpy.h>
@@ -38,10 +37,32 @@ std::mutex* model_lock(py::handle obj) {
   return nullptr;
 }
 
+// The module's NonFiniteError class (set once, when the module is built).
+PyObject* non_finite_error = nullptr;
+
+void translate(std::exception_ptr error) {
+  try {
+    if (error) std::rethrow_exception(error);
+  } catch (const ConcurrentUseError& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (const NonFiniteError& e) {
+    PyErr_SetString(non_finite_error != nullptr ? non_finite_error : PyExc_FloatingPointError, e.what());
+  } catch (const AllocationError& e) {
+    PyErr_SetString(PyExc_MemoryError, e.what());
+  } catch (const Error& e) {  // InvalidArgument, SizeError, StateError, CheckpointError
+    PyErr_SetString(PyExc_ValueError, e.what());
+  }
+}
+
 }  // namespace
 
+void register_translators(py::handle non_finite) {
+  non_finite_error = non_finite.ptr();
+  py::register_local_exception_translator(&translate);
+}
+
 BusyGuard::BusyGuard(std::mutex& m) : lock_(m, std::try_to_lock) {
-  if (!lock_.owns_lock()) throw std::runtime_error(busy_message);
+  if (!lock_.owns_lock()) throw ConcurrentUseError(busy_message);
 }
 
 BufferGuard::BufferGuard(py::handle array) {
@@ -49,8 +70,8 @@ BufferGuard::BufferGuard(py::handle array) {
   if (m == nullptr) return;
   for (int i = 0; i < held_count; ++i)
     if (held[i] == m) return;  // this thread already holds it for this call
-  if (held_count == max_held) throw std::runtime_error("model: too many buffers guarded at once");
-  if (!m->try_lock()) throw std::runtime_error(busy_message);
+  if (held_count == max_held) throw ConcurrentUseError("model: too many buffers guarded at once");
+  if (!m->try_lock()) throw ConcurrentUseError(busy_message);
   held[held_count++] = m;
   mutex_ = m;
 }
@@ -67,7 +88,7 @@ BufferGuard::~BufferGuard() {
 
 void check_forward_thread(const std::thread::id& forward_thread) {
   if (forward_thread != std::this_thread::get_id())
-    throw std::runtime_error("model: expected the thread that ran forward, got another thread "
+    throw ConcurrentUseError("model: expected the thread that ran forward, got another thread "
                              "(use one model per thread)");
 }
 
@@ -116,8 +137,11 @@ PYBIND11_MODULE(RNNBPTT_MODULE, m) {
   m.doc() = "rnnbptt's compiled core: Elman RNN forward pass and BPTT in C++/Eigen.";
   m.attr("__version__") = RNNBPTT_VERSION_STRING;
   m.attr("isa") = RNNBPTT_ISA;
-  pybind11::register_exception<rnnbptt::NonFiniteError>(m, "NonFiniteError",
-                                                        PyExc_FloatingPointError);
+  // The Python class of NonFiniteError (a FloatingPointError), then the translation of the
+  // whole hierarchy (rnnbptt/error.hpp) for this module's functions.
+  auto& non_finite = pybind11::register_local_exception<rnnbptt::NonFiniteError>(m, "NonFiniteError",
+                                                                                 PyExc_FloatingPointError);
+  rb::register_translators(non_finite);
   rb::define_truncation(m);
   rb::define_model(m);
   rb::define_stream(m);

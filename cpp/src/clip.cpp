@@ -3,24 +3,38 @@
 #include <Eigen/Core>
 #include <cmath>
 
+#include "checks.hpp"
 #include "rnnbptt/error.hpp"
 
 namespace rnnbptt {
 
 using detail::invalid;
 
+namespace {
+// The gradient buffer: a length >= 0 and memory behind it.
+template <class T>
+Index checked_length(Span<T> g) {
+  if (g.size() < 0) invalid("grads: expected a buffer length >= 0, got ", g.size());
+  return detail::check_span("grads", g, {g.size()}, "size");
+}
+}  // namespace
+
 template <class Scalar>
-double global_norm(const Scalar* g, Index size) {
-  Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>> values(g, size);
+double global_norm(Span<const Scalar> g) {
+  const Index size = checked_length(g);
+  Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>> values(g.data(), size);
   return std::sqrt(values.template cast<double>().square().sum());
 }
 
 template <class Scalar>
-ClipReport clip_grad_norm(Scalar* g, Index size, double max_norm, NonFinitePolicy policy) {
+ClipReport clip_grad_norm(Span<Scalar> g, double max_norm, NonFinitePolicy policy) {
   if (!(max_norm > 0.0) || !std::isfinite(max_norm))
     invalid("max_norm: expected a finite theta > 0, got ", max_norm);
+  if (policy != NonFinitePolicy::raise && policy != NonFinitePolicy::report)
+    invalid("policy: expected NonFinitePolicy::raise or ::report, got ", static_cast<int>(policy));
+  const Index size = checked_length(g);
   ClipReport report;
-  report.norm = global_norm(g, size);
+  report.norm = global_norm(Span<const Scalar>(g));
   report.finite = std::isfinite(report.norm);
   if (!report.finite) {
     if (policy == NonFinitePolicy::raise)
@@ -30,15 +44,16 @@ ClipReport clip_grad_norm(Scalar* g, Index size, double max_norm, NonFinitePolic
   }
   if (report.norm > max_norm) {
     report.scale = max_norm / report.norm;
-    Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(g, size) *= static_cast<Scalar>(report.scale);
+    Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(g.data(), size) *= static_cast<Scalar>(report.scale);
   }
   return report;
 }
 
 template <class Scalar>
-Index clip_grad_value(Scalar* g, Index size, double limit) {
+Index clip_grad_value(Span<Scalar> g, double limit) {
   if (!(limit > 0.0) || !std::isfinite(limit))
     invalid("clip_value: expected a finite limit > 0, got ", limit);
+  const Index size = checked_length(g);
   const Scalar bound = static_cast<Scalar>(limit);
   Index clipped = 0;
   for (Index i = 0; i < size; ++i) {
@@ -54,9 +69,9 @@ Index clip_grad_value(Scalar* g, Index size, double limit) {
 }
 
 #define RNNBPTT_INSTANTIATE(Scalar)                                                   \
-  template double global_norm<Scalar>(const Scalar*, Index);                          \
-  template ClipReport clip_grad_norm<Scalar>(Scalar*, Index, double, NonFinitePolicy); \
-  template Index clip_grad_value<Scalar>(Scalar*, Index, double);
+  template RNNBPTT_EXPORT double global_norm<Scalar>(Span<const Scalar>);                          \
+  template RNNBPTT_EXPORT ClipReport clip_grad_norm<Scalar>(Span<Scalar>, double, NonFinitePolicy); \
+  template RNNBPTT_EXPORT Index clip_grad_value<Scalar>(Span<Scalar>, double);
 RNNBPTT_INSTANTIATE(float)
 RNNBPTT_INSTANTIATE(double)
 #undef RNNBPTT_INSTANTIATE

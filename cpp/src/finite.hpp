@@ -13,7 +13,7 @@
 
 namespace rnnbptt::detail {
 
-// data holds a C-contiguous array of the shape `dims`; throws std::invalid_argument
+// data holds a C-contiguous array of the shape `dims`; throws InvalidArgument
 // "<name>: expected finite values, got nan at [i, j]" for its first non-finite value.
 template <class Scalar>
 void check_finite(const char* name, const Scalar* data, std::initializer_list<Index> dims) {

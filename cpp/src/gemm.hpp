@@ -29,6 +29,22 @@ inline Index tile_size(Index m, Index n) {
 
 constexpr Index depth_block = 256;
 
+// body(i) for i in [0, count), statically scheduled over `threads` threads. With one thread it
+// runs here, outside any parallel region: libgomp allocates a team for every region, even a
+// serialized one (an `if (false)` clause), and a steady-state step must not allocate.
+template <class Body>
+void parallel_for(int threads, Index count, Body&& body) {
+#ifdef _OPENMP
+  if (threads > 1) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (Index i = 0; i < count; ++i) body(i);
+    return;
+  }
+#endif
+  (void)threads;
+  for (Index i = 0; i < count; ++i) body(i);
+}
+
 // Eigen's blocking description, filled with our sizes and our buffers.
 template <class Scalar>
 class FixedBlocking : public Eigen::internal::level3_blocking<Scalar, Scalar> {
@@ -79,8 +95,7 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate = false) {
   const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   const int threads = static_cast<int>(
       std::max<Index>(1, std::min<Index>({get_num_threads(), tiles, static_cast<Index>(work / 262144.0)})));
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (Index t = 0; t < tiles; ++t) {
+  const auto run_tile = [&](Index t) {
     const Index i = (t / col_tiles) * tile, j = (t % col_tiles) * tile;
     const Index rows = std::min(tile, m - i), cols = std::min(tile, n - j);
     Scalar* c_tile = c + i * ldc + j;
@@ -89,7 +104,9 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate = false) {
     const Scalar* a_tile = lhs_order == Eigen::RowMajor ? a + i * lda : a + i;
     const Scalar* b_tile = rhs_order == Eigen::RowMajor ? b + j : b + j * ldb;
     tile_product<Scalar, lhs_order, rhs_order>(rows, cols, k, a_tile, lda, b_tile, ldb, c_tile, ldc, tile);
-  }
+  };
+  // One thread runs outside any parallel region (libgomp allocates a team for a serialized one).
+  parallel_for(threads, tiles, run_tile);
 }
 
 }  // namespace rnnbptt::detail

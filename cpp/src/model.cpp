@@ -3,6 +3,7 @@
 #include <limits>
 #include <random>
 
+#include "checks.hpp"
 #include "finite.hpp"
 #include "rnnbptt/error.hpp"
 #include "rnnbptt/rnn.hpp"
@@ -73,21 +74,27 @@ void Model<Scalar>::init_normal(double init_std, std::uint64_t seed) {
 }
 
 template <class Scalar>
-void Model<Scalar>::forward(const SequenceInput<Scalar>& x, const Scalar* h0) {
+void Model<Scalar>::set_parameters(Span<const Scalar> values) {
+  detail::check_span("values", values, {layout_.total}, "num_parameters");
+  std::copy(values.begin(), values.end(), params_.begin());
+}
+
+template <class Scalar>
+void Model<Scalar>::forward(const SequenceInput<Scalar>& x, Span<const Scalar> h0) {
   ws_.has_forward = false;
-  rnn_forward(ws_, config_, layout_, params_.data(), x, h0, 0);
+  rnn_forward(ws_, config_, layout_, parameters(), x, h0, 0);
 }
 
 template <class Scalar>
-const Scalar* Model<Scalar>::outputs() const {
-  if (!ws_.has_forward) invalid("outputs: expected a forward pass first, got none");
-  return ws_.O.data();
+Span<const Scalar> Model<Scalar>::outputs() const {
+  if (!ws_.has_forward) throw StateError("outputs: expected a forward pass first, got none");
+  return {ws_.O.data(), ws_.steps * ws_.batch * config_.output_size};
 }
 
 template <class Scalar>
-const Scalar* Model<Scalar>::final_state() const {
-  if (!ws_.has_forward) invalid("final_state: expected a forward pass first, got none");
-  return ws_.H.data() + ws_.steps * ws_.batch * config_.hidden_size;
+Span<const Scalar> Model<Scalar>::final_state() const {
+  if (!ws_.has_forward) throw StateError("final_state: expected a forward pass first, got none");
+  return {ws_.H.data() + ws_.steps * ws_.batch * config_.hidden_size, ws_.batch * config_.hidden_size};
 }
 
 template <class Scalar>
@@ -96,21 +103,22 @@ double Model<Scalar>::loss(const Targets<Scalar>& y) {
 }
 
 template <class Scalar>
-void Model<Scalar>::set_output_gradient(const Scalar* d_outputs) {
-  if (!ws_.has_forward) invalid("d_outputs: expected a forward pass first, got none");
-  const Index size = ws_.steps * ws_.batch * config_.output_size;
-  detail::check_finite("d_outputs", d_outputs, {ws_.steps, ws_.batch, config_.output_size});
+void Model<Scalar>::set_output_gradient(Span<const Scalar> d_outputs) {
+  if (!ws_.has_forward) throw StateError("d_outputs: expected a forward pass first, got none");
+  const Index T = ws_.steps, n = ws_.batch, q = config_.output_size;
+  const Index size = detail::check_span("d_outputs", d_outputs, {T, n, q}, "T x n x q");
+  detail::check_finite("d_outputs", d_outputs.data(), {T, n, q});
   Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(ws_.dO.data(), size) =
-      Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>(d_outputs, size);
+      Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>(d_outputs.data(), size);
   ws_.has_output_gradient = true;
 }
 
 template <class Scalar>
 void Model<Scalar>::backward(const BackwardOptions<Scalar>& options) {
-  rnn_backward(grads_.data(), ws_, config_, layout_, params_.data(), options);
+  rnn_backward(gradients(), ws_, config_, layout_, Span<const Scalar>(parameters()), options);
 }
 
-template class Model<float>;
-template class Model<double>;
+template class RNNBPTT_EXPORT Model<float>;
+template class RNNBPTT_EXPORT Model<double>;
 
 }  // namespace rnnbptt

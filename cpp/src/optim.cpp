@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "checks.hpp"
 #include "rnnbptt/error.hpp"
 
 namespace rnnbptt {
@@ -19,9 +20,13 @@ void check_decay(double decay) {
 }  // namespace
 
 template <class Scalar>
-void sgd_step(Scalar* params, const Scalar* grads, Index size, double lr, double weight_decay) {
+void sgd_step(Span<Scalar> params, Span<const Scalar> grads, double lr, double weight_decay) {
   check_lr(lr);
   check_decay(weight_decay);
+  if (params.size() < 0) invalid("params: expected a buffer length >= 0, got ", params.size());
+  const Index size = params.size();
+  detail::check_span("params", params, {size}, "size");  // a null pointer with values
+  detail::check_span("grads", grads, {size}, "the length of params");
   const Scalar rate = static_cast<Scalar>(lr), decay = static_cast<Scalar>(weight_decay);
   if (weight_decay == 0.0) {
     for (Index i = 0; i < size; ++i) params[i] -= rate * grads[i];
@@ -52,28 +57,34 @@ void Adam<Scalar>::validate() const {
 }
 
 template <class Scalar>
-void Adam<Scalar>::step(Scalar* params, const Scalar* grads, Index size) {
-  if (static_cast<Index>(m.size()) != size || static_cast<Index>(v.size()) != size)
-    invalid("params: expected ", m.size(), " values (the optimizer's state), got ", size);
+void Adam<Scalar>::step(Span<Scalar> params, Span<const Scalar> grads) {
+  const Index size = static_cast<Index>(m.size());
+  if (static_cast<Index>(v.size()) != size)
+    invalid("v: expected ", size, " values (the size of m), got ", v.size());
+  detail::check_span("params", params, {size}, "the optimizer's size");
+  detail::check_span("grads", grads, {size}, "the optimizer's size");
   validate();  // the hyper-parameters are public members: a NaN/inf lr set since is refused
   ++step_count;
   const double correction1 = 1.0 - std::pow(beta1, static_cast<double>(step_count));
   const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(step_count));
+  // 1 - beta is computed in double and rounded once, as torch.optim.Adam does: in float,
+  // 1 - float(0.999) would be off by 1.3e-5 relative.
   const Scalar b1 = static_cast<Scalar>(beta1), b2 = static_cast<Scalar>(beta2);
+  const Scalar one_minus_b1 = static_cast<Scalar>(1.0 - beta1), one_minus_b2 = static_cast<Scalar>(1.0 - beta2);
   const Scalar step_size = static_cast<Scalar>(lr / correction1);
   const Scalar root_c2 = static_cast<Scalar>(std::sqrt(correction2));
   const Scalar epsilon = static_cast<Scalar>(eps), decay = static_cast<Scalar>(weight_decay);
   for (Index i = 0; i < size; ++i) {
     const Scalar g = grads[i] + decay * params[i];
-    m[i] = b1 * m[i] + (Scalar(1) - b1) * g;
-    v[i] = b2 * v[i] + (Scalar(1) - b2) * g * g;
+    m[i] = b1 * m[i] + one_minus_b1 * g;
+    v[i] = b2 * v[i] + one_minus_b2 * g * g;
     params[i] -= step_size * m[i] / (std::sqrt(v[i]) / root_c2 + epsilon);
   }
 }
 
-template void sgd_step<float>(float*, const float*, Index, double, double);
-template void sgd_step<double>(double*, const double*, Index, double, double);
-template struct Adam<float>;
-template struct Adam<double>;
+template RNNBPTT_EXPORT void sgd_step<float>(Span<float>, Span<const float>, double, double);
+template RNNBPTT_EXPORT void sgd_step<double>(Span<double>, Span<const double>, double, double);
+template struct RNNBPTT_EXPORT Adam<float>;
+template struct RNNBPTT_EXPORT Adam<double>;
 
 }  // namespace rnnbptt

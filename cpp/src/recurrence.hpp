@@ -1,7 +1,8 @@
 // The sequential part of the RNN: for t = 1..T, C_t += A_{t-1} B on an n x h block, followed
 // by an elementwise step (phi forward, phi' backward). A general GEMM would re-pack B at every
-// step and fork threads at every step; here B is prepared once, the micro-kernel reads it in
-// place, and one parallel region spans the whole time loop: each thread owns a fixed band of
+// step and fork threads at every step; here each thread packs its band of B once per call
+// (PackedBand), the micro-kernel reads the packed panels at every step, and one parallel
+// region spans the whole time loop: each thread owns a fixed band of
 // columns (whole panels of a grid that does not depend on the thread count, so results are
 // bit-identical for any number of threads) and the threads meet at one barrier per step.
 #pragma once
@@ -10,11 +11,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
+#include "rnnbptt/buffer.hpp"
 #include "rnnbptt/config.hpp"
 #include "rnnbptt/threads.hpp"
 
@@ -27,7 +30,10 @@ struct Simd {
 #ifdef EIGEN_VECTORIZE_AVX512
   static constexpr int rows = 6;  // 32 vector registers: 6 x 4 accumulators
 #else
-  static constexpr int rows = 3;  // 16 vector registers: 3 x 4 accumulators
+  // 16 vector registers: 3 x 4 accumulators and A's broadcast; B is read as an operand of the
+  // multiply-add. Measured on an AVX2 EPYC, as fast as 6 x 2 (BLIS's shape), which needs two
+  // registers for B.
+  static constexpr int rows = 3;
 #endif
   static constexpr int packets = 4;
   static constexpr int panel = size * packets;  // columns per panel
@@ -59,27 +65,82 @@ inline void micro_kernel(Index K, const Scalar* A, Index lda, const Scalar* B, I
     }
 }
 
-// All rows of C for columns [j, j + NP*size).
+// All rows of C[:, 0:NP*size] += alpha A B[:, 0:NP*size] (B and C already offset to the columns).
 template <class Scalar, int NP>
 inline void column_block(Index rows, Index K, const Scalar* A, Index lda, const Scalar* B, Index ldb,
-                         Scalar* C, Index ldc, Index j, Scalar alpha) {
+                         Scalar* C, Index ldc, Scalar alpha) {
   constexpr int MR = Simd<Scalar>::rows;
   Index r = 0;
   for (; r + MR <= rows; r += MR)
-    micro_kernel<Scalar, MR, NP>(K, A + r * lda, lda, B + j, ldb, C + r * ldc + j, ldc, alpha);
-  for (; r < rows; ++r)
-    micro_kernel<Scalar, 1, NP>(K, A + r * lda, lda, B + j, ldb, C + r * ldc + j, ldc, alpha);
+    micro_kernel<Scalar, MR, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
+  for (; r < rows; ++r) micro_kernel<Scalar, 1, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
+}
+
+// One thread's band of B, packed panel by panel: panel p (columns j0 + p W to j0 + (p + 1) W)
+// is K x W contiguous. Unpacked, a panel's rows lie ldb apart: for ldb a multiple of 1 KiB
+// (h = 256, 512, 1024) they fall into a few cache sets and evict each other, so every pass
+// over a panel comes from L3. run_recurrence marks each thread's band stale when it starts;
+// the first gemm_columns of the call packs it and the following steps reuse it (B is the
+// same matrix for the whole time loop). The copy is exact and the kernel reads B in the same
+// order, so results are those of the unpacked kernel.
+template <class Scalar>
+struct PackedBand {
+  Buffer<Scalar> values;  // panels x K x W, grown once per thread
+  const Scalar* source = nullptr;
+  Index K = 0, ldb = 0, j0 = 0, panels = 0;
+  bool active = false;  // inside run_recurrence on this thread
+};
+
+template <class Scalar>
+inline PackedBand<Scalar>& packed_band() {
+  thread_local PackedBand<Scalar> band;
+  return band;
+}
+
+// The packed copy of B[:, j0:j0 + panels W] for this thread, or nullptr outside a recurrence
+// (or when memory for it cannot be had: then the caller reads B in place).
+template <class Scalar>
+inline const Scalar* packed_panels(Index K, const Scalar* B, Index ldb, Index j0, Index panels) {
+  constexpr Index W = Simd<Scalar>::panel;
+  PackedBand<Scalar>& band = packed_band<Scalar>();
+  if (!band.active) return nullptr;
+  if (band.source == B && band.K == K && band.ldb == ldb && band.j0 == j0 && band.panels == panels)
+    return band.values.data();
+  const std::size_t size = static_cast<std::size_t>(panels * K * W);
+  if (band.values.size() < size) {
+    try {
+      band.values.resize(size);
+    } catch (const std::bad_alloc&) {
+      band.active = false;
+      return nullptr;
+    }
+  }
+  Scalar* out = band.values.data();
+  for (Index p = 0; p < panels; ++p)
+    for (Index k = 0; k < K; ++k, out += W) std::copy(B + k * ldb + j0 + p * W, B + k * ldb + j0 + (p + 1) * W, out);
+  band.source = B;
+  band.K = K;
+  band.ldb = ldb;
+  band.j0 = j0;
+  band.panels = panels;
+  return band.values.data();
 }
 
 // C[:, j0:j1] += alpha A B[:, j0:j1] for rows x K times K x cols. j0 must lie on the panel grid.
 template <class Scalar>
 void gemm_columns(Index rows, Index K, const Scalar* A, Index lda, const Scalar* B, Index ldb, Scalar* C,
                   Index ldc, Index j0, Index j1, Scalar alpha = Scalar(1)) {
-  constexpr int P = Simd<Scalar>::size, W = Simd<Scalar>::panel;
+  constexpr int P = Simd<Scalar>::size, W = Simd<Scalar>::panel, NP = Simd<Scalar>::packets;
+  const Index panels = (j1 - j0) / W;
+  const Scalar* packed = panels > 0 ? packed_panels(K, B, ldb, j0, panels) : nullptr;
   Index j = j0;
-  for (; j + W <= j1; j += W)
-    column_block<Scalar, Simd<Scalar>::packets>(rows, K, A, lda, B, ldb, C, ldc, j, alpha);
-  for (; j + P <= j1; j += P) column_block<Scalar, 1>(rows, K, A, lda, B, ldb, C, ldc, j, alpha);
+  for (Index p = 0; p < panels; ++p, j += W) {
+    if (packed != nullptr)
+      column_block<Scalar, NP>(rows, K, A, lda, packed + p * K * W, W, C + j, ldc, alpha);
+    else
+      column_block<Scalar, NP>(rows, K, A, lda, B + j, ldb, C + j, ldc, alpha);
+  }
+  for (; j + P <= j1; j += P) column_block<Scalar, 1>(rows, K, A, lda, B + j, ldb, C + j, ldc, alpha);
   for (; j < j1; ++j)  // fewer columns than one packet
     for (Index r = 0; r < rows; ++r) {
       Scalar sum(0);
@@ -115,25 +176,34 @@ inline void column_band(Index cols, int thread, int threads, Index& begin, Index
 }
 
 // Runs step(t, begin, end, thread) for t = first, first + direction, ... (count steps) on
-// every thread's band of `cols` columns, with a barrier after each step.
+// every thread's band of `cols` columns, with a barrier after each step. One thread runs
+// outside any parallel region: libgomp allocates a team for every serialized region (an
+// `if (false)` clause), and a steady-state step must not allocate.
 template <class Scalar, class Step>
 void run_recurrence(int threads, Index cols, Index first, Index count, int direction, Step&& step) {
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-#ifdef _OPENMP
-    const int thread = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-    const int thread = 0, team = 1;
-#endif
+  const auto run = [&](int thread, int team) {
     Index begin, end;
     column_band<Scalar>(cols, thread, team, begin, end);
+    PackedBand<Scalar>& band = packed_band<Scalar>();
+    band.active = true;
+    band.source = nullptr;  // B may have changed since the last call: pack again
     for (Index i = 0; i < count; ++i) {
       step(first + direction * i, begin, end, thread);
       if (team > 1) {
 #pragma omp barrier
       }
     }
+    band.active = false;
+  };
+#ifdef _OPENMP
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    run(omp_get_thread_num(), omp_get_num_threads());
+    return;
   }
+#endif
+  (void)threads;
+  run(0, 1);
 }
 
 }  // namespace rnnbptt::detail

@@ -10,6 +10,7 @@
 #include <omp.h>
 #endif
 
+#include "checks.hpp"
 #include "finite.hpp"
 #include "gemm.hpp"
 #include "recurrence.hpp"
@@ -49,7 +50,9 @@ void recur(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W, bo
                         "x", "the norm pieces T x panels");
     std::fill(ws.norm_parts.begin(), ws.norm_parts.begin() + T * panels, 0.0);  // rows no window holds
   }
-  if (options.dh0 != nullptr) MatrixMap<Scalar>(options.dh0, n, h).setZero();
+  const bool want_dh0 = options.dh0.size() != 0;  // length checked by rnn_backward
+  const bool has_dh_T = options.dh_T.size() != 0;
+  if (want_dh0) MatrixMap<Scalar>(options.dh0.data(), n, h).setZero();
   if (!in_place) MatrixMap<Scalar>(dA, T * n, h).setZero();
   Index* owner = ws.lane_owner.data();
 
@@ -74,8 +77,8 @@ void recur(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W, bo
           g_band.middleCols(begin, end - begin).setZero();
       }
       if (t + 1 == T) {
-        if (options.dh_T != nullptr)
-          g_band.middleCols(begin, end - begin) += ConstMatrixMap<Scalar>(options.dh_T, n, h).middleCols(begin, end - begin);
+        if (has_dh_T)
+          g_band.middleCols(begin, end - begin) += ConstMatrixMap<Scalar>(options.dh_T.data(), n, h).middleCols(begin, end - begin);
       } else if (t + 1 < window.end && c[t + 1] != Scalar(0)) {
         detail::gemm_columns(n, h, g_row(t + 1), h, W, h, g, h, begin, end, c[t + 1]);
       }
@@ -88,8 +91,8 @@ void recur(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W, bo
         MatrixMap<Scalar>(dA + t * n * h, n, h).middleCols(begin, end - begin) += g_band.middleCols(begin, end - begin);
     });
     // dL/dh_0 = c_1 g^a_1 W_hh, from the window (of this lane) that starts at step 0.
-    if (options.dh0 != nullptr && owner[0] >= 0 && c[0] != Scalar(0))
-      detail::gemm_columns(n, h, g_row(0), h, W, h, options.dh0, h, Index(0), h, c[0]);
+    if (want_dh0 && owner[0] >= 0 && c[0] != Scalar(0))
+      detail::gemm_columns(n, h, g_row(0), h, W, h, options.dh0.data(), h, Index(0), h, c[0]);
   }
   if (options.record_dh_norms)
     for (Index t = 0; t < T; ++t) {
@@ -102,33 +105,41 @@ void recur(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W, bo
 }  // namespace
 
 template <class Scalar>
-void rnn_backward(Scalar* dparams, Workspace<Scalar>& ws, const ModelConfig& config,
-                  const ParameterLayout& layout, const Scalar* params,
-                  const BackwardOptions<Scalar>& options) {
-  if (!ws.has_forward) invalid("backward: expected a forward pass first, got none");
+void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& ws,
+                  const ModelConfig& config, const ParameterLayout& layout,
+                  Span<const detail::identity_t<Scalar>> params,
+                  const BackwardOptions<detail::identity_t<Scalar>>& options) {
+  if (!ws.has_forward) throw StateError("backward: expected a forward pass first, got none");
   if (!ws.has_output_gradient)
-    invalid("backward: expected dL/do from loss() or set_output_gradient() first, got none");
-  // dL/dh_T is an input: finite (the policy of rnnbptt/error.hpp), checked before anything
-  // is written.
-  if (options.dh_T != nullptr)
-    detail::check_finite("dh_T", options.dh_T, {ws.batch, config.hidden_size});
+    throw StateError("backward: expected dL/do from loss() or set_output_gradient() first, got none");
+  // Every length is checked, and dL/dh_T (an input: finite, the policy of rnnbptt/error.hpp)
+  // too, before anything is written.
+  detail::check_span("params", params, {layout.total}, "num_parameters");
+  detail::check_span("dparams", dparams, {layout.total}, "num_parameters");
+  const Index n_ = ws.batch, h_ = config.hidden_size;
+  if (detail::check_optional_span("dh_T", options.dh_T, {n_, h_}, "n x h"))
+    detail::check_finite("dh_T", options.dh_T.data(), {n_, h_});
+  detail::check_optional_span("dh0", options.dh0, {n_, h_}, "n x h");
+  const SequenceInput<Scalar>& x = ws.input;
+  const bool want_dx = options.dx.size() != 0;
+  if (want_dx && x.is_tokens())
+    invalid("dx: expected dense input, got token ids (the gradient wrt ids does not exist)");
+  detail::check_optional_span("dx", options.dx, {ws.steps, n_, config.input_size}, "T x n x d");
   static const Truncation full = Truncation::full();
   const Truncation& truncation = options.truncation != nullptr ? *options.truncation : full;
-  ws.lanes = truncation.schedule(options.step_offset, ws.steps, ws.context_steps, ws.flow.data(), ws.windows);
+  ws.lanes = truncation.schedule(options.step_offset, ws.steps, ws.context_steps,
+                                 Span<Scalar>(ws.flow.data(), ws.steps), ws.windows);
   bool in_place = ws.lanes == 1;  // one lane, every window injecting at every step
   for (const Window& window : ws.windows) in_place = in_place && window.begin == window.first;
   if (options.record_dh_norms && ws.lanes > 1)
     invalid("record_dh_norms: expected Full, Randomized or Regular(k, k) truncation, got ",
             truncation.to_string(), " whose windows overlap (dL/dh_t differs per window)");
-  const SequenceInput<Scalar>& x = ws.input;
-  if (options.dx != nullptr && x.is_tokens())
-    invalid("dx: expected dense input, got token ids (the gradient wrt ids does not exist)");
 
   const Index T = ws.steps, n = ws.batch, P = ws.context_steps;
   const Index d = config.input_size, h = config.hidden_size, q = config.output_size;
   const Index rows = (T - P) * n;
-  const ParameterViews<const Scalar> p(params, layout);
-  ParameterViews<Scalar> dp(dparams, layout);
+  const ParameterViews<const Scalar> p(params.data(), layout);
+  ParameterViews<Scalar> dp(dparams.data(), layout);
   MatrixMap<Scalar> H(ws.H.data(), (T + 1) * n, h);
   MatrixMap<Scalar> dO(ws.dO.data(), T * n, q);
   MatrixMap<Scalar> dA(ws.dA.data(), T * n, h);
@@ -156,32 +167,28 @@ void rnn_backward(Scalar* dparams, Workspace<Scalar>& ws, const ModelConfig& con
     MatrixMap<Scalar> dW_hx_T(ws.dW_hx_T.data(), d, h);
     dW_hx_T.setZero();
     const IdView ids = x.tokens;
-#pragma omp parallel num_threads(get_num_threads()) if (T * n * h > 65536)
-    {
-#ifdef _OPENMP
-      const Index threads = omp_get_num_threads(), thread = omp_get_thread_num();
-#else
-      const Index threads = 1, thread = 0;
-#endif
-      const Index band = (h + threads - 1) / threads;
+    // One band per thread: parallel_for over the bands (one thread: no parallel region).
+    const Index threads = T * n * h > 65536 ? std::max(1, get_num_threads()) : 1;
+    const Index band = (h + threads - 1) / threads;
+    detail::parallel_for(static_cast<int>(threads), threads, [&](Index thread) {
       const Index lo = std::min(h, thread * band), width = std::min(h, lo + band) - lo;
       if (width > 0)
         for (Index r = 0; r < T * n; ++r)
           dW_hx_T.row(ids[r]).segment(lo, width) += dA.row(r).segment(lo, width);
-    }
+    });
     dp.W_hx = dW_hx_T.transpose();
   } else {
-    ConstMatrixMap<Scalar> X(x.dense, T * n, d);
+    ConstMatrixMap<Scalar> X(x.dense.data(), T * n, d);
     detail::gemm(dp.W_hx, dA.transpose(), X);
-    if (options.dx != nullptr) detail::gemm(MatrixMap<Scalar>(options.dx, T * n, d), dA, p.W_hx);
+    if (want_dx) detail::gemm(MatrixMap<Scalar>(options.dx.data(), T * n, d), dA, p.W_hx);
   }
 }
 
-template void rnn_backward<float>(float*, Workspace<float>&, const ModelConfig&,
-                                  const ParameterLayout&, const float*,
+template RNNBPTT_EXPORT void rnn_backward<float>(Span<float>, Workspace<float>&, const ModelConfig&,
+                                  const ParameterLayout&, Span<const float>,
                                   const BackwardOptions<float>&);
-template void rnn_backward<double>(double*, Workspace<double>&, const ModelConfig&,
-                                   const ParameterLayout&, const double*,
+template RNNBPTT_EXPORT void rnn_backward<double>(Span<double>, Workspace<double>&, const ModelConfig&,
+                                   const ParameterLayout&, Span<const double>,
                                    const BackwardOptions<double>&);
 
 }  // namespace rnnbptt

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "checks.hpp"
 #include "finite.hpp"
 #include "gemm.hpp"
 #include "recurrence.hpp"
@@ -21,27 +22,33 @@ void check_input(const SequenceInput<Scalar>& x, const ModelConfig& config) {
   if (x.steps <= 0) invalid("x: expected at least one time step (T >= 1), got T = ", x.steps);
   if (x.batch <= 0) invalid("x: expected at least one sequence (n >= 1), got n = ", x.batch);
   // Sizes of memory the caller holds, checked before anything is read.
-  const Index positions = detail::checked_size("x", "the positions T x n", {x.steps, x.batch}, 0);
   const Index d = config.input_size;
   if (x.is_tokens()) {
-    if (x.tokens.data == nullptr) invalid("x: expected input data, got a null pointer");
-    (void)positions;
+    detail::check_ids("x", x.tokens, {x.steps, x.batch}, "T x n");
     return;  // the ids are checked on the workspace's copy (rnn_forward)
   }
   detail::checked_size("x", "the input values T x n x d", {x.steps, x.batch, d}, sizeof(Scalar));
-  detail::check_finite("x", x.dense, {x.steps, x.batch, d});
+  detail::check_span("x", x.dense, {x.steps, x.batch, d}, "T x n x d");
+  detail::check_finite("x", x.dense.data(), {x.steps, x.batch, d});
 }
 
 }  // namespace
 
 template <class Scalar>
 void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const ParameterLayout& layout,
-                 const Scalar* params, const SequenceInput<Scalar>& x, const Scalar* h0,
-                 Index context_steps) {
+                 Span<const detail::identity_t<Scalar>> params,
+                 const SequenceInput<detail::identity_t<Scalar>>& x,
+                 Span<const detail::identity_t<Scalar>> h0, Index context_steps) {
+  detail::check_span("params", params, {layout.total}, "num_parameters");
   check_input(x, config);
   const Index T = x.steps, n = x.batch, P = context_steps;
   const Index d = config.input_size, h = config.hidden_size, q = config.output_size;
   if (P < 0 || P >= T) invalid("context_steps: expected 0 <= context < T = ", T, ", got ", P);
+  const bool has_h0 = detail::check_optional_span("h0", h0, {n, h}, "n x h");
+  if (has_h0 && P > 0)
+    invalid("h0: expected no initial state with context_steps = ", P,
+            " > 0 (the history's states are in the workspace), got ", h0.size(), " values");
+  if (has_h0) detail::check_finite("h0", h0.data(), {n, h});
   ws.has_forward = false;
   SequenceInput<Scalar> input = x;
   if (x.is_tokens()) {
@@ -55,16 +62,15 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
     for (Index i = 0; i < positions; ++i)
       if (ws.ids[i] < 0 || ws.ids[i] >= d)
         invalid("x: expected token ids in [0, ", d, "), got ", ws.ids[i], " at [", i / n, ", ", i % n, "]");
-    input = SequenceInput<Scalar>::from_tokens(ws.ids.data(), IdType::int64, T, n);
+    input = SequenceInput<Scalar>::from_tokens(Span<const std::int64_t>(ws.ids.data(), positions), T, n);
   }
   ws.reserve(config, T, n, P);
-  const ParameterViews<const Scalar> p(params, layout);
+  const ParameterViews<const Scalar> p(params.data(), layout);
 
   MatrixMap<Scalar> H(ws.H.data(), (T + 1) * n, h);  // h_0 .. h_T
   if (P == 0) {
-    if (h0 != nullptr) {
-      detail::check_finite("h0", h0, {n, h});
-      H.topRows(n) = ConstMatrixMap<Scalar>(h0, n, h);
+    if (has_h0) {
+      H.topRows(n) = ConstMatrixMap<Scalar>(h0.data(), n, h);
     } else {
       H.topRows(n).setZero();
     }
@@ -76,10 +82,10 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
     MatrixMap<Scalar> W_hx_T(ws.W_hx_T.data(), d, h);
     W_hx_T = p.W_hx.transpose();
     const IdView ids = input.tokens;
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (rows * h > 65536)
-    for (Index r = 0; r < rows; ++r) A.row(r) = W_hx_T.row(ids[P * n + r]);
+    detail::parallel_for(rows * h > 65536 ? get_num_threads() : 1, rows,
+                         [&](Index r) { A.row(r) = W_hx_T.row(ids[P * n + r]); });
   } else {
-    detail::gemm(A, ConstMatrixMap<Scalar>(x.dense + P * n * d, rows, d), p.W_hx.transpose());
+    detail::gemm(A, ConstMatrixMap<Scalar>(x.dense.data() + P * n * d, rows, d), p.W_hx.transpose());
   }
   if (config.bias) A.rowwise() += p.b_h;
   // h_t = phi(a_t + h_{t-1} W_hh^T), each thread on its own band of hidden units.
@@ -103,27 +109,31 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
 }
 
 template <class Scalar>
-double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Targets<Scalar>& y) {
-  if (!ws.has_forward) invalid("loss: expected a forward pass first, got none");
+double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config,
+                    const Targets<detail::identity_t<Scalar>>& y) {
+  if (!ws.has_forward) throw StateError("loss: expected a forward pass first, got none");
   const Index n = ws.batch, P = ws.context_steps, q = config.output_size;
-  const Index rows = (ws.steps - P) * n;
+  const Index rows = (ws.steps - P) * n, T = ws.steps - P;
   if (y.kind == LossKind::cross_entropy) {
-    if (y.classes.data == nullptr) invalid("targets: expected class ids, got a null pointer");
+    detail::check_ids("targets", y.classes, {T, n}, "T x n");
     for (Index r = 0; r < rows; ++r) {
       const std::int64_t c = y.classes[r];
       if (c < 0 || c >= q)
         invalid("targets: expected class ids in [0, ", q, "), got ", c, " at [", r / n, ", ",
                 r % n, "]");
     }
+  } else if (y.kind == LossKind::squared_error) {
+    detail::check_span("targets", y.dense, {T, n, q}, "T x n x q");
+    detail::check_finite("targets", y.dense.data(), {T, n, q});
   } else {
-    if (y.dense == nullptr) invalid("targets: expected dense values, got a null pointer");
-    detail::check_finite("targets", y.dense, {rows / n, n, q});
+    invalid("targets: expected class ids or dense values, got an unknown LossKind ", static_cast<int>(y.kind));
   }
+  const bool weighted = detail::check_optional_span("weights", y.weights, {T, n}, "T x n");
   // The weighted mean sum(w l) / sum(w) does not depend on the weights' scale, so they are
   // used as w / max(w) (in double): weights of 1e308 or subnormal ones give the loss and
   // gradients of any other multiple of them (to rounding), with no overflow or underflow.
   double weight_sum = static_cast<double>(rows), weight_max = 1.0;
-  if (y.weights != nullptr) {
+  if (weighted) {
     weight_max = 0.0;
     for (Index r = 0; r < rows; ++r) {
       const Scalar w = y.weights[r];
@@ -140,11 +150,10 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Targ
   MatrixMap<Scalar> dO(ws.dO.data(), ws.steps * n, q);
   dO.topRows(P * n).setZero();
   const Scalar inv_sum = static_cast<Scalar>(1.0 / weight_sum);
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (rows * q > 32768)
-  for (Index r = 0; r < rows; ++r) {
+  detail::parallel_for(rows * q > 32768 ? get_num_threads() : 1, rows, [&](Index r) {
     // w l in double for the loss; w / sum(w) rounded once to Scalar for the gradient.
-    const double w = y.weights != nullptr ? static_cast<double>(y.weights[r]) / weight_max : 1.0;
-    const Scalar w_inv_sum = y.weights != nullptr ? static_cast<Scalar>(w / weight_sum) : inv_sum;
+    const double w = weighted ? static_cast<double>(y.weights[r]) / weight_max : 1.0;
+    const Scalar w_inv_sum = weighted ? static_cast<Scalar>(w / weight_sum) : inv_sum;
     auto o = O.row(P * n + r);
     auto g = dO.row(P * n + r);
     if (y.kind == LossKind::cross_entropy) {
@@ -158,12 +167,12 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Targ
       g *= w_inv_sum / s;
       g[c] -= w_inv_sum;
     } else {
-      ConstRowVectorMap<Scalar> target(y.dense + r * q, q);
+      ConstRowVectorMap<Scalar> target(y.dense.data() + r * q, q);
       g = o - target;
       ws.row_loss[r] = w * 0.5 * static_cast<double>(g.squaredNorm());
       g *= w_inv_sum;
     }
-  }
+  });
   // Sequential sum: the same value for any thread count.
   double total = 0.0;
   for (Index r = 0; r < rows; ++r) total += ws.row_loss[r];
@@ -172,10 +181,10 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Targ
 }
 
 #define RNNBPTT_INSTANTIATE(Scalar)                                                             \
-  template void rnn_forward<Scalar>(Workspace<Scalar>&, const ModelConfig&,                     \
-                                    const ParameterLayout&, const Scalar*,                      \
-                                    const SequenceInput<Scalar>&, const Scalar*, Index);        \
-  template double loss_forward<Scalar>(Workspace<Scalar>&, const ModelConfig&,                  \
+  template RNNBPTT_EXPORT void rnn_forward<Scalar>(Workspace<Scalar>&, const ModelConfig&,                     \
+                                    const ParameterLayout&, Span<const Scalar>,                 \
+                                    const SequenceInput<Scalar>&, Span<const Scalar>, Index);   \
+  template RNNBPTT_EXPORT double loss_forward<Scalar>(Workspace<Scalar>&, const ModelConfig&,                  \
                                        const Targets<Scalar>&);
 RNNBPTT_INSTANTIATE(float)
 RNNBPTT_INSTANTIATE(double)

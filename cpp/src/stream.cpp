@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "checks.hpp"
 #include "finite.hpp"
 #include "rnnbptt/error.hpp"
 
@@ -37,9 +38,9 @@ void StreamRunner<Scalar>::reset(std::int64_t position) {
 }
 
 template <class Scalar>
-void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, const Scalar* state,
-                                   Index history, IdView history_tokens,
-                                   const Scalar* history_states) {
+void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, Span<const Scalar> state,
+                                   Index history, Span<const std::int64_t> history_tokens,
+                                   Span<const Scalar> history_states) {
   // Everything is checked and every buffer grown before anything changes: a restore that
   // throws leaves the runner as it was.
   if (position < 0) invalid("position: expected a global step index >= 0, got ", position);
@@ -51,10 +52,18 @@ void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, const Sca
   if (history > position)
     invalid("history: expected at most the ", position, " steps consumed, got ", history);
   const Index state_size = detail::checked_size("state", "the carried state n x h", {batch, h}, sizeof(Scalar));
-  detail::check_finite("state", state, {batch, h});
-  if (history > 0) {
-    detail::check_finite("history states", history_states, {history + 1, batch, h});
-    if (!std::equal(state, state + state_size, history_states + history * batch * h))
+  detail::check_span("state", state, {batch, h}, "n x h");
+  detail::check_finite("state", state.data(), {batch, h});
+  if (history == 0) {
+    if (!history_tokens.empty())
+      invalid("history inputs: expected no ids with history = 0, got ", history_tokens.size());
+    if (!history_states.empty())
+      invalid("history states: expected no states with history = 0, got ", history_states.size(), " values");
+  } else {
+    detail::check_span("history inputs", history_tokens, {history, batch}, "history x n");
+    detail::check_span("history states", history_states, {history + 1, batch, h}, "(history + 1) x n x h");
+    detail::check_finite("history states", history_states.data(), {history + 1, batch, h});
+    if (!std::equal(state.begin(), state.end(), history_states.begin() + history * batch * h))
       invalid("history states: expected the last row to equal state (the carried h_t), got another");
     for (Index i = 0; i < history * batch; ++i)
       if (history_tokens[i] < 0 || history_tokens[i] >= config_.input_size)
@@ -69,10 +78,10 @@ void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, const Sca
 
   reset(position);
   state_.resize(static_cast<std::size_t>(state_size));
-  std::copy(state, state + state_size, state_.begin());
+  std::copy(state.begin(), state.end(), state_.begin());
   if (history > 0) {
-    for (Index i = 0; i < history * batch; ++i) token_history_[i] = history_tokens[i];
-    std::copy(history_states, history_states + (history + 1) * batch * h, ws_.H.begin());
+    std::copy(history_tokens.begin(), history_tokens.end(), token_history_.begin());
+    std::copy(history_states.begin(), history_states.end(), ws_.H.begin());
     input_kind_ = 1;
   }
   history_ = history;
@@ -80,13 +89,28 @@ void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, const Sca
 }
 
 template <class Scalar>
-const std::int64_t* StreamRunner<Scalar>::history_tokens() const {
-  return input_kind_ == 1 ? token_history_.data() : nullptr;
+Span<const std::int64_t> StreamRunner<Scalar>::history_tokens() const {
+  if (input_kind_ != 1 || history_ == 0) return {};
+  return {token_history_.data(), history_ * batch_};
 }
 
 template <class Scalar>
-double StreamRunner<Scalar>::step(const Scalar* params, Scalar* dparams,
+Span<const Scalar> StreamRunner<Scalar>::history_states() const {
+  if (history_ == 0) return {};
+  return {ws_.H.data(), (history_ + 1) * batch_ * config_.hidden_size};
+}
+
+template <class Scalar>
+Span<const Scalar> StreamRunner<Scalar>::state() const {
+  if (batch_ == 0) return {};
+  return {state_.data(), batch_ * config_.hidden_size};
+}
+
+template <class Scalar>
+double StreamRunner<Scalar>::step(Span<const Scalar> params, Span<Scalar> dparams,
                                   const SequenceInput<Scalar>& x, const Targets<Scalar>& y) {
+  detail::check_span("params", params, {layout_.total}, "num_parameters");
+  detail::check_span("dparams", dparams, {layout_.total}, "num_parameters");
   if (x.steps <= 0) invalid("x: expected at least one time step (T >= 1), got T = ", x.steps);
   if (x.batch <= 0) invalid("x: expected at least one sequence (n >= 1), got n = ", x.batch);
   if (batch_ != 0 && x.batch != batch_)
@@ -99,6 +123,11 @@ double StreamRunner<Scalar>::step(const Scalar* params, Scalar* dparams,
   truncation_.check_chunk(x.steps, "x: the chunk length T");
 
   const Index n = x.batch, h = config_.hidden_size, d = config_.input_size;
+  // The chunk's lengths are checked before it is copied into the history.
+  if (kind == 1)
+    detail::check_ids("x", x.tokens, {x.steps, n}, "T x n");
+  else
+    detail::check_span("x", x.dense, {x.steps, n, d}, "T x n x d");
   // Sizes checked before anything grows (the forward pass checks its own buffers).
   const Index state_size = detail::checked_size("x", "the carried state n x h", {n, h}, sizeof(Scalar));
   const Index keep = truncation_.history_steps();
@@ -117,15 +146,15 @@ double StreamRunner<Scalar>::step(const Scalar* params, Scalar* dparams,
     if (kind == 1) {
       detail::grow_buffer(token_history_, token_size, "x", "the token history T x n");
       for (Index i = 0; i < x.steps * n; ++i) token_history_[history_ * n + i] = x.tokens[i];
-      input = SequenceInput<Scalar>::from_tokens(token_history_.data(), IdType::int64, total, n);
+      input = SequenceInput<Scalar>::from_tokens(Span<const std::int64_t>(token_history_.data(), total * n), total, n);
     } else {
       detail::grow_buffer(dense_history_, dense_size, "x", "the input history T x n x d");
-      std::copy(x.dense, x.dense + x.steps * n * d, dense_history_.begin() + history_ * n * d);
-      input = SequenceInput<Scalar>::from_dense(dense_history_.data(), total, n);
+      std::copy(x.dense.begin(), x.dense.end(), dense_history_.begin() + history_ * n * d);
+      input = SequenceInput<Scalar>::from_dense(Span<const Scalar>(dense_history_.data(), total * n * d), total, n);
     }
   }
-  rnn_forward(ws_, config_, layout_, params, input, history_ == 0 ? state_.data() : nullptr,
-              history_);
+  rnn_forward(ws_, config_, layout_, params, input,
+              history_ == 0 ? Span<const Scalar>(state_.data(), state_size) : Span<const Scalar>(), history_);
   const double loss = loss_forward(ws_, config_, y);
   BackwardOptions<Scalar> options;
   options.truncation = &truncation_;
@@ -158,7 +187,7 @@ std::size_t StreamRunner<Scalar>::memory_bytes() const {
          dense_history_.capacity() * sizeof(Scalar) + token_history_.capacity() * sizeof(std::int64_t);
 }
 
-template class StreamRunner<float>;
-template class StreamRunner<double>;
+template class RNNBPTT_EXPORT StreamRunner<float>;
+template class RNNBPTT_EXPORT StreamRunner<double>;
 
 }  // namespace rnnbptt

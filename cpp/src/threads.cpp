@@ -2,6 +2,8 @@
 
 #include <Eigen/Core>
 
+#include <atomic>
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -11,18 +13,20 @@
 namespace rnnbptt {
 
 namespace {
-// 0 until set: then OpenMP's default (OMP_NUM_THREADS, else all cores) applies.
-int requested_threads = 0;
+// 0 until set: then OpenMP's default (OMP_NUM_THREADS, else all cores) applies. Atomic: any
+// thread may set it while others start calls (each call reads it once or a few times).
+std::atomic<int> requested_threads{0};
 }  // namespace
 
 void set_num_threads(int threads) {
   if (threads < 1) detail::invalid("threads: expected an integer >= 1, got ", threads);
-  requested_threads = threads;
+  requested_threads.store(threads, std::memory_order_relaxed);
 }
 
 int get_num_threads() {
 #ifdef _OPENMP
-  return requested_threads > 0 ? requested_threads : omp_get_max_threads();
+  const int requested = requested_threads.load(std::memory_order_relaxed);
+  return requested > 0 ? requested : omp_get_max_threads();
 #else
   return 1;
 #endif

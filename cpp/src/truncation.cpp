@@ -8,6 +8,7 @@
 #include <limits>
 #include <string_view>
 
+#include "checks.hpp"
 #include "rnnbptt/error.hpp"
 
 namespace rnnbptt {
@@ -117,7 +118,7 @@ Truncation Truncation::parse(const std::string& spec) {
       }
       return randomized(std::move(pi), seed);
     }
-  } catch (const std::invalid_argument& error) {
+  } catch (const InvalidArgument& error) {
     const std::string message = error.what();
     if (message.rfind("truncation:", 0) == 0) throw;
     bad_spec(spec, message);
@@ -161,7 +162,7 @@ double uniform_at(std::uint64_t seed, std::int64_t step) {
 }
 
 template <class Scalar>
-Index Truncation::schedule(std::int64_t step_offset, Index steps, Index context, Scalar* flow,
+Index Truncation::schedule(std::int64_t step_offset, Index steps, Index context, Span<Scalar> flow_span,
                            std::vector<Window>& windows) const {
   if (step_offset < 0) invalid("step_offset: expected a global step index >= 0, got ", step_offset);
   if (steps < 1) invalid("steps: expected at least one step, got ", steps);
@@ -170,6 +171,8 @@ Index Truncation::schedule(std::int64_t step_offset, Index steps, Index context,
             std::numeric_limits<std::int64_t>::max() - steps, " (global step indices must fit), got ", step_offset);
   if (context < 0 || context >= steps)
     invalid("context: expected 0 <= context < steps = ", steps, ", got ", context);
+  detail::check_span("flow", flow_span, {steps}, "steps");
+  Scalar* flow = flow_span.data();
   const Index T = steps, P = context;
   windows.clear();
 
@@ -219,7 +222,7 @@ Index Truncation::schedule(std::int64_t step_offset, Index steps, Index context,
   return 1;
 }
 
-template Index Truncation::schedule<float>(std::int64_t, Index, Index, float*, std::vector<Window>&) const;
-template Index Truncation::schedule<double>(std::int64_t, Index, Index, double*, std::vector<Window>&) const;
+template RNNBPTT_EXPORT Index Truncation::schedule<float>(std::int64_t, Index, Index, Span<float>, std::vector<Window>&) const;
+template RNNBPTT_EXPORT Index Truncation::schedule<double>(std::int64_t, Index, Index, Span<double>, std::vector<Window>&) const;
 
 }  // namespace rnnbptt

@@ -59,7 +59,7 @@ std::size_t Workspace<Scalar>::bytes() const {
          windows.capacity() * sizeof(Window);
 }
 
-template struct Workspace<float>;
-template struct Workspace<double>;
+template struct RNNBPTT_EXPORT Workspace<float>;
+template struct RNNBPTT_EXPORT Workspace<double>;
 
 }  // namespace rnnbptt

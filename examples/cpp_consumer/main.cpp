@@ -11,9 +11,9 @@
 namespace {
 
 template <class T>
-void print_array(const char* name, const T* data, std::size_t size, bool last = false) {
+void print_array(const char* name, rnnbptt::Span<const T> data, bool last = false) {
   std::cout << '"' << name << "\": [";
-  for (std::size_t i = 0; i < size; ++i) std::cout << (i ? ", " : "") << data[i];
+  for (rnnbptt::Index i = 0; i < data.size(); ++i) std::cout << (i ? ", " : "") << data[i];
   std::cout << "]" << (last ? "\n" : ",\n");
 }
 
@@ -36,35 +36,34 @@ int main() {
     tokens[i] = (3 * i + 1) % config.input_size;
     targets[i] = (i * i + 2) % config.output_size;
   }
-  const auto x = rnnbptt::SequenceInput<double>::from_tokens(tokens.data(), rnnbptt::IdType::int64, T, n);
-  const auto y = rnnbptt::Targets<double>::from_classes(targets.data(), rnnbptt::IdType::int64);
+  const auto x = rnnbptt::SequenceInput<double>::from_tokens(tokens, T, n);
+  const auto y = rnnbptt::Targets<double>::from_classes(targets);
 
   std::cout << std::setprecision(17) << "{\n";
-  print_array("params", model.parameters(), model.num_parameters());
-  print_array("tokens", tokens.data(), tokens.size());
-  print_array("targets", targets.data(), targets.size());
+  print_array<double>("params", model.parameters());
+  print_array<std::int64_t>("tokens", tokens);
+  print_array<std::int64_t>("targets", targets);
 
   model.forward(x);
   const double loss = model.loss(y);
   model.backward();
   std::cout << "\"loss\": " << loss << ",\n";
-  print_array("grads_full", model.gradients(), model.num_parameters());
+  print_array<double>("grads_full", model.gradients());
 
   const rnnbptt::Truncation regular = rnnbptt::Truncation::regular(2, 3);
   rnnbptt::BackwardOptions<double> truncated;
   truncated.truncation = &regular;
   model.backward(truncated);
-  print_array("grads_regular_2_3", model.gradients(), model.num_parameters());
+  print_array<double>("grads_regular_2_3", model.gradients());
 
-  const rnnbptt::ClipReport report = rnnbptt::clip_grad_norm(model.gradients(), model.num_parameters(), 0.01);
+  const rnnbptt::ClipReport report = rnnbptt::clip_grad_norm(model.gradients(), 0.01);
   std::cout << "\"norm_before_clip\": " << report.norm << ",\n";
-  std::cout << "\"norm_after_clip\": "
-            << rnnbptt::global_norm(model.gradients(), model.num_parameters()) << ",\n";
+  std::cout << "\"norm_after_clip\": " << rnnbptt::global_norm(model.gradients()) << ",\n";
 
   try {
     rnnbptt::Truncation::regular(3, 2);
     std::cout << "\"error\": \"none\"\n";
-  } catch (const std::invalid_argument& e) {
+  } catch (const rnnbptt::InvalidArgument& e) {
     std::cout << "\"error\": \"" << e.what() << "\"\n";
   }
   std::cout << "}\n";

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import math
+import os
+import shlex
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, Optional
 
 import numpy as np
 
-from . import build_info, data, gradcheck, reference, set_num_threads
+from . import build_info, data, distributed, get_num_threads, gradcheck, reference, set_num_threads
 from .checkpoint import CheckpointError
 from .checkpoint import load as load_checkpoint
 from .generate import generate
@@ -21,6 +26,13 @@ from .trainer import EpochRecord, Trainer
 from .truncation import Truncation
 
 DEFAULT_CHECKPOINT = "rnnbptt-checkpoint.safetensors"
+#: ``rnnbptt train``'s length on the built-in corpus (1.9 million characters): a minute or two on
+#: 2 cores, past the lowest validation perplexity that this text allows a 256-unit RNN.
+DEFAULT_EPOCHS = 40
+#: The temperature of ``rnnbptt train``'s second, seeded sample.
+DEFAULT_TEMPERATURE = 0.5
+#: ``--lr`` when it is not given, by ``--optimizer``.
+DEFAULT_LR = {"adam": 2e-3, "sgd": 1.0}
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -41,7 +53,7 @@ class _Parser(argparse.ArgumentParser):
     ...``, without the usage block (``--help`` still shows it)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
+        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n" if distributed.launched_rank() == 0 else None)
 
 
 def _one_line(message: str) -> str:
@@ -177,6 +189,11 @@ def _check_corpus_length(train: np.ndarray, args: argparse.Namespace) -> None:
         )
 
 
+def _learning_rate(args: argparse.Namespace) -> float:
+    """``--lr``, else the default of the ``--optimizer``."""
+    return float(args.lr) if args.lr is not None else DEFAULT_LR[args.optimizer]
+
+
 def _build_model(args: argparse.Namespace, vocab: data.Vocab) -> RNN:
     try:
         return RNN(len(vocab), args.hidden, len(vocab), dtype=args.dtype, seed=args.seed, init_std=args.init_std)
@@ -238,6 +255,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ---- train ---------------------------------------------------------------------------------
+BUILT_IN_SOURCE = "the built-in corpus"
+TIME_MACHINE_SOURCE = "The Time Machine"
+
+
 def _load_corpus(
     args: argparse.Namespace, vocab: Optional[data.Vocab] = None
 ) -> tuple[np.ndarray, np.ndarray, data.Vocab, str]:
@@ -248,11 +269,11 @@ def _load_corpus(
             raise UsageError(_as_flag(str(error), "--text")) from None
     elif args.timemachine:
         try:
-            text, source = data.time_machine(args.timemachine_url), "The Time Machine"
+            text, source = data.time_machine(args.timemachine_url), TIME_MACHINE_SOURCE
         except (OSError, ValueError) as error:
             raise UsageError(f"argument --timemachine: could not get The Time Machine ({error})") from None
     else:
-        text, source = data.default_corpus(), "the built-in corpus"
+        text, source = data.default_corpus(), BUILT_IN_SOURCE
     if args.d2l:
         text = data.d2l_preprocess(text)
     if vocab is None:
@@ -271,9 +292,9 @@ def _print_epoch(record: EpochRecord, every: int, epochs: int) -> None:
               f"{record.tokens_per_second:10,.0f} tokens/s  |g| {record.grad_norm:.3f}", flush=True)
 
 
-def _resume(args: argparse.Namespace) -> Trainer:
+def _resume(args: argparse.Namespace, comm: object = None) -> Trainer:
     try:
-        trainer = Trainer.resume(args.resume, log=args.log, progress=args.progress)
+        trainer = Trainer.resume(args.resume, log=args.log, progress=args.progress, comm=comm)
     except (ValueError, TypeError) as error:  # CheckpointError included (no trainer state, say)
         raise UsageError(_as_flag(str(error), "--resume")) from None
     if trainer.vocab is None:
@@ -281,50 +302,164 @@ def _resume(args: argparse.Namespace) -> Trainer:
     return trainer
 
 
+def _mpi_world(args: argparse.Namespace) -> object:
+    """MPI's world when ``mpirun -n P`` (P > 1) started this process, else None. Only rank 0
+    prints; each rank runs ``--threads``, else ``OMP_NUM_THREADS``, else its share of the
+    machine's cores."""
+    try:
+        comm = distributed.launched_world()
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    if comm is None:
+        return None
+    if args.threads is None and not os.environ.get("OMP_NUM_THREADS"):
+        set_num_threads(distributed.default_threads(comm))
+    return comm
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.log is not None and not Path(args.log).parent.is_dir():
-        raise UsageError(f"argument --log: no such directory: {Path(args.log).parent}")
-    if Path(args.checkpoint).is_dir():
-        raise UsageError(f"argument --checkpoint: expected a file name, got the directory {args.checkpoint}")
-    if args.resume:
-        trainer = _resume(args)
-        train, valid, vocab, source = _load_corpus(args, trainer.vocab)
-        args.batch_size, args.num_steps = trainer.batch_size, trainer.num_steps
+    comm = _mpi_world(args)
+    if comm is None or distributed.launched_rank() == 0:
+        return _train(args, comm)
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rank 0 reports
+        return _train(args, comm)
+
+
+def _train(args: argparse.Namespace, comm: object) -> int:
+    # With MPI, a mistake that only some processes see (a file) stops them all (agreement).
+    with distributed.agreement(comm):
+        if args.log is not None and not Path(args.log).parent.is_dir():
+            raise UsageError(f"argument --log: no such directory: {Path(args.log).parent}")
+        if Path(args.checkpoint).is_dir():
+            raise UsageError(f"argument --checkpoint: expected a file name, got the directory {args.checkpoint}")
+        _check_plot(args.plot, required=True)
+    resumed = _resume(args, comm) if args.resume else None
+    with distributed.agreement(comm):
+        train, valid, vocab, source = _load_corpus(args, resumed.vocab if resumed is not None else None)
+        if resumed is not None:
+            args.batch_size, args.num_steps = resumed.batch_size, resumed.num_steps
         _check_prefix(args.prefix, vocab)
         _check_corpus_length(train, args)
+        model = _build_model(args, vocab) if resumed is None else resumed.model
+    if resumed is not None:
+        trainer = resumed
         print(f"resuming {args.resume} at epoch {trainer.epoch}")
     else:
-        train, valid, vocab, source = _load_corpus(args)
-        _check_prefix(args.prefix, vocab)
-        _check_corpus_length(train, args)
-        model = _build_model(args, vocab)
         try:
             trainer = Trainer(
-                model, vocab=vocab, optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,
+                model, vocab=vocab, optimizer=args.optimizer, lr=_learning_rate(args), lr_schedule=args.lr_schedule,
                 clip=args.clip if args.clip > 0 else None, truncation=args.truncation,
                 batch_size=args.batch_size, num_steps=args.num_steps, iterator=args.iterator,
-                seed=args.seed, log=args.log, progress=args.progress,
+                seed=args.seed, log=args.log, progress=args.progress, comm=comm,
             )
         except MemoryError as error:
             raise UsageError(
                 f"argument --hidden: not enough memory to train {args.hidden} hidden units ({error})"
             ) from None
+    if comm is not None:
+        print(f"data parallel on {trainer.comm.Get_size()} processes x {get_num_threads()} threads")
     print(f"training on {source}: {len(train):,} tokens ({len(valid):,} held out), "
           f"{len(vocab)} symbols, hidden {trainer.model.hidden_size}, truncation {trainer.truncation}, "
           f"{trainer.iterator} batches of {trainer.batch_size} x {trainer.num_steps}")
     epochs = None if args.steps is not None else args.epochs
-    trainer.fit(train, epochs, steps=args.steps, valid=valid if len(valid) > 1 else None,
-                checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
-                checkpoint_every_steps=args.checkpoint_every_steps,
-                on_epoch=lambda r: _print_epoch(r, max(1, trainer.epochs_planned // 10), trainer.epochs_planned))
+    started, first_step = time.perf_counter(), trainer.step
+    try:
+        trainer.fit(train, epochs, steps=args.steps, valid=valid if len(valid) > 1 else None,
+                    checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+                    checkpoint_every_steps=args.checkpoint_every_steps,
+                    on_epoch=lambda r: _print_epoch(r, max(1, trainer.epochs_planned // 10), trainer.epochs_planned))
+    except Exception as error:
+        collective = (FloatingPointError, OverflowError, distributed.CollectiveError)  # raised on every rank
+        if comm is not None and not isinstance(error, collective):  # the others wait in an allreduce
+            text = _one_line(str(error)) or repr(error)
+            print(f"rnnbptt train: error on rank {trainer.comm.Get_rank()}: {text}", file=sys.stderr, flush=True)
+            trainer.comm.Abort(2)
+        raise
+    if comm is not None and trainer.comm.Get_rank() != 0:
+        return 0  # rank 0 reports and samples
+    seconds = time.perf_counter() - started
     last = trainer.history[-1]
     valid_text = f", valid ppl {last.valid_perplexity:.3f}" if last.valid_perplexity is not None else ""
     print(f"done: epoch {last.epoch}, step {last.step}, train ppl {last.train_perplexity:.3f}{valid_text}")
     print(f"checkpoint written to {args.checkpoint}")
-    prefix = args.prefix if args.prefix is not None else data.Vocab.decode(vocab, train[:10])
-    sample = generate(trainer.model, vocab, prefix, args.sample_length, temperature=args.temperature, seed=args.seed)
-    print(f"sample ({'greedy' if args.temperature == 0 else f'temperature {args.temperature}'}):\n{sample}")
+    prefix = args.prefix if args.prefix is not None else _default_prefix(source, vocab, train)
+    greedy = generate(trainer.model, vocab, prefix, args.sample_length, temperature=0.0)
+    print(f"\nsample (greedy):\n{greedy}")
+    if args.temperature > 0:
+        drawn = generate(trainer.model, vocab, prefix, args.sample_length, temperature=args.temperature, seed=args.seed)
+        print(f"\nsample (temperature {args.temperature:g}, seed {args.seed}):\n{drawn}")
+    tokens = (trainer.step - first_step) * trainer.batch_size * trainer.num_steps
+    print(f"\n{_train_summary(args, trainer, train, valid, tokens, seconds)}")
+    if args.plot:
+        from .plots import plot_training_curves
+
+        plot_training_curves({str(trainer.truncation): trainer.history}, args.plot)
+        print(f"\ntraining curve written to {args.plot}")
+    print(f"\n{_next_commands(args, source, prefix)}")
     return 0
+
+
+def _check_plot(path: Optional[str], *, required: bool) -> None:
+    """``--plot``: its folder must exist; without matplotlib, a mistake when the plot was asked
+    for (``required``), else the run goes on and says that it draws no plot."""
+    if not path:
+        return
+    if not Path(path).parent.is_dir():
+        raise UsageError(f"argument --plot: no such directory: {Path(path).parent}")
+    if required and importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("argument --plot: plots need matplotlib, from the 'plot' extra: pip install 'rnnbptt[plot]'")
+
+
+#: The start of the final samples on the built-in corpus (elsewhere: the text's first characters).
+BUILT_IN_PREFIX = "The network"
+
+
+def _default_prefix(source: str, vocab: data.Vocab, train: np.ndarray) -> str:
+    if source == BUILT_IN_SOURCE and all(c in vocab.index for c in BUILT_IN_PREFIX):
+        return BUILT_IN_PREFIX
+    return vocab.decode(train[:10])
+
+
+def unigram_perplexity(train: np.ndarray, held_out: np.ndarray, size: int) -> float:
+    """Perplexity on ``held_out`` of the unigram model of ``train``: every token predicted by its
+    frequency in ``train`` alone (add-one smoothed over the ``size`` symbols), whatever came
+    before it. The baseline that a language model has to beat by learning order."""
+    counts = np.bincount(np.asarray(train, dtype=np.int64), minlength=size) + 1.0
+    log_p = np.log(counts / counts.sum())
+    return float(np.exp(-np.mean(log_p[np.asarray(held_out, dtype=np.int64)])))
+
+
+def _train_summary(
+    args: argparse.Namespace, trainer: Trainer, train: np.ndarray, valid: np.ndarray, tokens: int, seconds: float
+) -> str:
+    last = trainer.history[-1]
+    size = trainer.model.output_size
+    if last.valid_perplexity is not None:
+        which, perplexity, baseline = "validation", last.valid_perplexity, unigram_perplexity(train, valid[1:], size)
+    else:
+        which, perplexity, baseline = "training", last.train_perplexity, unigram_perplexity(train, train[1:], size)
+    speed = f"{tokens / seconds:,.0f}" if seconds > 0 else "-"
+    return (
+        f"summary: {tokens:,} tokens trained in {seconds:.1f} s ({speed} tokens/s, evaluation and checkpoints "
+        f"included). Final {which} perplexity {perplexity:.2f}, against {baseline:.2f} for the unigram baseline "
+        f"of the same text (each symbol predicted by its frequency alone): the model predicts as if choosing among "
+        f"{perplexity:.1f} symbols instead of {baseline:.1f}. The checkpoint is {args.checkpoint}."
+    )
+
+
+def _next_commands(args: argparse.Namespace, source: str, prefix: str) -> str:
+    generate_command = f"rnnbptt generate --prefix {shlex.quote(prefix)} --temperature 0.5"
+    if args.checkpoint != DEFAULT_CHECKPOINT:
+        generate_command += f" --checkpoint {shlex.quote(str(args.checkpoint))}"
+    lines = [
+        (generate_command, "continue a text of your own with the saved model"),
+        ("rnnbptt compare --task recall --lag 20", "the truncation strategies where they differ: table and plots"),
+    ]
+    if source != TIME_MACHINE_SOURCE:
+        lines.append(("rnnbptt train --timemachine", "a whole novel (downloaded once, then cached)"))
+    width = max(len(command) for command, _ in lines)
+    return "next:\n" + "\n".join(f"  {command.ljust(width)}  # {what}" for command, what in lines)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -339,18 +474,62 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: compare's defaults on text (``--task text``) for the flags that apply to text only.
+COMPARE_TEXT_DEFAULTS = {"hidden": 256, "epochs": 40, "num_steps": 35, "init_std": 0.01, "valid_fraction": 0.1,
+                         "batch_size": 32}
+#: compare's default on the synthetic tasks.
+COMPARE_TASK_DEFAULTS = {"hidden": 64, "lag": 20, "batch_size": 32}
+_TEXT_ONLY = {"text": "--text", "timemachine": "--timemachine", "d2l": "--d2l", "max_tokens": "--max-tokens",
+              "valid_fraction": "--valid-fraction", "epochs": "--epochs", "num_steps": "--num-steps",
+              "init_std": "--init-std"}
+_TASK_ONLY = {"lag": "--lag", "length": "--length", "symbols": "--symbols"}
+
+
+def _compare_task(args: argparse.Namespace) -> str:
+    """``--task``, else text when a text was named (``--text``, ``--timemachine``), else recall;
+    a flag of the other kind is a mistake."""
+    reads_text = args.text is not None or args.timemachine
+    task = args.task or ("text" if reads_text else "recall")
+    if task == "text":
+        for name, flag in _TASK_ONLY.items():
+            if getattr(args, name) is not None:
+                raise UsageError(f"argument {flag}: expected --task recall or adding, got --task text")
+        for name, value in COMPARE_TEXT_DEFAULTS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+    else:
+        for name, flag in _TEXT_ONLY.items():
+            if getattr(args, name) not in (None, False):
+                raise UsageError(f"argument {flag}: applies to --task text, got --task {task}")
+        for name, value in COMPARE_TASK_DEFAULTS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+    return task
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
+    task_name = _compare_task(args)
+    _check_plot(args.plot, required=False)
+    if task_name != "text":
+        return _compare_on_task(args, task_name)
+    strategies = args.strategies or [Truncation.parse(s) for s in ("full", "regular:5", "randomized:0.8")]
     train, valid, vocab, source = _load_corpus(args)
     _check_corpus_length(train, args)
-    print(f"comparing {', '.join(map(str, args.strategies))} on {source}: {len(train):,} tokens, "
-          f"{args.epochs} epochs, seed {args.seed}\n")
+    for strategy in strategies:
+        try:
+            strategy.check_chunk(args.num_steps, "num_steps")
+        except ValueError as error:
+            raise UsageError(_as_flag(str(error))) from None
+    print(f"comparing {', '.join(map(str, strategies))} on {source}: {len(train):,} tokens, "
+          f"{args.epochs if args.steps is None else f'{args.steps} steps of'} "
+          f"{'epochs' if args.steps is None else 'chunks'}, seed {args.seed}\n")
     rows, histories = [], {}
-    for strategy in args.strategies:
+    for strategy in strategies:
         model = _build_model(args, vocab)
         trainer = Trainer(
-            model, vocab=vocab, optimizer=args.optimizer, lr=args.lr, clip=args.clip if args.clip > 0 else None,
-            truncation=strategy, batch_size=args.batch_size, num_steps=args.num_steps,
-            iterator="sequential", seed=args.seed,
+            model, vocab=vocab, optimizer=args.optimizer, lr=_learning_rate(args),
+            clip=args.clip if args.clip > 0 else None, truncation=strategy, batch_size=args.batch_size,
+            num_steps=args.num_steps, iterator="sequential", seed=args.seed,
         )
         start = time.perf_counter()
         epochs = None if args.steps is not None else args.epochs
@@ -371,16 +550,46 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.plot:
         try:
             from .plots import plot_gradient_norms, plot_training_curves
-        except ImportError as error:  # pragma: no cover - plots imports lazily
-            print(f"no plot: {error}")
-            return 0
-        try:
+
             plot_training_curves(histories, args.plot)
             gradient_plot = Path(args.plot).with_name(Path(args.plot).stem + "-gradients.png")
             plot_gradient_norms(gradient_plot)
             print(f"plots written to {args.plot} and {gradient_plot}")
         except ImportError as error:
             print(f"no plot: {error}")
+    return 0
+
+
+def _compare_on_task(args: argparse.Namespace, name: str) -> int:
+    from . import compare, tasks
+
+    try:
+        task = tasks.make_task(name, args.lag, args.length, 8 if args.symbols is None else args.symbols)
+    except ValueError as error:
+        raise UsageError(_as_flag(str(error), "--length" if str(error).startswith("length") else None)) from None
+    strategies = args.strategies or tasks.default_strategies(task.lag)
+    steps = args.steps if args.steps is not None else task.default_steps
+    lr = args.lr if args.lr is not None else task.default_lr if args.optimizer == "adam" else DEFAULT_LR["sgd"]
+    print(f"comparing {', '.join(map(str, strategies))}\non {compare.describe_task(task)};\n"
+          f"{steps} steps of {args.batch_size} fresh sequences, hidden {args.hidden}, {args.optimizer} lr {lr:g}, "
+          f"seed {args.seed}\n", flush=True)
+
+    def report(result: tasks.TaskResult) -> None:
+        print(f"  {result.truncation}: {task.metric} {result.score:.3f} in {result.seconds:.1f} s", flush=True)
+
+    results = compare.run_comparison(
+        task, strategies, on_result=report, hidden_size=args.hidden, steps=steps, batch_size=args.batch_size,
+        lr=lr, optimizer=args.optimizer, clip=args.clip if args.clip > 0 else None, seed=args.seed,
+        dtype=args.dtype,
+    )
+    print()
+    print(compare.results_table(task, results))
+    if args.plot:
+        try:
+            curves, gradients = compare.write_plots(task, results, args.plot)
+            print(f"\nplots written to {curves} (learning curves) and {gradients} (||dL/dh_t|| against t)")
+        except ImportError as error:
+            print(f"\nno plot: {error}")
     return 0
 
 
@@ -401,9 +610,12 @@ def _add_model_args(p: argparse.ArgumentParser, epochs: int) -> None:
     g = p.add_argument_group("model and optimization")
     g.add_argument("--hidden", type=positive_int, default=256, help="hidden units (default 256)")
     g.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    g.add_argument("--init-std", type=positive_float, default=0.01, help="weights ~ N(0, std^2) (default 0.01, as d2l)")
-    g.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    g.add_argument("--lr", type=positive_float, default=1.0, help="learning rate (default 1, as d2l with SGD)")
+    g.add_argument("--init-std", type=positive_float,
+                   help="weights ~ N(0, std^2), biases 0 (d2l uses 0.01); default: every parameter "
+                   "~ U(-1/sqrt(hidden), 1/sqrt(hidden)), as PyTorch")
+    g.add_argument("--optimizer", choices=["sgd", "adam"], default="adam", help="(default adam)")
+    g.add_argument("--lr", type=positive_float, help=f"learning rate (default {DEFAULT_LR['adam']:g} with adam, "
+                   f"{DEFAULT_LR['sgd']:g} with sgd as d2l)")
     g.add_argument("--clip", type=clip_threshold, default=1.0,
                    help="gradient-norm threshold theta; 0 disables (default 1)")
     g.add_argument("--batch-size", type=positive_int, default=32)
@@ -411,6 +623,20 @@ def _add_model_args(p: argparse.ArgumentParser, epochs: int) -> None:
     g.add_argument("--epochs", type=positive_int, default=epochs)
     g.add_argument("--steps", type=positive_int, help="train for this many optimizer steps instead of --epochs")
     g.add_argument("--seed", type=seed_int, default=0)
+
+
+def _at_least_two(text: str) -> int:
+    """argparse type: an integer >= 2."""
+    value = _integer(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {value}")
+    return value
+
+
+def _set_help(p: argparse.ArgumentParser, dest: str, text: str) -> None:
+    for action in p._actions:
+        if action.dest == dest:
+            action.help = text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -434,12 +660,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a character-level language model")
     _add_data_args(p)
-    _add_model_args(p, epochs=150)
+    _add_model_args(p, epochs=DEFAULT_EPOCHS)
     g = p.add_argument_group("training")
     g.add_argument("--truncation", type=_truncation, default=Truncation.full(),
                    help="full | regular:K[,K2] | randomized:PI[,PI...][,seed=S] (default full)")
     g.add_argument("--iterator", choices=["sequential", "random"], default="sequential")
-    g.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
+    g.add_argument("--lr-schedule", choices=["constant", "cosine"], default="cosine",
+                   help="cosine: from --lr down to a tenth of it over the run (default cosine)")
     g.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"where to save (default {DEFAULT_CHECKPOINT})")
     g.add_argument("--checkpoint-every", type=positive_int, default=10, help="epochs between checkpoints (default 10)")
     g.add_argument("--checkpoint-every-steps", type=positive_int,
@@ -447,9 +674,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", help="continue from this checkpoint (the remaining epochs up to --epochs)")
     g.add_argument("--log", help="epoch records as JSON lines (.jsonl) or CSV (.csv)")
     g.add_argument("--progress", action="store_true", help="progress bar (tqdm, from the 'progress' extra)")
-    g.add_argument("--prefix", help="prefix of the final sample (default: the start of the text)")
+    g.add_argument("--plot", help="write the training curve to this image file (needs the 'plot' extra)")
+    g = p.add_argument_group("the final samples")
+    g.add_argument("--prefix", help=f"prefix of the final samples (default: {BUILT_IN_PREFIX!r} on the built-in "
+                   "corpus, else the start of the text)")
     g.add_argument("--sample-length", type=nonnegative_int, default=200)
-    g.add_argument("--temperature", type=nonnegative_float, default=0.0, help="0 is greedy (default)")
+    g.add_argument("--temperature", type=nonnegative_float, default=DEFAULT_TEMPERATURE,
+                   help=f"after the greedy sample, one drawn at this temperature with --seed; 0 for none "
+                   f"(default {DEFAULT_TEMPERATURE:g})")
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("generate", help="continue a prefix with a trained model")
@@ -460,13 +692,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed_int, default=0)
     p.set_defaults(run=cmd_generate)
 
-    p = sub.add_parser("compare", help="the three truncation strategies side by side on the same data and seed")
+    p = sub.add_parser(
+        "compare", help="the truncation strategies side by side on the same data and seed",
+        description="Train one model per truncation strategy on the same data from the same seed, then print a "
+        "table and write plots. The synthetic tasks (recall, adding) have a dependency of --lag steps, which only a "
+        "strategy whose gradient reaches that far back can learn; --task text compares them on a text.",
+    )
+    g = p.add_argument_group("task")
+    g.add_argument("--task", choices=["recall", "adding", "text"],
+                   help="delayed recall, the adding problem, or a text (default recall; text with --text or "
+                   "--timemachine)")
+    g.add_argument("--lag", type=positive_int,
+                   help=f"dependency length of recall and adding (default {COMPARE_TASK_DEFAULTS['lag']})")
+    g.add_argument("--length", type=positive_int, help="steps per sequence of recall and adding (default 4 x lag)")
+    g.add_argument("--symbols", type=_at_least_two, help="alphabet size of recall (default 8)")
     _add_data_args(p)
     _add_model_args(p, epochs=40)
+    p.set_defaults(**{name: None for name in COMPARE_TEXT_DEFAULTS})
+    _set_help(p, "hidden", f"hidden units (default {COMPARE_TASK_DEFAULTS['hidden']} on the tasks, "
+              f"{COMPARE_TEXT_DEFAULTS['hidden']} on text)")
+    _set_help(p, "epochs", f"epochs on text (default {COMPARE_TEXT_DEFAULTS['epochs']})")
+    _set_help(p, "init_std", "weights ~ N(0, std^2), biases 0 (default on text 0.01, as d2l; the tasks use "
+              "PyTorch's uniform initialization and an orthogonal W_hh)")
+    _set_help(p, "steps", "optimizer steps (default on text: --epochs; recall 800, adding 3000)")
+    _set_help(p, "lr", f"learning rate (default with adam: recall 0.003, adding 0.001, text {DEFAULT_LR['adam']:g}; "
+              f"with sgd {DEFAULT_LR['sgd']:g})")
     p.add_argument("--strategies", nargs="+", type=_truncation,
-                   default=[Truncation.parse(s) for s in ("full", "regular:5", "randomized:0.8")],
-                   help="truncations to compare, as for train --truncation (default full regular:5 randomized:0.8)")
-    p.add_argument("--plot", default="compare.png", help="training-curve plot (needs the 'plot' extra); '' for none")
+                   help="truncations to compare, as for train --truncation (default on the tasks: full "
+                   "regular:LAG/2 regular:2xLAG randomized:0.9; on text: full regular:5 randomized:0.8)")
+    p.add_argument("--plot", default="compare.png",
+                   help="learning curves, and ||dL/dh_t|| in NAME-gradients.png (needs the 'plot' extra); '' for none")
     p.set_defaults(run=cmd_compare)
     return parser
 
@@ -490,7 +745,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         message = f"training diverged ({error}); try a smaller --lr or a --clip threshold"
     except (ValueError, TypeError, OSError, ImportError) as error:  # CheckpointError, FileNotFoundError
         message = _as_flag(str(error))
-    print(f"{parser.prog} {args.command}: error: {_one_line(message)}", file=sys.stderr)
+    except distributed.CollectiveError as error:  # with MPI: a failed checkpoint write, say
+        message = str(error)
+    if distributed.launched_rank() == 0:  # with MPI every rank has the same error: rank 0 reports
+        print(f"{parser.prog} {args.command}: error: {_one_line(message)}", file=sys.stderr)
     return 2
 
 

@@ -51,6 +51,32 @@ def plot_training_curves(histories: Mapping[str, Sequence[Any]], path: Union[str
     return _save(plt, fig, ax, path)
 
 
+def plot_task_curves(task: Any, results: Sequence[Any], path: Union[str, Path]) -> Path:
+    """The held-out score against optimizer steps, one line per strategy, with the score of a
+    model that learned nothing (chance accuracy, or the MSE of always answering 1) dashed.
+    ``task`` is a :class:`~rnnbptt.tasks.Task`, and ``results`` holds one
+    :class:`~rnnbptt.tasks.TaskResult` per strategy, from :func:`~rnnbptt.tasks.train_task`."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for result in results:
+        ax.plot([r.step for r in result.curve], [r.score for r in result.curve], label=result.truncation)
+    accuracy = task.metric == "accuracy"
+    ax.axhline(task.baseline, color="gray", linestyle="--",
+               label="chance" if accuracy else "always answering 1")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("held-out accuracy" if accuracy else "held-out MSE (log scale)")
+    ax.set_title(f"{task.name}, lag {task.lag}: the gradient must reach {task.lag} steps back")
+    if accuracy:
+        ax.set_ylim(0, 1.02)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return Path(path)
+    return _save(plt, fig, ax, path)
+
+
 def gradient_norms_by_radius(
     radii: Sequence[float] = (0.8, 1.0, 1.2), steps: int = 60, hidden: int = 32, seed: int = 0
 ) -> dict[float, np.ndarray]:

@@ -1,5 +1,7 @@
 """A thin training loop over the C++ core: per chunk, one call for forward + loss + backward
-(through a :class:`StreamRunner`), one for clipping and one for the optimizer update."""
+(through a :class:`StreamRunner`), one for clipping and one for the optimizer update; on
+several MPI processes, one in-place allreduce of the gradient buffer in between
+(:mod:`rnnbptt.distributed`)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from . import checkpoint as ckpt
 from ._checks import check_flag, check_integer, check_real
 from .clip import clip_grad_norm, global_norm
 from .data import Batch, Vocab, random_batches, sequential_batches
+from .distributed import CollectiveError, DataParallel, agreement, batch_share
 from .model import RNN
 from .optim import make_optimizer
 from .stream import StreamRunner
@@ -101,6 +104,25 @@ class Trainer:
         Epoch records as JSON lines (``.jsonl``/``.json``) or CSV (``.csv``).
     progress : bool
         A tqdm progress bar per epoch (the ``progress`` extra), or plain lines without it.
+    comm : mpi4py.MPI.Intracomm, optional
+        Train one model on the communicator's ``P`` processes (data parallelism, the ``mpi``
+        extra); every process constructs its trainer with the same arguments. Each process
+        runs a contiguous share of the ``batch_size`` sequences (so ``batch_size >= P``) and
+        carries the state of its own streams; after backward, one in-place allreduce of
+        ``model.grads`` makes it the whole batch's gradient on every process, and clipping (on
+        that global norm) and the optimizer step run everywhere, so the parameters stay
+        identical. The model's parameters are broadcast from rank 0 at construction. Rank 0
+        alone logs, shows progress and writes checkpoints, which look exactly like a single
+        process's: any number of processes resumes them. The global batch, and so the trained
+        model, is the single-process run's up to the order of floating-point sums
+        (``docs/scaling.md``). ``fit``, ``train_epoch``, ``save``, ``state``, ``state_arrays``,
+        ``step_loss`` and ``check_replicas`` are then collective: every process calls them.
+
+    Notes
+    -----
+    With ``comm``, setting ``RNNBPTT_CHECK_REPLICAS=N`` in the environment checks every ``N``
+    optimizer steps that all processes hold the same parameters and optimizer state
+    (:meth:`check_replicas`), a debug mode.
     """
 
     def __init__(
@@ -120,6 +142,7 @@ class Trainer:
         seed: int = 0,
         log: Optional[Union[str, Path]] = None,
         progress: bool = False,
+        comm: Any = None,
     ) -> None:
         if not isinstance(model, RNN):
             raise TypeError(f"model: expected an rnnbptt.RNN, got {type(model).__name__}")
@@ -148,6 +171,20 @@ class Trainer:
         truncation.check_chunk(num_steps, "num_steps")
         if vocab is not None and (len(vocab) != model.input_size or len(vocab) != model.output_size):
             raise ValueError(f"vocab: expected {model.input_size} symbols (the model's sizes), got {len(vocab)}")
+        self._dp = DataParallel(comm) if comm is not None else None
+        self._share = slice(0, batch_size)  # this process's sequences of the batch
+        if self._dp is not None:
+            self._share = batch_share(batch_size, self._dp.size, self._dp.rank)
+            self._dp.check_same(
+                {
+                    "model": model.config(), "optimizer": optimizer, "lr": lr, "weight_decay": weight_decay,
+                    "lr_schedule": lr_schedule if isinstance(lr_schedule, str) else "callable", "clip": clip,
+                    "truncation": str(truncation), "batch_size": batch_size, "num_steps": num_steps,
+                    "iterator": iterator, "seed": seed, "vocab": vocab.tokens if vocab is not None else None,
+                },
+                "comm", "the same trainer arguments",
+            )
+            self._dp.broadcast_array(model.params)
         self.model = model
         self.vocab = vocab
         self.optimizer = make_optimizer(optimizer, model.num_parameters, model.dtype, lr, weight_decay)
@@ -165,11 +202,21 @@ class Trainer:
         self.step = 0
         self.epochs_planned = 0
         self.history: list[EpochRecord] = []
-        self.log = Path(log) if log is not None else None
-        self.progress = progress
+        self.log = Path(log) if log is not None and self._is_root else None
+        self.progress = progress and self._is_root
         self._in_progress: Optional[EpochProgress] = None  # the epoch interrupted part-way
         self._runner_snapshot: Optional[dict[str, np.ndarray]] = None  # to restore on resume
         self._steps_target: Optional[int] = None  # the ``steps`` that epochs_planned was made for
+        self._last_loss = math.nan  # the last step's loss (with MPI: this process's share of it)
+
+    @property
+    def comm(self) -> Any:
+        """The mpi4py communicator the trainer runs on, or None (a single process)."""
+        return self._dp.comm if self._dp is not None else None
+
+    @property
+    def _is_root(self) -> bool:
+        return self._dp is None or self._dp.is_root
 
     # ---- one epoch ----------------------------------------------------------------------
     def _lr(self) -> float:
@@ -194,11 +241,13 @@ class Trainer:
         An epoch stopped by ``max_steps`` stays in progress (``epoch`` does not count it yet):
         the next call, in this process or after :meth:`resume`, continues it exactly where it
         stopped, and its figures then cover the whole epoch. ``on_step`` runs after every
-        optimizer step."""
+        optimizer step. With MPI every process calls it with the same corpus."""
         runner = self.runner
         progress = self._in_progress
         if progress is None:  # a new epoch: remember the generator before its draws
             progress = EpochProgress(rng=copy.deepcopy(dict(self.rng.bit_generator.state)), corpus=_fingerprint(corpus))
+            if self._dp is not None:
+                self._dp.check_same(progress.corpus, "corpus", "the same corpus")
             self._in_progress = progress
             runner.reset(self.step * self.num_steps)  # a new stream; global steps keep counting
         else:
@@ -216,6 +265,7 @@ class Trainer:
         lr = self._lr()
         self.optimizer.lr = lr
         params, grads = self.model.params, self.model.grads
+        dp, share = self._dp, self._share
         batches = self._batches(corpus)
         for _ in range(progress.chunks):  # the chunks consumed before the interruption
             if next(batches, None) is None:
@@ -231,17 +281,25 @@ class Trainer:
                 break
             if self.iterator == "random":  # every chunk a stream of its own
                 runner.reset(runner.position)
-            loss = runner.step(x, y)
+            if dp is None:
+                loss = runner.step(x, y)
+            else:  # this process's sequences; their mean-loss gradient, weighted by their share
+                mine_x, mine_y = np.ascontiguousarray(x[:, share]), np.ascontiguousarray(y[:, share])
+                loss = runner.step(mine_x, mine_y) * (mine_x.size / x.size)
+                dp.reduce_gradient(grads, mine_x.size / x.size)
             if self.clip is not None:
                 norm = clip_grad_norm(grads, self.clip).norm
             else:
                 norm = global_norm(grads)
             self.optimizer.step(params, grads)
-            progress.loss += loss * x.size
+            progress.loss += loss * x.size  # with MPI: this process's share of the sum
             progress.tokens += int(x.size)
             progress.norms += norm
             progress.chunks += 1
             self.step += 1
+            self._last_loss = loss
+            if dp is not None and dp.check_every and self.step % dp.check_every == 0:
+                self.check_replicas()
             if on_step is not None:
                 progress.seconds += time.perf_counter() - start
                 start = time.perf_counter()
@@ -251,8 +309,9 @@ class Trainer:
             self.epoch += 1
             self._in_progress = None
         tokens, seconds = progress.tokens, progress.seconds
+        loss_sum = progress.loss if dp is None else dp.sum(progress.loss)
         return (
-            math.exp(progress.loss / tokens) if tokens else math.nan,
+            math.exp(loss_sum / tokens) if tokens else math.nan,
             tokens / seconds if seconds > 0 else math.nan,
             progress.norms / progress.chunks if progress.chunks else math.nan,
             runner.memory_bytes,
@@ -265,11 +324,12 @@ class Trainer:
 
     def _runner_arrays(self) -> dict[str, np.ndarray]:
         """What the sequential iterator's stream carries from one chunk to the next, when an
-        epoch is in progress: the hidden state and, for Regular(k1 < k2), the history."""
+        epoch is in progress: the hidden state and, for Regular(k1 < k2), the history. With
+        MPI, the processes' shares joined in batch order on rank 0 (empty elsewhere)."""
         if self._in_progress is None or self.iterator != "sequential" or self._in_progress.chunks == 0:
             return {}
-        if self._runner_snapshot is not None:  # resumed and not yet continued
-            return dict(self._runner_snapshot)
+        if self._runner_snapshot is not None:  # resumed and not yet continued: the whole batch's
+            return dict(self._runner_snapshot) if self._is_root else {}
         state = self.runner.state
         if state is None:
             return {}
@@ -279,7 +339,11 @@ class Trainer:
             inputs, states = history
             out["runner.history_inputs"] = np.ascontiguousarray(inputs, dtype=np.int64)
             out["runner.history_states"] = np.array(states)
-        return out
+        if self._dp is None:
+            return out
+        batch_axis = {"runner.state": 0, "runner.history_inputs": 1, "runner.history_states": 1}
+        joined = {name: self._dp.gather_batch(out[name], batch_axis[name]) for name in sorted(out)}
+        return {name: value for name, value in joined.items() if value is not None}
 
     def _restore_runner(self, arrays: dict[str, np.ndarray], progress: EpochProgress) -> None:
         position = self.step * self.num_steps
@@ -300,10 +364,14 @@ class Trainer:
             )
             self.runner.reset(position)
             return
+        share = self._share  # the whole batch without MPI
         history = None
         if "runner.history_inputs" in arrays:
-            history = (arrays["runner.history_inputs"], arrays["runner.history_states"])
-        self.runner.reset(position, state=arrays["runner.state"], history=history)
+            history = (
+                np.ascontiguousarray(arrays["runner.history_inputs"][:, share]),
+                np.ascontiguousarray(arrays["runner.history_states"][:, share]),
+            )
+        self.runner.reset(position, state=np.ascontiguousarray(arrays["runner.state"][share]), history=history)
 
     def _progress(self, batches: Iterator[Batch], corpus: np.ndarray) -> Iterator[Batch]:
         if not self.progress:
@@ -399,7 +467,7 @@ class Trainer:
             finished = self._in_progress is None
             record = EpochRecord(
                 epoch=self.epoch if finished else self.epoch + 1, step=self.step, train_perplexity=ppl,
-                valid_perplexity=self.evaluate(valid) if valid is not None and len(valid) > 1 else None,
+                valid_perplexity=self._validate(valid),
                 tokens_per_second=speed, grad_norm=norm, lr=lr,
                 seconds=seconds, memory_bytes=memory, truncation=str(self.truncation),
             )
@@ -417,6 +485,15 @@ class Trainer:
                 on_epoch(record)
         return self.history
 
+    def _validate(self, valid: Optional[np.ndarray]) -> Optional[float]:
+        """Validation perplexity; with MPI computed on rank 0 and sent to the others."""
+        if valid is None or len(valid) <= 1:
+            return None
+        if self._dp is None:
+            return self.evaluate(valid)
+        value = self.evaluate(valid) if self._dp.is_root else None
+        return float(self._dp.broadcast(value))
+
     def _write_log(self, record: EpochRecord) -> None:
         if self.log is None:
             return
@@ -432,8 +509,31 @@ class Trainer:
             with self.log.open("a") as f:
                 f.write(json.dumps(row) + "\n")
 
+    # ---- several processes --------------------------------------------------------------
+    def step_loss(self) -> float:
+        """The last optimizer step's loss over the whole batch (NaN before the first step). With
+        MPI a collective call: it sums the processes' shares."""
+        if self._dp is None:
+            return self._last_loss
+        return self._dp.sum(self._last_loss)
+
+    def check_replicas(self) -> None:
+        """With MPI, raise :class:`~rnnbptt.distributed.ReplicaError` on every process unless all
+        hold the same parameters, optimizer state, step and random-generator state (compared by
+        SHA-256; a collective call). Without MPI there is nothing to compare."""
+        if self._dp is None:
+            return
+        arrays = {"params": self.model.params, **{f"optimizer.{k}": v for k, v in self.optimizer.state().items()}}
+        extra = (self.step, self.epoch, self.optimizer.config(), self.rng.bit_generator.state)
+        self._dp.check_replicas(self.step, arrays, extra)
+
     # ---- checkpoints --------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
+        """The trainer's state as JSON-ready values (a collective call with MPI: the running
+        loss of an epoch in progress is summed over the processes)."""
+        in_progress = asdict(self._in_progress) if self._in_progress is not None else None
+        if self._dp is not None and in_progress is not None:
+            in_progress["loss"] = self._dp.sum(in_progress["loss"])
         return {
             "epoch": self.epoch, "step": self.step, "epochs_planned": self.epochs_planned,
             "rng": self.rng.bit_generator.state, "seed": self.seed, "truncation": str(self.truncation),
@@ -444,34 +544,54 @@ class Trainer:
             "steps_target": self._steps_target,
             # An epoch interrupted part-way (None at an epoch boundary); the stream runner's
             # carried state goes into the checkpoint as tensors (see state_arrays).
-            "epoch_in_progress": asdict(self._in_progress) if self._in_progress is not None else None,
+            "epoch_in_progress": in_progress,
         }
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """The arrays of the trainer's state: mid-epoch with the sequential iterator, the
-        stream runner's carried hidden state (and history, for Regular(k1 < k2))."""
+        stream runner's carried hidden state (and history, for Regular(k1 < k2)), of the whole
+        batch (with MPI: gathered on rank 0, a collective call; empty elsewhere)."""
         return self._runner_arrays()
 
     def save(self, path: Union[str, Path]) -> Path:
         """Write a checkpoint from which :meth:`resume` continues exactly, at an epoch
-        boundary or in the middle of an epoch."""
-        return ckpt.save(
-            path,
-            ckpt.Checkpoint(
-                model=self.model, vocab=self.vocab, optimizer=self.optimizer.config(),
-                optimizer_state=self.optimizer.state(), trainer=self.state(),
-                trainer_state=self.state_arrays(),
-            ),
+        boundary or in the middle of an epoch.
+
+        With MPI a collective call: rank 0 writes the file (atomically), which holds the whole
+        batch's state as a single process's would; a failed write raises
+        :class:`~rnnbptt.distributed.CollectiveError` on every process."""
+        checkpoint = ckpt.Checkpoint(
+            model=self.model, vocab=self.vocab, optimizer=self.optimizer.config(),
+            optimizer_state=self.optimizer.state(), trainer=self.state(),
+            trainer_state=self.state_arrays(),
         )
+        if self._dp is None:
+            return ckpt.save(path, checkpoint)
+        failure = None
+        if self._dp.is_root:
+            try:
+                ckpt.save(path, checkpoint)
+            except Exception as error:  # the others must hear of it, or they wait forever
+                failure = f"{type(error).__name__}: {error}"
+        failure = self._dp.broadcast(failure)
+        if failure is not None:
+            raise CollectiveError(f"checkpoint: rank 0 could not write {path} ({failure})")
+        return Path(path)
 
     @classmethod
     def resume(
         cls, path: Union[str, Path], *, log: Optional[Union[str, Path]] = None, progress: bool = False,
-        lr_schedule: Optional[LrSchedule] = None,
+        lr_schedule: Optional[LrSchedule] = None, comm: Any = None,
     ) -> Trainer:
         """A trainer that continues exactly where the checkpoint at ``path`` stopped, also in
-        the middle of an epoch (the next :meth:`fit` finishes that epoch first)."""
-        loaded = ckpt.load(path)
+        the middle of an epoch (the next :meth:`fit` finishes that epoch first).
+
+        With ``comm`` (see :class:`Trainer`) every process reads the checkpoint, a single
+        process's or one written by any number of processes, and takes its share of the
+        carried state: a run resumes on any number of processes up to its batch size. If one
+        process cannot read the file, all raise its error."""
+        with agreement(comm):  # with MPI, a file that one process cannot read stops them all
+            loaded = ckpt.load(path)
         s, opt = loaded.trainer, loaded.optimizer
         missing = sorted({"lr_schedule", "base_lr", "clip", "truncation", "batch_size", "num_steps", "iterator",
                           "seed", "rng", "epoch", "step", "epochs_planned", "history"} - set(s))
@@ -480,6 +600,13 @@ class Trainer:
                 f"checkpoint: {path} has no trainer state (no {(missing or ['optimizer name'])[0]!r}); "
                 "resume a checkpoint written by Trainer.save or 'rnnbptt train'"
             )
+        if comm is not None:
+            size = DataParallel(comm).size
+            if isinstance(s["batch_size"], int) and s["batch_size"] < size:
+                raise ValueError(
+                    f"comm: expected at most {s['batch_size']} processes to share {path}'s batch of "
+                    f"{s['batch_size']} sequences (one at least each), got {size}"
+                )
         schedule = lr_schedule if lr_schedule is not None else s["lr_schedule"]
         if schedule == "callable":
             raise ValueError("lr_schedule: this run used a callable schedule; pass it again to resume")
@@ -488,7 +615,7 @@ class Trainer:
                 loaded.model, vocab=loaded.vocab, optimizer=opt["name"], lr=s["base_lr"],
                 lr_schedule=schedule, weight_decay=opt.get("weight_decay", 0.0), clip=s["clip"],
                 truncation=s["truncation"], batch_size=s["batch_size"], num_steps=s["num_steps"],
-                iterator=s["iterator"], seed=s["seed"], log=log, progress=progress,
+                iterator=s["iterator"], seed=s["seed"], log=log, progress=progress, comm=comm,
             )
             trainer.optimizer.load_state(loaded.optimizer_state, opt)
             trainer.rng.bit_generator.state = s["rng"]
@@ -498,6 +625,8 @@ class Trainer:
             trainer._steps_target = s.get("steps_target")  # absent in format version 1
             in_progress = s.get("epoch_in_progress")
             trainer._in_progress = EpochProgress(**in_progress) if in_progress is not None else None
+            if trainer._in_progress is not None and not trainer._is_root:
+                trainer._in_progress.loss = 0.0  # the running loss sum stays on rank 0
         except (KeyError, TypeError, ValueError) as error:
             raise ckpt.CheckpointError(f"checkpoint: {path} has an inconsistent trainer state ({error!r})") from None
         if trainer._in_progress is not None:

@@ -1,6 +1,9 @@
 // Counts heap allocations during steady-state training steps (after warm-up): forward, loss,
 // backward, clipping and the optimizer update, for the model and the stream runner, with
-// threads. The allocator functions are interposed here and forward to glibc's.
+// threads; and during inference steps of a Predictor. Prints one "case count" line per case
+// and exits non-zero unless every count is zero (a CTest test of its own: it cannot run under
+// a sanitizer, whose allocator it would replace). The allocator functions are interposed here
+// and forward to glibc's.
 #include <rnnbptt/rnnbptt.hpp>
 
 #include <atomic>
@@ -64,22 +67,21 @@ int main() {
     targets[i] = (5 * i + 1) % d;
   }
   std::vector<float> dense(T * n * d, 0.25f);
-  const auto ids = rnnbptt::SequenceInput<float>::from_tokens(tokens.data(), rnnbptt::IdType::int64, T, n);
-  const auto values = rnnbptt::SequenceInput<float>::from_dense(dense.data(), T, n);
-  const auto y = rnnbptt::Targets<float>::from_classes(targets.data(), rnnbptt::IdType::int64);
+  const auto ids = rnnbptt::SequenceInput<float>::from_tokens(tokens, T, n);
+  const auto values = rnnbptt::SequenceInput<float>::from_dense(dense, T, n);
+  const auto y = rnnbptt::Targets<float>::from_classes(targets);
 
   rnnbptt::Model<float> model(config);
   model.init_normal(0.05, 1);
   rnnbptt::Adam<float> adam(model.num_parameters(), 1e-3);
-  const Index size = model.num_parameters();
   auto train_step = [&](const rnnbptt::SequenceInput<float>& x, const rnnbptt::Truncation& truncation) {
     model.forward(x);
     model.loss(y);
     rnnbptt::BackwardOptions<float> options;
     options.truncation = &truncation;
     model.backward(options);
-    rnnbptt::clip_grad_norm(model.gradients(), size, 1.0);
-    adam.step(model.parameters(), model.gradients(), size);
+    rnnbptt::clip_grad_norm(model.gradients(), 1.0);
+    adam.step(model.parameters(), model.gradients());
   };
   const auto full = rnnbptt::Truncation::full();
   const auto regular = rnnbptt::Truncation::regular(10, 25);
@@ -97,24 +99,33 @@ int main() {
       {"tokens_randomized", [&] { train_step(ids, randomized); }},
       {"stream_regular_10_25_sgd", [&] {
          runner.step(model, ids, y);
-         rnnbptt::clip_grad_norm(model.gradients(), size, 1.0);
-         rnnbptt::sgd_step(model.parameters(), model.gradients(), size, 0.1);
+         rnnbptt::clip_grad_norm(model.gradients(), 1.0);
+         rnnbptt::sgd_step(model.parameters(), model.gradients(), 0.1);
        }},
   };
   // float64 packs twice the bytes per GEMM block: it must stay off the heap too.
   rnnbptt::Model<double> model64(config);
   model64.init_normal(0.05, 1);
   std::vector<double> dense64(T * n * d, 0.25);
-  const auto values64 = rnnbptt::SequenceInput<double>::from_dense(dense64.data(), T, n);
-  const auto y64 = rnnbptt::Targets<double>::from_classes(targets.data(), rnnbptt::IdType::int64);
+  const auto values64 = rnnbptt::SequenceInput<double>::from_dense(dense64, T, n);
+  const auto y64 = rnnbptt::Targets<double>::from_classes(targets);
   const auto step64 = [&] {
     model64.forward(values64);
     model64.loss(y64);
     model64.backward();
-    rnnbptt::clip_grad_norm(model64.gradients(), model64.num_parameters(), 1.0);
-    rnnbptt::sgd_step(model64.parameters(), model64.gradients(), model64.num_parameters(), 0.1);
+    rnnbptt::clip_grad_norm(model64.gradients(), 1.0);
+    rnnbptt::sgd_step(model64.parameters(), model64.gradients(), 0.1);
   };
+  // Inference: a Predictor stepping token by token.
+  rnnbptt::Predictor<float> predictor(model);
+  std::int64_t next = 1;
+  const auto predict = [&] { next = rnnbptt::argmax(predictor.step(next)); };
   long total = 0;
+  {
+    const long count = steady_state(predict, 50);
+    std::printf("predictor_step %ld\n", count);
+    total += count;
+  }
   {
     const long count = steady_state(step64);
     std::printf("dense_full_float64 %ld\n", count);

@@ -1,7 +1,11 @@
-// Owned memory for parameters, gradients and activations, aligned for the widest SIMD packet.
-// Alignment is part of reproducibility: Eigen's vectorized reductions split scalar and packet
-// work by a pointer's alignment, so a buffer that lands on a different boundary in another run
-// would sum in another order and change the last bits of the result.
+/// @file buffer.hpp
+/// @brief Owned memory for parameters, gradients and activations, aligned for the widest SIMD
+/// packet.
+///
+/// Alignment is part of reproducibility: Eigen's vectorized reductions split scalar and packet
+/// work by a pointer's alignment, so a buffer that lands on a different boundary in another run
+/// would sum in another order and change the last bits of the result. A Buffer is a
+/// std::vector (with Eigen's aligned allocator): it converts to a Span of all its values.
 #pragma once
 
 #include <Eigen/Core>
@@ -14,6 +18,7 @@
 
 namespace rnnbptt {
 
+/// Owned, aligned, contiguous values.
 template <class T>
 using Buffer = std::vector<T, Eigen::aligned_allocator<T>>;
 

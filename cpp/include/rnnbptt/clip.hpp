@@ -1,37 +1,60 @@
-// Gradient clipping over the flat gradient buffer (docs/design.md section 6):
-//   g <- min(1, theta / ||g||) g,  ||g|| the L2 norm of all parameter gradients as one vector.
-// At ||g|| == theta the gradient is left exactly as it is (the factor is 1). PyTorch's
-// clip_grad_norm_ instead scales by theta / (||g|| + 1e-6) whenever that is below 1, so it
-// shrinks a gradient at the boundary by a relative 1e-6 / theta; away from the boundary the
-// two agree to that relative 1e-6 / ||g||.
+/// @file clip.hpp
+/// @brief Gradient clipping over the flat gradient buffer (docs/design.md section 6):
+///   g <- min(1, theta / ||g||) g,  ||g|| the L2 norm of all parameter gradients as one vector.
+///
+/// At ||g|| == theta the gradient is left exactly as it is (the factor is 1). PyTorch's
+/// clip_grad_norm_ instead scales by theta / (||g|| + 1e-6) whenever that is below 1, so it
+/// shrinks a gradient at the boundary by a relative 1e-6 / theta; away from the boundary the
+/// two agree to that relative 1e-6 / ||g||.
+///
+/// The buffers are Spans read or written during the call only (a negative length, or a null
+/// pointer with a positive length, is InvalidArgument naming `grads`). Thread safety: nothing
+/// else may use the buffer during the call.
 #pragma once
 
+#include "rnnbptt/export.hpp"
 #include "rnnbptt/config.hpp"
+#include "rnnbptt/span.hpp"
 
 namespace rnnbptt {
 
+/// What clip_grad_norm does when ||g|| is NaN or infinite.
 enum class NonFinitePolicy {
-  raise,   // throw NonFiniteError, gradient untouched
-  report,  // return finite = false, gradient untouched
+  raise,   ///< throw NonFiniteError, gradient untouched
+  report,  ///< return finite = false, gradient untouched
 };
 
+/// What clip_grad_norm saw and did.
 struct ClipReport {
-  double norm = 0.0;   // ||g|| before clipping
-  double scale = 1.0;  // the factor applied
-  bool finite = true;  // false when ||g|| is NaN or infinite (nothing was scaled)
+  double norm = 0.0;   ///< ||g|| before clipping
+  double scale = 1.0;  ///< the factor applied
+  bool finite = true;  ///< false when ||g|| is NaN or infinite (nothing was scaled)
 };
 
-// L2 norm accumulated in double, in one fixed order: the same bits for any thread count.
+/// L2 norm accumulated in double, in one fixed order: the same bits for any thread count.
 template <class Scalar>
-double global_norm(const Scalar* g, Index size);
+RNNBPTT_EXPORT double global_norm(Span<const Scalar> g);
 
-// theta (max_norm) must be > 0.
+/// theta (max_norm) must be finite and > 0 (InvalidArgument naming max_norm).
 template <class Scalar>
-ClipReport clip_grad_norm(Scalar* g, Index size, double max_norm,
-                          NonFinitePolicy policy = NonFinitePolicy::raise);
+RNNBPTT_EXPORT ClipReport clip_grad_norm(Span<Scalar> g, double max_norm, NonFinitePolicy policy = NonFinitePolicy::raise);
 
-// g <- clamp(g, -limit, limit) elementwise; limit must be > 0. Returns how many were clipped.
+/// g <- clamp(g, -limit, limit) elementwise; limit must be finite and > 0. Returns how many
+/// were clipped.
 template <class Scalar>
-Index clip_grad_value(Scalar* g, Index size, double limit);
+RNNBPTT_EXPORT Index clip_grad_value(Span<Scalar> g, double limit);
+
+/// Overloads for float and double buffers, so that arguments convert (std::vector, Span<T> to
+/// Span<const T>) where template deduction would not.
+inline double global_norm(Span<const float> g) { return global_norm<float>(g); }
+inline double global_norm(Span<const double> g) { return global_norm<double>(g); }
+inline ClipReport clip_grad_norm(Span<float> g, double max_norm, NonFinitePolicy policy = NonFinitePolicy::raise) {
+  return clip_grad_norm<float>(g, max_norm, policy);
+}
+inline ClipReport clip_grad_norm(Span<double> g, double max_norm, NonFinitePolicy policy = NonFinitePolicy::raise) {
+  return clip_grad_norm<double>(g, max_norm, policy);
+}
+inline Index clip_grad_value(Span<float> g, double limit) { return clip_grad_value<float>(g, limit); }
+inline Index clip_grad_value(Span<double> g, double limit) { return clip_grad_value<double>(g, limit); }
 
 }  // namespace rnnbptt

@@ -3,7 +3,7 @@
 // Non-finite values (NaN, +-inf): the policy
 // ------------------------------------------
 // Inputs must be finite, and are checked where they enter, with an error that names the
-// argument, the value and its position (std::invalid_argument, ValueError in Python):
+// argument, the value and its position (InvalidArgument, ValueError in Python):
 // dense input x, h0, dh_T, d_outputs, dense targets, loss weights, the matrix given to
 // spectral_radius / largest_singular_value, and every hyper-parameter (lr, weight_decay,
 // eps, the init std / bound, the clipping threshold). An initialization whose draws would
@@ -16,36 +16,76 @@
 //
 // Sizes: every product of sizes (parameter count, workspace buffers) is computed with
 // overflow checks. A product that overflows, or a buffer whose bytes would exceed
-// PTRDIFF_MAX, throws std::length_error (ValueError) naming the argument; a buffer that fits
-// but cannot be allocated throws AllocationError, a std::bad_alloc that says which argument
-// asked for how many bytes (MemoryError in Python).
+// PTRDIFF_MAX, throws SizeError (ValueError) naming the argument; a buffer that fits but
+// cannot be allocated throws AllocationError, which says which argument asked for how many
+// bytes (MemoryError in Python).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
-#include <new>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 
+#include "rnnbptt/export.hpp"
+
 namespace rnnbptt {
 
-// Raised when a gradient norm is NaN or infinite and the caller asked for an error.
-class NonFiniteError : public std::domain_error {
+/// @defgroup errors Errors
+/// Every exception rnnbptt throws derives from rnnbptt::Error (itself a std::runtime_error),
+/// so `catch (const rnnbptt::Error&)` catches them all. In Python they become ValueError
+/// (InvalidArgument, SizeError, StateError), MemoryError (AllocationError),
+/// FloatingPointError (NonFiniteError) and rnnbptt.CheckpointError (CheckpointError).
+/// @{
+
+/// The base of every exception of ours; what() names the argument, what was expected and
+/// what was received.
+class RNNBPTT_EXPORT Error : public std::runtime_error {
  public:
-  using std::domain_error::domain_error;
+  using std::runtime_error::runtime_error;
 };
 
-// A buffer of a valid size that the allocator could not provide; what() names the argument.
-class AllocationError : public std::bad_alloc {
+/// A bad argument: wrong value, shape, length of a Span, id out of range, non-finite input.
+class RNNBPTT_EXPORT InvalidArgument : public Error {
  public:
-  explicit AllocationError(std::string message) : message_(std::move(message)) {}
-  const char* what() const noexcept override { return message_.c_str(); }
-
- private:
-  std::string message_;
+  using Error::Error;
 };
+
+/// Sizes whose product overflows, or whose buffers would exceed PTRDIFF_MAX bytes.
+class RNNBPTT_EXPORT SizeError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A call out of order or on an object in the wrong state (backward with no forward, an
+/// object used from two threads at once, ...).
+class RNNBPTT_EXPORT StateError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A buffer of a valid size that the allocator could not provide; what() names the argument
+/// and the bytes asked for.
+class RNNBPTT_EXPORT AllocationError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A gradient norm that is NaN or infinite when the caller asked for an error.
+class RNNBPTT_EXPORT NonFiniteError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A checkpoint file that cannot be read or written: missing, truncated, corrupt, of another
+/// format or version, or whose tensors disagree with its configuration. what() names the file.
+class RNNBPTT_EXPORT CheckpointError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// @}
 
 namespace detail {
 
@@ -58,11 +98,19 @@ std::string concat(const Parts&... parts) {
 
 template <class... Parts>
 [[noreturn]] void invalid(const Parts&... parts) {
-  throw std::invalid_argument(concat(parts...));
+  throw InvalidArgument(concat(parts...));
+}
+
+// A Span argument `name` must hold exactly `expected` values (`shape` says which, e.g.
+// "T x n x d = 35 x 8 x 28"); throws InvalidArgument otherwise.
+inline void check_length(const char* name, std::ptrdiff_t got, std::ptrdiff_t expected,
+                         const std::string& shape) {
+  if (got != expected)
+    invalid(name, ": expected ", expected, " values (", shape, "), got a buffer of ", got);
 }
 
 // The product of `factors` as a count of values of `element_bytes` bytes each (0: a count
-// only). Throws std::length_error naming `name` when the product overflows or its bytes
+// only). Throws SizeError naming `name` when the product overflows or its bytes
 // exceed PTRDIFF_MAX.
 // `what` says which buffer, e.g. "the hidden states (T+1) x n x h".
 inline std::ptrdiff_t checked_size(const char* name, const char* what,
@@ -84,10 +132,10 @@ inline std::ptrdiff_t checked_size(const char* name, const char* what,
       first = false;
     }
     if (element_bytes == 0)
-      throw std::length_error(concat(name, ": expected sizes whose product fits in ",
+      throw SizeError(concat(name, ": expected sizes whose product fits in ",
                                      "std::ptrdiff_t, got ", what, " = ", sizes.str(),
                                      " (overflows)"));
-    throw std::length_error(concat(name, ": expected sizes whose buffers fit in memory, got ",
+    throw SizeError(concat(name, ": expected sizes whose buffers fit in memory, got ",
                                    what, " = ", sizes.str(), " values of ", element_bytes,
                                    " bytes (more than PTRDIFF_MAX = ", PTRDIFF_MAX, " bytes)"));
   }
@@ -99,7 +147,7 @@ inline std::ptrdiff_t checked_add(const char* name, const char* what, std::ptrdi
                                   std::ptrdiff_t b) {
   std::ptrdiff_t sum = 0;
   if (__builtin_add_overflow(a, b, &sum))
-    throw std::length_error(concat(name, ": expected sizes whose buffers fit in memory, got ",
+    throw SizeError(concat(name, ": expected sizes whose buffers fit in memory, got ",
                                    what, " = ", a, " + ", b, " values (overflows)"));
   return sum;
 }

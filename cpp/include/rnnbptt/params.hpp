@@ -1,5 +1,11 @@
-// Parameters and gradients: one flat buffer each, with named views in a fixed layout
-// (W_hx, W_hh, b_h, W_qh, b_q), so that norms, clipping and optimizers are single loops.
+/// @file params.hpp
+/// @brief Parameters and gradients: one flat buffer each, with named views in a fixed layout
+/// (W_hx, W_hh, b_h, W_qh, b_q), so that norms, clipping and optimizers are single loops.
+///
+/// ParameterLayout is an immutable value (safe to share between threads). ParameterViews are
+/// Eigen maps of a flat buffer of layout.total values that the caller owns and keeps alive
+/// while the views are used; building views of a buffer of another length is not checked
+/// here: take them from Model::parameter_views() / gradient_views(), or check the length.
 #pragma once
 
 #include <Eigen/Core>
@@ -8,6 +14,7 @@
 #include <string>
 #include <type_traits>
 
+#include "rnnbptt/export.hpp"
 #include "rnnbptt/config.hpp"
 
 namespace rnnbptt {
@@ -23,9 +30,9 @@ using RowVectorMap = Eigen::Map<Eigen::Matrix<Scalar, 1, Eigen::Dynamic>>;
 template <class Scalar>
 using ConstRowVectorMap = Eigen::Map<const Eigen::Matrix<Scalar, 1, Eigen::Dynamic>>;
 
-// One named block of the flat buffer: a row-major rows x cols matrix, or a vector of `rows`
-// (a bias: cols == 1). Which one is stated, not guessed from the shape: W_hx is h x 1 when
-// d = 1 and is still a matrix.
+/// One named block of the flat buffer: a row-major rows x cols matrix, or a vector of `rows`
+/// (a bias: cols == 1). Which one is stated, not guessed from the shape: W_hx is h x 1 when
+/// d = 1 and is still a matrix.
 struct Tensor {
   const char* name;
   Index offset;
@@ -35,24 +42,25 @@ struct Tensor {
   Index size() const { return rows * cols; }
 };
 
-// Offsets of every parameter in the flat buffer. Biases have size 0 when switched off.
-struct ParameterLayout {
+/// Offsets of every parameter in the flat buffer. Biases have size 0 when switched off.
+struct RNNBPTT_EXPORT ParameterLayout {
   static constexpr int count = 5;
   std::array<Tensor, count> tensors;  // W_hx (h x d), W_hh (h x h), b_h (h), W_qh (q x h), b_q (q)
   Index total = 0;
 
+  /// Validates `config` (InvalidArgument, SizeError).
   explicit ParameterLayout(const ModelConfig& config);
   const Tensor& W_hx() const { return tensors[0]; }
   const Tensor& W_hh() const { return tensors[1]; }
   const Tensor& b_h() const { return tensors[2]; }
   const Tensor& W_qh() const { return tensors[3]; }
   const Tensor& b_q() const { return tensors[4]; }
-  // Throws std::invalid_argument for an unknown name.
+  /// Throws InvalidArgument naming `name` for an unknown name.
   const Tensor& find(const std::string& name) const;
 };
 
-// Eigen views of a flat buffer laid out by ParameterLayout: ParameterViews<Scalar> writes,
-// ParameterViews<const Scalar> only reads.
+/// Eigen views of a flat buffer laid out by ParameterLayout: ParameterViews<Scalar> writes,
+/// ParameterViews<const Scalar> only reads. `flat` must hold layout.total values.
 template <class Scalar>
 struct ParameterViews {
   using Plain = std::remove_const_t<Scalar>;

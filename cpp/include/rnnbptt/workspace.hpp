@@ -1,19 +1,27 @@
-// Every activation and scratch buffer of one forward/backward pair. Buffers grow when a call
-// needs more room and are reused afterwards: the time loops never allocate.
+/// @file workspace.hpp
+/// @brief Every activation and scratch buffer of one forward/backward pair.
+///
+/// Buffers grow when a call needs more room and are reused afterwards: the time loops never
+/// allocate. The buffers may be larger than the last call needed (they never shrink): the
+/// sizes that count are the shapes in the comments with steps, batch and the model's sizes.
+/// Everything here is owned by the workspace and changed by the next rnn_forward /
+/// loss_forward / rnn_backward on it. Thread safety: one thread at a time (as its Model).
 #pragma once
 
 #include <vector>
 
 #include "rnnbptt/buffer.hpp"
 
+#include "rnnbptt/export.hpp"
 #include "rnnbptt/config.hpp"
 #include "rnnbptt/sequence.hpp"
 #include "rnnbptt/truncation.hpp"
 
 namespace rnnbptt {
 
+/// Activations and scratch of one model (or one stream runner), reused from call to call.
 template <class Scalar>
-struct Workspace {
+struct RNNBPTT_EXPORT Workspace {
   // Shape of the sequence held: context_steps of history (streaming only, no loss) followed
   // by the steps of this call; steps counts both.
   Index steps = 0;
@@ -38,17 +46,19 @@ struct Workspace {
   Index lanes = 0;               // lanes of that schedule
 
   // Input of the last forward, for the backward pass: dense values are the caller's memory,
-  // kept (not copied), token ids point to `ids`, the workspace's checked copy.
+  // kept (not copied: the caller keeps them alive until the last backward), token ids view
+  // `ids`, the workspace's checked copy.
   SequenceInput<Scalar> input;
   Buffer<std::int64_t> ids;  // steps x n: token ids of the last forward
   bool has_forward = false;
   bool has_output_gradient = false;
   bool has_dh_norms = false;
 
-  // Sizes every buffer for (context + steps) x batch. Allocates only when growing. (dH is
-  // sized by the backward pass that needs it: only schedules that run in lanes do.)
+  /// Sizes every buffer for (context + steps) x batch. Allocates only when growing. (dH is
+  /// sized by the backward pass that needs it: only schedules that run in lanes do.)
+  /// SizeError for sizes that overflow, AllocationError for memory that cannot be had.
   void reserve(const ModelConfig& config, Index total_steps, Index batch_size, Index context);
-  // Bytes held by every buffer (capacity, not size).
+  /// Bytes held by every buffer (capacity, not size).
   std::size_t bytes() const;
 };
 
