@@ -1017,6 +1017,21 @@ void write_atomically(const std::filesystem::path& path, const std::vector<std::
   remove_stale_temps(folder, target);
 }
 
+// Runs `f`; any failure that is not already one of ours becomes a CheckpointError naming
+// `name` (memory exhausted while reading or writing, a standard library error).
+template <class F>
+auto guarded(std::string_view name, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    fail(name, "out of memory");
+  } catch (const std::exception& error) {
+    fail(name, "unexpected error (", error.what(), ")");
+  }
+}
+
 }  // namespace
 
 // ---- the public functions -----------------------------------------------------------------
@@ -1028,7 +1043,12 @@ Checkpoint<Scalar> Checkpoint<Scalar>::from_model(const Model<Scalar>& model) {
   Checkpoint out;
   out.config = model.config();
   const Span<const Scalar> values = model.parameters();
-  out.parameters.assign(values.begin(), values.end());
+  try {
+    out.parameters.assign(values.begin(), values.end());
+  } catch (const std::bad_alloc&) {
+    throw AllocationError(detail::concat("Checkpoint::from_model: cannot allocate ", values.size() * Index(sizeof(Scalar)),
+                                         " bytes for the parameters"));
+  }
   return out;
 }
 
@@ -1041,35 +1061,43 @@ Model<Scalar> Checkpoint<Scalar>::model() const {
 
 template <class Scalar>
 std::vector<std::uint8_t> serialize_checkpoint(const Checkpoint<Scalar>& checkpoint, std::string_view name) {
-  return serialize(checkpoint, name);
+  return guarded(name, [&] { return serialize(checkpoint, name); });
 }
 
 template <class Scalar>
 void save_checkpoint(const std::filesystem::path& path, const Checkpoint<Scalar>& checkpoint) {
-  const std::vector<std::uint8_t> bytes = serialize(checkpoint, path.string());
-  write_atomically(path, bytes);
+  const std::string name = path.string();
+  guarded(name, [&] {
+    const std::vector<std::uint8_t> bytes = serialize(checkpoint, name);
+    write_atomically(path, bytes);
+  });
 }
 
 template <class Scalar>
 Checkpoint<Scalar> parse_checkpoint(Span<const std::uint8_t> bytes, std::string_view name) {
-  return to_checkpoint<Scalar>(validate(bytes, name), name);
+  return guarded(name, [&] { return to_checkpoint<Scalar>(validate(bytes, name), name); });
 }
 
 template <class Scalar>
 Checkpoint<Scalar> load_checkpoint(const std::filesystem::path& path) {
   const std::string name = path.string();
-  const std::vector<std::uint8_t> bytes = read_file(path);
-  return to_checkpoint<Scalar>(validate(Span<const std::uint8_t>(bytes.data(), static_cast<Index>(bytes.size())), name),
-                               name);
+  return guarded(name, [&] {
+    const std::vector<std::uint8_t> bytes = read_file(path);
+    return to_checkpoint<Scalar>(validate(Span<const std::uint8_t>(bytes.data(), static_cast<Index>(bytes.size())), name),
+                                 name);
+  });
 }
 
 ScalarType checkpoint_dtype(Span<const std::uint8_t> bytes, std::string_view name) {
-  return validate(bytes, name).dtype;
+  return guarded(name, [&] { return validate(bytes, name).dtype; });
 }
 
 ScalarType checkpoint_dtype(const std::filesystem::path& path) {
-  const std::vector<std::uint8_t> bytes = read_file(path);
-  return validate(Span<const std::uint8_t>(bytes.data(), static_cast<Index>(bytes.size())), path.string()).dtype;
+  const std::string name = path.string();
+  return guarded(name, [&] {
+    const std::vector<std::uint8_t> bytes = read_file(path);
+    return validate(Span<const std::uint8_t>(bytes.data(), static_cast<Index>(bytes.size())), name).dtype;
+  });
 }
 
 #define RNNBPTT_INSTANTIATE(Scalar)                                                                                \

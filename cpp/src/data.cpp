@@ -27,6 +27,17 @@ Span<const std::int64_t> rows(const std::vector<std::int64_t>& values, const Str
   return {values.data() + i * size, size};
 }
 
+// state <- the final state of the last forward (copied: the next forward overwrites it).
+template <class Scalar>
+void carry(Buffer<Scalar>& state, Span<const Scalar> final_state) {
+  try {
+    state.assign(final_state.begin(), final_state.end());
+  } catch (const std::bad_alloc&) {
+    throw AllocationError(detail::concat("evaluate: cannot allocate ", final_state.size() * Index(sizeof(Scalar)),
+                                         " bytes for the carried state"));
+  }
+}
+
 }  // namespace
 
 Span<const std::int64_t> Streams::chunk_inputs(Index i) const { return rows(inputs, *this, i, "chunk_inputs"); }
@@ -81,8 +92,7 @@ double evaluate(Model<Scalar>& model, Span<const std::int64_t> corpus, Index chu
     const Span<const std::int64_t> x(corpus.data() + start, steps);
     const Span<const std::int64_t> y(corpus.data() + start + 1, steps);
     model.forward(SequenceInput<Scalar>::from_tokens(x, steps, 1), Span<const Scalar>(state.data(), state.size()));
-    const Span<const Scalar> final_state = model.final_state();
-    state.assign(final_state.begin(), final_state.end());
+    carry(state, model.final_state());
     // Python: total += model.loss(y) * len(x), in double, then exp(total / count).
     total += model.loss(Targets<Scalar>::from_classes(y)) * static_cast<double>(steps);
     count += steps;
@@ -100,8 +110,7 @@ double evaluate(Model<Scalar>& model, const Streams& streams) {
   for (Index i = 0; i < chunks; ++i) {
     model.forward(SequenceInput<Scalar>::from_tokens(streams.chunk_inputs(i), streams.num_steps, streams.batch),
                   Span<const Scalar>(state.data(), state.size()));
-    const Span<const Scalar> final_state = model.final_state();
-    state.assign(final_state.begin(), final_state.end());
+    carry(state, model.final_state());
     const Index tokens = streams.num_steps * streams.batch;
     total += model.loss(Targets<Scalar>::from_classes(streams.chunk_targets(i))) * static_cast<double>(tokens);
     count += tokens;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <new>
+#include <stdexcept>
 #include <unordered_set>
 #include <utility>
 
@@ -127,140 +128,164 @@ std::string shown_token(const std::string& token) {
   return out;
 }
 
+// Runs `f`; memory exhaustion becomes AllocationError naming `name`.
+template <class F>
+auto guard_memory(const char* name, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    throw AllocationError(detail::concat(name, ": out of memory"));
+  } catch (const std::length_error&) {
+    throw AllocationError(detail::concat(name, ": out of memory (a buffer beyond the largest size)"));
+  }
+}
+
 }  // namespace
 
 Vocab::Vocab(std::vector<std::string> tokens) : tokens_(std::move(tokens)) {
-  std::fill(std::begin(ascii_), std::end(ascii_), std::int64_t{-1});
-  if (tokens_.empty()) detail::invalid("tokens: expected at least one symbol, got none");
-  std::unordered_set<std::string_view> seen;
-  for (std::size_t i = 0; i < tokens_.size(); ++i) {
-    const std::string& token = tokens_[i];
-    if (token.empty()) detail::invalid("tokens: expected non-empty strings, got an empty one at index ", i);
-    const std::string name = detail::concat("tokens[", i, "]");
-    check_utf8(token, name.c_str());
-    if (!seen.insert(token).second)
-      detail::invalid("tokens: expected distinct symbols, got a second ", shown_token(token), " at index ", i);
-    const auto id = static_cast<std::int64_t>(i);
-    if (token == unknown_token) unknown_ = id;
-    std::size_t pos = 0;
-    const char32_t c = next_code_point(token, pos, name.c_str());
-    if (pos == token.size()) {  // a one-character token: what encode() looks up
-      if (c < 128)
-        ascii_[c] = id;
-      else
-        by_character_.emplace(c, id);
+  guard_memory("tokens", [&] {
+    std::fill(std::begin(ascii_), std::end(ascii_), std::int64_t{-1});
+    if (tokens_.empty()) detail::invalid("tokens: expected at least one symbol, got none");
+    std::unordered_set<std::string_view> seen;
+    for (std::size_t i = 0; i < tokens_.size(); ++i) {
+      const std::string& token = tokens_[i];
+      if (token.empty()) detail::invalid("tokens: expected non-empty strings, got an empty one at index ", i);
+      const std::string name = detail::concat("tokens[", i, "]");
+      check_utf8(token, name.c_str());
+      if (!seen.insert(token).second)
+        detail::invalid("tokens: expected distinct symbols, got a second ", shown_token(token), " at index ", i);
+      const auto id = static_cast<std::int64_t>(i);
+      if (token == unknown_token) unknown_ = id;
+      std::size_t pos = 0;
+      const char32_t c = next_code_point(token, pos, name.c_str());
+      if (pos == token.size()) {  // a one-character token: what encode() looks up
+        if (c < 128)
+          ascii_[c] = id;
+        else
+          by_character_.emplace(c, id);
+      }
     }
-  }
+  });
 }
 
 Vocab Vocab::from_text(std::string_view utf8, bool unknown) {
-  // Counts per character, in order of first use; a stable sort by decreasing count then
-  // keeps first use as the tie-break (Python: sorted(Counter(text), key=-count)).
-  std::vector<std::pair<char32_t, std::int64_t>> counts;
-  std::unordered_map<char32_t, std::size_t> where;
-  std::size_t pos = 0;
-  while (pos < utf8.size()) {
-    const char32_t c = next_code_point(utf8, pos, "text");
-    const auto found = where.find(c);
-    if (found == where.end()) {
-      where.emplace(c, counts.size());
-      counts.emplace_back(c, 1);
-    } else {
-      ++counts[found->second].second;
+  return guard_memory("text", [&] {
+    // Counts per character, in order of first use; a stable sort by decreasing count then
+    // keeps first use as the tie-break (Python: sorted(Counter(text), key=-count)).
+    std::vector<std::pair<char32_t, std::int64_t>> counts;
+    std::unordered_map<char32_t, std::size_t> where;
+    std::size_t pos = 0;
+    while (pos < utf8.size()) {
+      const char32_t c = next_code_point(utf8, pos, "text");
+      const auto found = where.find(c);
+      if (found == where.end()) {
+        where.emplace(c, counts.size());
+        counts.emplace_back(c, 1);
+      } else {
+        ++counts[found->second].second;
+      }
     }
-  }
-  std::stable_sort(counts.begin(), counts.end(),
-                   [](const auto& a, const auto& b) { return a.second > b.second; });
-  std::vector<std::string> tokens;
-  tokens.reserve(counts.size() + (unknown ? 1 : 0));
-  if (unknown) tokens.emplace_back(unknown_token);
-  for (const auto& entry : counts) tokens.push_back(encode_utf8(entry.first));
-  if (tokens.empty()) detail::invalid("text: expected at least one character to build a vocabulary from, got an empty text");
-  return Vocab(std::move(tokens));
+    std::stable_sort(counts.begin(), counts.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    std::vector<std::string> tokens;
+    tokens.reserve(counts.size() + (unknown ? 1 : 0));
+    if (unknown) tokens.emplace_back(unknown_token);
+    for (const auto& entry : counts) tokens.push_back(encode_utf8(entry.first));
+    if (tokens.empty()) detail::invalid("text: expected at least one character to build a vocabulary from, got an empty text");
+    return Vocab(std::move(tokens));
+  });
 }
 
 Vocab Vocab::from_json(std::string_view json) {
-  nlohmann::json parsed;
-  try {
-    parsed = nlohmann::json::parse(json.begin(), json.end());
-  } catch (const nlohmann::json::exception& error) {
-    detail::invalid("vocab: expected JSON text {\"tokens\": [...]}, got text that does not parse (", error.what(), ")");
-  }
-  if (!parsed.is_object())
-    detail::invalid("vocab: expected a JSON object {\"tokens\": [...]}, got a JSON ", parsed.type_name());
-  const auto found = parsed.find("tokens");
-  if (found == parsed.end()) detail::invalid("vocab: expected a JSON object with a \"tokens\" member, got none");
-  if (!found->is_array())
-    detail::invalid("vocab: expected \"tokens\" to be an array of strings, got a JSON ", found->type_name());
-  std::vector<std::string> tokens;
-  tokens.reserve(found->size());
-  for (std::size_t i = 0; i < found->size(); ++i) {
-    const nlohmann::json& token = (*found)[i];
-    if (!token.is_string())
-      detail::invalid("vocab: expected \"tokens\" to be an array of strings, got a JSON ", token.type_name(),
-                      " at index ", i);
-    tokens.push_back(token.get<std::string>());
-  }
-  return Vocab(std::move(tokens));
+  return guard_memory("vocab", [&] {
+    nlohmann::json parsed;
+    try {
+      parsed = nlohmann::json::parse(json.begin(), json.end());
+    } catch (const nlohmann::json::exception& error) {
+      detail::invalid("vocab: expected JSON text {\"tokens\": [...]}, got text that does not parse (", error.what(), ")");
+    }
+    if (!parsed.is_object())
+      detail::invalid("vocab: expected a JSON object {\"tokens\": [...]}, got a JSON ", parsed.type_name());
+    const auto found = parsed.find("tokens");
+    if (found == parsed.end()) detail::invalid("vocab: expected a JSON object with a \"tokens\" member, got none");
+    if (!found->is_array())
+      detail::invalid("vocab: expected \"tokens\" to be an array of strings, got a JSON ", found->type_name());
+    std::vector<std::string> tokens;
+    tokens.reserve(found->size());
+    for (std::size_t i = 0; i < found->size(); ++i) {
+      const nlohmann::json& token = (*found)[i];
+      if (!token.is_string())
+        detail::invalid("vocab: expected \"tokens\" to be an array of strings, got a JSON ", token.type_name(),
+                        " at index ", i);
+      tokens.push_back(token.get<std::string>());
+    }
+    return Vocab(std::move(tokens));
+  });
 }
 
 std::string Vocab::to_json() const {
-  std::string out = "{\"tokens\": [";
-  for (std::size_t i = 0; i < tokens_.size(); ++i) {
-    if (i > 0) out += ", ";
-    append_json_string(out, tokens_[i]);
-  }
-  out += "]}";
-  return out;
+  return guard_memory("vocab", [&] {
+    std::string out = "{\"tokens\": [";
+    for (std::size_t i = 0; i < tokens_.size(); ++i) {
+      if (i > 0) out += ", ";
+      append_json_string(out, tokens_[i]);
+    }
+    out += "]}";
+    return out;
+  });
 }
 
 std::vector<std::int64_t> Vocab::encode(std::string_view utf8) const {
-  std::vector<std::int64_t> ids;
-  ids.reserve(utf8.size());
-  std::vector<char32_t> missing;  // distinct characters outside the vocabulary
-  std::size_t first_missing = 0;
-  std::size_t pos = 0;
-  while (pos < utf8.size()) {
-    const std::size_t at = pos;
-    const char32_t c = next_code_point(utf8, pos, "text");
-    std::int64_t id = -1;
-    if (c < 128) {
-      id = ascii_[c];
-    } else {
-      const auto found = by_character_.find(c);
-      if (found != by_character_.end()) id = found->second;
-    }
-    if (id < 0) {
-      id = unknown_;
-      if (id < 0) {
-        if (missing.empty()) first_missing = at;
-        if (std::find(missing.begin(), missing.end(), c) == missing.end()) missing.push_back(c);
+  return guard_memory("text", [&] {
+    std::vector<std::int64_t> ids;
+    ids.reserve(utf8.size());
+    std::vector<char32_t> missing;  // distinct characters outside the vocabulary
+    std::size_t first_missing = 0;
+    std::size_t pos = 0;
+    while (pos < utf8.size()) {
+      const std::size_t at = pos;
+      const char32_t c = next_code_point(utf8, pos, "text");
+      std::int64_t id = -1;
+      if (c < 128) {
+        id = ascii_[c];
+      } else {
+        const auto found = by_character_.find(c);
+        if (found != by_character_.end()) id = found->second;
       }
+      if (id < 0) {
+        id = unknown_;
+        if (id < 0) {
+          if (missing.empty()) first_missing = at;
+          if (std::find(missing.begin(), missing.end(), c) == missing.end()) missing.push_back(c);
+        }
+      }
+      ids.push_back(id);
     }
-    ids.push_back(id);
-  }
-  if (!missing.empty()) {
-    std::sort(missing.begin(), missing.end());
-    std::string list;
-    for (std::size_t i = 0; i < missing.size() && i < 10; ++i) list += (i ? ", " : "") + shown(missing[i]);
-    if (missing.size() > 10) list += detail::concat(" and ", missing.size() - 10, " more");
-    detail::invalid("text: expected characters of the vocabulary, got ", list, " (the first at byte offset ",
-                    first_missing, "; build the vocabulary from this text, or with unknown = true)");
-  }
-  return ids;
+    if (!missing.empty()) {
+      std::sort(missing.begin(), missing.end());
+      std::string list;
+      for (std::size_t i = 0; i < missing.size() && i < 10; ++i) list += (i ? ", " : "") + shown(missing[i]);
+      if (missing.size() > 10) list += detail::concat(" and ", missing.size() - 10, " more");
+      detail::invalid("text: expected characters of the vocabulary, got ", list, " (the first at byte offset ",
+                      first_missing, "; build the vocabulary from this text, or with unknown = true)");
+    }
+    return ids;
+  });
 }
 
 std::string Vocab::decode(Span<const std::int64_t> ids) const {
-  if (ids.size() < 0 || (ids.data() == nullptr && ids.size() > 0))
-    detail::invalid("ids: expected a buffer of ids, got ", ids.data() == nullptr ? "a null pointer" : "a negative length",
-                    " with length ", ids.size());
-  std::string out;
-  for (Index i = 0; i < ids.size(); ++i) {
-    const std::int64_t id = ids[i];
-    if (id < 0 || id >= size()) detail::invalid("ids: expected ids in [0, ", size(), "), got ", id, " at index ", i);
-    out += tokens_[static_cast<std::size_t>(id)];
-  }
-  return out;
+  return guard_memory("ids", [&] {
+    if (ids.size() < 0 || (ids.data() == nullptr && ids.size() > 0))
+      detail::invalid("ids: expected a buffer of ids, got ", ids.data() == nullptr ? "a null pointer" : "a negative length",
+                      " with length ", ids.size());
+    std::string out;
+    for (Index i = 0; i < ids.size(); ++i) {
+      const std::int64_t id = ids[i];
+      if (id < 0 || id >= size()) detail::invalid("ids: expected ids in [0, ", size(), "), got ", id, " at index ", i);
+      out += tokens_[static_cast<std::size_t>(id)];
+    }
+    return out;
+  });
 }
 
 template <class Scalar>
