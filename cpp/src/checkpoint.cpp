@@ -36,6 +36,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rnnbptt/error.hpp"
+#include "python_json.hpp"
 #include "rnnbptt/params.hpp"
 #include "sha256.hpp"
 
@@ -128,31 +129,7 @@ void read_values(const std::uint8_t* bytes, std::size_t count, Out& out) {
 
 // ---- JSON as Python writes it -------------------------------------------------------------
 
-// json.dumps of a string with ensure_ascii=False (the string is well-formed UTF-8).
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
-          out += escaped;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-}
+using detail::append_json_string;
 
 // repr() of a finite Python float: the shortest digits that read back to the same double,
 // positional for exponents in [-4, 16), else d.ddde+XX (Python's 'r' format).

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rnnbptt/error.hpp"
+#include "python_json.hpp"
 
 namespace rnnbptt {
 namespace {
@@ -95,31 +96,7 @@ std::string shown(char32_t c) {
   return "'" + encode_utf8(c) + "' (" + code + ")";
 }
 
-// json.dumps(s, ensure_ascii=False) for a well-formed UTF-8 string.
-void append_json_string(std::string& out, const std::string& s) {
-  out += '"';
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
-          out += escaped;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-}
+using detail::append_json_string;
 
 // A token for an error message, as a JSON string.
 std::string shown_token(const std::string& token) {
