@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+import rnnbptt as rb
 from rnnbptt import reference
 
 from conftest import make_problem, model_grads, rel_err
@@ -91,3 +92,30 @@ def test_custom_output_gradient_matches_loss_gradient():
     p.model.backward()
     for name, g in model_grads(p.model).items():
         assert rel_err(g, expected[name]) <= 1e-13
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("tokens", [True, False])
+def test_chunked_products_match_reference(threads, tokens):
+    """T n = 3,000 rows make two chunks of the batched products (cpp/src/pipeline.hpp), and
+    n h^2 is small: with 2 threads they run beside the recurrence, with 1 after it."""
+    previous = rb.get_num_threads()
+    rb.set_num_threads(threads)
+    try:
+        p = make_problem(tokens=tokens, T=150, n=20, h=24, q=9)
+        rng = np.random.default_rng(2)
+        dh_T = rng.standard_normal(p.h0.shape)
+        outputs, h_T = p.model.forward(p.x, p.h0)
+        value = p.model.loss(p.targets)
+        result = p.model.backward(dh_T, dx=not tokens)
+    finally:
+        rb.set_num_threads(previous)
+    hs, os = reference.forward(p.params64(), p.x, p.h0, "tanh")
+    ref_loss, ref_grads, ref_dh0, ref_dx = reference.loss_and_grads(p.params64(), p.x, p.targets, h0=p.h0, dh_T=dh_T)
+    assert rel_err(outputs, np.stack([o.T for o in os])) <= 1e-12
+    assert abs(value - ref_loss) <= 1e-12 * abs(ref_loss)
+    for name, g in model_grads(p.model).items():
+        assert rel_err(g, ref_grads[name]) <= 1e-10, name
+    assert rel_err(result.dh0, ref_dh0) <= 1e-10
+    if not tokens:
+        assert rel_err(result.dx, ref_dx) <= 1e-10

@@ -23,13 +23,20 @@ def restore_threads():
     rb.set_num_threads(previous)
 
 
+# Large steps split each step's product into column bands, one per thread. Small steps (n h^2
+# <= 2^20) with two or more threads run the recurrence on one thread and the batched products
+# beside it, chunk by chunk (cpp/src/pipeline.hpp): T n = 3,200 rows make two chunks of 2,048.
+SHAPES = {"large_steps": dict(T=45, n=33, d=70, h=300, q=70), "small_steps": dict(T=100, n=32, d=40, h=96, q=40)}
+
+
 @pytest.mark.parametrize("truncation", [rb.Full(), rb.Regular(7, 16), rb.Randomized(0.8, seed=2)])
 @pytest.mark.parametrize("tokens", [True, False])
-def test_threaded_equals_single_threaded(restore_threads, truncation, tokens):
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_threaded_equals_single_threaded(restore_threads, truncation, tokens, shape):
     results = []
     for threads in (1, 2, 3):
         rb.set_num_threads(threads)
-        p = make_problem(T=45, n=33, d=70, h=300, q=70, tokens=tokens, dtype=np.float32, seed=5)
+        p = make_problem(**SHAPES[shape], tokens=tokens, dtype=np.float32, seed=5)
         outputs, h_T = p.model.forward(p.x, p.h0)
         loss = p.model.loss(p.targets)
         record = not truncation.k2 > truncation.k1  # per-step norms exist for one-pass strategies

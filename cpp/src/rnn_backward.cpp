@@ -13,6 +13,7 @@
 #include "checks.hpp"
 #include "finite.hpp"
 #include "gemm.hpp"
+#include "pipeline.hpp"
 #include "recurrence.hpp"
 #include "rnnbptt/error.hpp"
 #include "rnnbptt/rnn.hpp"
@@ -32,22 +33,27 @@ namespace {
 // step (Full, Randomized, Regular(k, k)) runs in place in ws.dA, which holds W_qh^T g^o_t on
 // entry; otherwise W_qh^T g^o_t is in ws.dH and each lane keeps its last two steps in
 // ws.lane_g, adding into ws.dA (the weight gradients are linear in g^a).
+// With `beside` (one lane, in place; pipeline.hpp), the recurrence runs on this thread alone:
+// before row t it waits until `injected` says row t holds W_qh^T g^o_t, and after row t it
+// publishes t on `finished`.
+struct Beside {
+  const detail::Progress* injected = nullptr;  // rows >= value hold W_qh^T g^o_t
+  detail::Progress* finished = nullptr;        // rows >= value are final g^a
+};
+
 template <class Scalar>
 void recur(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W, bool in_place,
-           const BackwardOptions<Scalar>& options) {
+           const BackwardOptions<Scalar>& options, const Beside* beside = nullptr) {
   const Index T = ws.steps, n = ws.batch, h = config.hidden_size;
   const Scalar* c = ws.flow.data();  // c[t] = c_{t+1}, the flow from row t into row t - 1
   const Scalar* injected = in_place ? ws.dA.data() : ws.dH.data();
   Scalar* dA = ws.dA.data();
-  const int threads = detail::recurrence_threads<Scalar>(n, h, h);
+  const int threads = beside != nullptr ? 1 : detail::recurrence_threads<Scalar>(n, h, h);
   // ||dL/dh_t||^2 in pieces per panel of the fixed column grid (not per thread), summed in
   // panel order: the same value for any thread count. One lane only (checked by the caller).
   constexpr Index panel = detail::Simd<Scalar>::panel;
   const Index panels = (h + panel - 1) / panel;
-  if (options.record_dh_norms) {
-    detail::grow_buffer(ws.norm_parts,
-                        detail::checked_size("x", "the norm pieces T x panels", {T, panels}, sizeof(double)),
-                        "x", "the norm pieces T x panels");
+  if (options.record_dh_norms) {  // sized by rnn_backward, before any parallel region
     std::fill(ws.norm_parts.begin(), ws.norm_parts.begin() + T * panels, 0.0);  // rows no window holds
   }
   const bool want_dh0 = options.dh0.size() != 0;  // length checked by rnn_backward
@@ -64,8 +70,7 @@ void recur(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W, bo
     // Row t of g: in place, row t of dA; in lanes, one of two n x h slots taken in turn.
     auto g_row = [&](Index t) { return in_place ? dA + t * n * h : ws.lane_g.data() + (t & 1) * n * h; };
 
-    detail::run_recurrence<Scalar>(threads, h, T, T, -1, [&](Index step, Index begin, Index end, int) {
-      const Index t = step - 1;  // 0-based row
+    const auto row = [&](Index t, Index begin, Index end) {
       if (owner[t] < 0) return;  // between this lane's windows
       const Window& window = ws.windows[owner[t]];
       Scalar* g = g_row(t);
@@ -89,6 +94,12 @@ void recur(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W, bo
       detail::derivative_band(config.activation, g, ws.H.data() + (t + 1) * n * h, n, h, begin, end);
       if (!in_place)
         MatrixMap<Scalar>(dA + t * n * h, n, h).middleCols(begin, end - begin) += g_band.middleCols(begin, end - begin);
+    };
+    detail::run_recurrence<Scalar>(threads, h, T, T, -1, [&](Index step, Index begin, Index end, int) {
+      const Index t = step - 1;  // 0-based row
+      if (beside != nullptr) beside->injected->wait([&](Index from) { return from <= t; });
+      row(t, begin, end);
+      if (beside != nullptr) beside->finished->publish(t);
     });
     // dL/dh_0 = c_1 g^a_1 W_hh, from the window (of this lane) that starts at step 0.
     if (want_dh0 && owner[0] >= 0 && c[0] != Scalar(0))
@@ -144,22 +155,64 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
   MatrixMap<Scalar> dO(ws.dO.data(), T * n, q);
   MatrixMap<Scalar> dA(ws.dA.data(), T * n, h);
 
-  // Output layer: dW_qh = sum_t g^o_t h_t^T, db_q = sum_t g^o_t.
+  // Output layer: dW_qh = sum_t g^o_t h_t^T (with the products below), db_q = sum_t g^o_t.
   const auto dO_loss = dO.middleRows(P * n, rows);
-  detail::gemm(dp.W_qh, dO_loss.transpose(), H.middleRows((P + 1) * n, rows));
   if (config.bias) dp.b_q = dO_loss.colwise().sum();
 
-  // W_qh^T g^o_t for every step at once; the recurrence then adds the flow from t + 1.
-  // T x n x h was checked by the forward pass (ws.dA has that size).
+  // W_qh^T g^o_t, then the recurrence adds the flow from t + 1, then dW_hh = sum_t g^a_t
+  // h_{t-1}^T: chunk by chunk from the last (pipeline.hpp), beside the recurrence when its
+  // steps are small and it runs in place. T x n x h was checked by the forward pass.
+  // Everything that can throw is allocated here: recur may run inside a parallel region.
   if (!in_place) detail::grow_buffer(ws.dH, T * n * h, "x", "the injected gradients T x n x h");
+  if (options.record_dh_norms) {
+    const Index panels = (h + detail::Simd<Scalar>::panel - 1) / detail::Simd<Scalar>::panel;
+    detail::grow_buffer(ws.norm_parts,
+                        detail::checked_size("x", "the norm pieces T x panels", {T, panels}, sizeof(double)),
+                        "x", "the norm pieces T x panels");
+  }
   MatrixMap<Scalar> injected(in_place ? ws.dA.data() : ws.dH.data(), T * n, h);
   injected.topRows(P * n).setZero();
-  detail::gemm(injected.middleRows(P * n, rows), dO_loss, p.W_qh);
-  recur(ws, config, p.W_hh.data(), in_place, options);
+  const detail::TimeChunks chunks(0, T, n, h);  // rows t = 0 .. T - 1 of dA (steps t + 1)
+  const auto inject_chunk = [&](Index c, int threads) {
+    const Index t0 = std::max(P, chunks.begin(c)), t1 = chunks.stop(c);
+    if (t1 > t0)
+      detail::gemm(injected.middleRows(t0 * n, (t1 - t0) * n), dO.middleRows(t0 * n, (t1 - t0) * n), p.W_qh,
+                   false, threads);
+  };
+  const auto dW_hh_chunk = [&](Index c, int threads) {
+    const Index t0 = chunks.begin(c), len = chunks.stop(c) - t0;
+    detail::gemm(dp.W_hh, dA.middleRows(t0 * n, len * n).transpose(), H.middleRows(t0 * n, len * n),
+                 c != chunks.count() - 1, threads);
+  };
+  const auto output_weights = [&](int threads) {
+    detail::gemm(dp.W_qh, dO_loss.transpose(), H.middleRows((P + 1) * n, rows), false, threads);
+  };
+  bool done = false;
+  if (in_place && detail::products_beside_recurrence(chunks)) {
+    detail::Progress injected_from(T), finished_from(T);
+    const Beside beside{&injected_from, &finished_from};
+    done = detail::run_beside([&] { recur(ws, config, p.W_hh.data(), in_place, options, &beside); },
+                              [&] {
+                                for (Index c = chunks.count() - 1; c >= 0; --c) {
+                                  inject_chunk(c, 1);
+                                  injected_from.publish(chunks.begin(c));
+                                }
+                                output_weights(1);
+                                for (Index c = chunks.count() - 1; c >= 0; --c) {
+                                  finished_from.wait([&](Index from) { return from <= chunks.begin(c); });
+                                  dW_hh_chunk(c, 1);
+                                }
+                              });
+  }
+  if (!done) {
+    for (Index c = chunks.count() - 1; c >= 0; --c) inject_chunk(c, 0);
+    output_weights(0);
+    recur(ws, config, p.W_hh.data(), in_place, options);
+    for (Index c = chunks.count() - 1; c >= 0; --c) dW_hh_chunk(c, 0);
+  }
   ws.has_dh_norms = options.record_dh_norms;
 
-  // Recurrent layer: dW_hh = sum_t g^a_t h_{t-1}^T, db_h = sum_t g^a_t, dW_hx = sum_t g^a_t x_t^T.
-  detail::gemm(dp.W_hh, dA.transpose(), H.topRows(T * n));
+  // db_h = sum_t g^a_t, dW_hx = sum_t g^a_t x_t^T.
   if (config.bias) dp.b_h = dA.colwise().sum();
   if (x.is_tokens()) {
     // Scatter-add g^a rows into rows id of dW_hx^T; each thread owns a band of hidden units,

@@ -1,11 +1,13 @@
-// Forward pass and loss: everything that does not depend on the recurrence is one GEMM over
-// all T*n rows; only h_t = phi(a_t + h_{t-1} W_hh^T) runs step by step.
+// Forward pass and loss: everything that does not depend on the recurrence is a GEMM over many
+// rows at once (all T*n, or chunks of steps: pipeline.hpp); only h_t = phi(a_t + h_{t-1} W_hh^T)
+// runs step by step.
 #include <algorithm>
 #include <cmath>
 
 #include "checks.hpp"
 #include "finite.hpp"
 #include "gemm.hpp"
+#include "pipeline.hpp"
 #include "recurrence.hpp"
 #include "rnnbptt/error.hpp"
 #include "rnnbptt/rnn.hpp"
@@ -88,18 +90,44 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
     detail::gemm(A, ConstMatrixMap<Scalar>(x.dense.data() + P * n * d, rows, d), p.W_hx.transpose());
   }
   if (config.bias) A.rowwise() += p.b_h;
-  // h_t = phi(a_t + h_{t-1} W_hh^T), each thread on its own band of hidden units.
+  // h_t = phi(a_t + h_{t-1} W_hh^T), each thread on its own band of hidden units; then
+  // o_t = W_qh h_t chunk by chunk (pipeline.hpp), beside the recurrence when its steps are small.
   MatrixMap<Scalar> W_hh_T(ws.W_hh_T.data(), h, h);
   W_hh_T = p.W_hh.transpose();
   Scalar* states = ws.H.data();
-  const int threads = detail::recurrence_threads<Scalar>(n, h, h);
-  detail::run_recurrence<Scalar>(threads, h, P + 1, T - P, +1, [&](Index t, Index begin, Index end, int) {
+  const auto step = [&](Index t, Index begin, Index end, int) {
     detail::gemm_columns(n, h, states + (t - 1) * n * h, h, W_hh_T.data(), h, states + t * n * h, h, begin, end);
     detail::activate_band(config.activation, states + t * n * h, n, h, begin, end);
-  });
+  };
   MatrixMap<Scalar> O(ws.O.data(), T * n, q);
+  const detail::TimeChunks chunks(P + 1, T + 1, n, h);  // steps t = P + 1 .. T (rows of H)
+  const auto output_chunk = [&](Index c, int threads) {
+    const Index t0 = chunks.begin(c), len = chunks.stop(c) - t0;
+    detail::gemm(O.middleRows((t0 - 1) * n, len * n), H.middleRows(t0 * n, len * n), p.W_qh.transpose(), false,
+                 threads);
+  };
+  bool done = false;
+  if (detail::products_beside_recurrence(chunks)) {
+    detail::Progress finished(P);  // h_1 .. h_finished are final
+    done = detail::run_beside(
+        [&] {
+          detail::run_recurrence<Scalar>(1, h, P + 1, T - P, +1, [&](Index t, Index begin, Index end, int thread) {
+            step(t, begin, end, thread);
+            finished.publish(t);
+          });
+        },
+        [&] {
+          for (Index c = 0; c < chunks.count(); ++c) {
+            finished.wait([&](Index t) { return t >= chunks.stop(c) - 1; });
+            output_chunk(c, 1);
+          }
+        });
+  }
+  if (!done) {
+    detail::run_recurrence<Scalar>(detail::recurrence_threads<Scalar>(n, h, h), h, P + 1, T - P, +1, step);
+    for (Index c = 0; c < chunks.count(); ++c) output_chunk(c, 0);
+  }
   auto O_loss = O.middleRows(P * n, rows);
-  detail::gemm(O_loss, H.middleRows((P + 1) * n, rows), p.W_qh.transpose());
   if (config.bias) O_loss.rowwise() += p.b_q;
 
   ws.input = input;

@@ -116,25 +116,40 @@ int main() {
     rnnbptt::clip_grad_norm(model64.gradients(), 1.0);
     rnnbptt::sgd_step(model64.parameters(), model64.gradients(), 0.1);
   };
+  long total = 0;
+  const auto report = [&](const char* name, const std::function<void()>& step, int steps) {
+    const long count = steady_state(step, steps);
+    std::printf("%s %ld\n", name, count);
+    total += count;
+  };
+  // Small steps (n h^2 <= 2^20) with T n above one chunk of 2,048 rows: the recurrence runs on
+  // one thread and the batched products beside it (cpp/src/pipeline.hpp).
+  rnnbptt::ModelConfig small_config = config;
+  small_config.hidden_size = 64;
+  const Index small_T = 300, small_n = 16;
+  std::vector<std::int64_t> small_tokens(small_T * small_n), small_targets(small_T * small_n);
+  for (Index i = 0; i < small_T * small_n; ++i) {
+    small_tokens[i] = (7 * i + 3) % d;
+    small_targets[i] = (5 * i + 1) % d;
+  }
+  const auto small_ids = rnnbptt::SequenceInput<float>::from_tokens(small_tokens, small_T, small_n);
+  const auto small_y = rnnbptt::Targets<float>::from_classes(small_targets);
+  rnnbptt::Model<float> small_model(small_config);
+  small_model.init_normal(0.05, 1);
+  const auto small_step = [&] {
+    small_model.forward(small_ids);
+    small_model.loss(small_y);
+    small_model.backward();
+    rnnbptt::clip_grad_norm(small_model.gradients(), 1.0);
+    rnnbptt::sgd_step(small_model.parameters(), small_model.gradients(), 0.1);
+  };
+  report("tokens_full_small_steps", small_step, 5);
   // Inference: a Predictor stepping token by token.
   rnnbptt::Predictor<float> predictor(model);
   std::int64_t next = 1;
   const auto predict = [&] { next = rnnbptt::argmax(predictor.step(next)); };
-  long total = 0;
-  {
-    const long count = steady_state(predict, 50);
-    std::printf("predictor_step %ld\n", count);
-    total += count;
-  }
-  {
-    const long count = steady_state(step64);
-    std::printf("dense_full_float64 %ld\n", count);
-    total += count;
-  }
-  for (const Case& c : cases) {
-    const long count = steady_state(c.step);
-    std::printf("%s %ld\n", c.name, count);
-    total += count;
-  }
+  report("predictor_step", predict, 50);
+  report("dense_full_float64", step64, 5);
+  for (const Case& c : cases) report(c.name, c.step, 5);
   return total == 0 ? 0 : 1;
 }
