@@ -11,42 +11,52 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <new>
 #include <type_traits>
 
 #include "rnnbptt/buffer.hpp"
 #include "rnnbptt/config.hpp"
+#include "rnnbptt/error.hpp"
 #include "rnnbptt/threads.hpp"
 
 namespace rnnbptt::detail {
 
-// The grid of output tiles: at most 256 x 256 each, and at least 8 tiles (to keep the threads
-// busy) as long as a tile keeps 128 or more rows and columns (each tile packs its share of A
-// and B again, so smaller ones pack more than they compute); each side is cut evenly (rounded
-// up to a multiple of 8), so no sliver is left over (65 rows are one tile of 65, not 64 + 1:
+// The grid of output tiles: at most 256 x 256 each; while there are fewer than 8 tiles, the
+// longer side's count is doubled as long as its tiles keep 128 or more rows or columns (each
+// tile packs its share of A and B again, so smaller ones pack more than they compute, and
+// doubling keeps the count even, so 2, 4 or 8 threads share the tiles evenly). Each side is cut
+// evenly, on multiples of 8, so no sliver is left over (65 rows are one tile of 65, not 64 + 1:
 // a one-row tile packs as much of B as a full one). A function of the shape alone.
 struct TileGrid {
-  Index rows = 0, cols = 0;            // tile sides
+  Index m = 0, n = 0;                  // the output's size
   Index row_tiles = 0, col_tiles = 0;  // tiles down and across
   Index count() const { return row_tiles * col_tiles; }
+  Index row(Index i) const { return cut(m, row_tiles, i); }  // first row of tile row i
+  Index col(Index j) const { return cut(n, col_tiles, j); }  // first column of tile column j
+  Index max_rows() const { return (m + row_tiles - 1) / row_tiles + 8; }
+  Index max_cols() const { return (n + col_tiles - 1) / col_tiles + 8; }
+  // Boundary i of `size` cut into `count`: the even cut rounded down to a multiple of 8 (Eigen's
+  // kernel and packing run whole blocks of 8; tiles of 255 rows run a remainder path in each).
+  static Index cut(Index size, Index count, Index i) { return i >= count ? size : size * i / count / 8 * 8; }
 };
 
 inline TileGrid tile_grid(Index m, Index n) {
   const auto ceil_div = [](Index a, Index b) { return (a + b - 1) / b; };
   Index r = std::max<Index>(1, ceil_div(m, 256)), c = std::max<Index>(1, ceil_div(n, 256));
   while (r * c < 8) {
-    const bool rows_can = ceil_div(m, r + 1) >= 128, cols_can = ceil_div(n, c + 1) >= 128;
+    const bool rows_can = ceil_div(m, 2 * r) >= 128, cols_can = ceil_div(n, 2 * c) >= 128;
     if (rows_can && (!cols_can || ceil_div(m, r) >= ceil_div(n, c)))
-      ++r;
+      r *= 2;
     else if (cols_can)
-      ++c;
+      c *= 2;
     else
       break;
   }
   TileGrid grid;
-  grid.rows = std::max<Index>(1, ceil_div(ceil_div(m, r), 8) * 8);
-  grid.cols = std::max<Index>(1, ceil_div(ceil_div(n, c), 8) * 8);
-  grid.row_tiles = ceil_div(m, grid.rows);
-  grid.col_tiles = ceil_div(n, grid.cols);
+  grid.m = m;
+  grid.n = n;
+  grid.row_tiles = m > 0 ? r : 0;
+  grid.col_tiles = n > 0 ? c : 0;
   return grid;
 }
 
@@ -88,8 +98,13 @@ void tile_product(Index rows, Index cols, Index depth, const Scalar* A, Index ld
   thread_local Buffer<Scalar> pack_a, pack_b;  // per thread, grown once
   const Index kc = std::min(depth, depth_block);
   const auto size_a = static_cast<std::size_t>(kc * tile_rows), size_b = static_cast<std::size_t>(kc * tile_cols);
-  if (pack_a.size() < size_a) pack_a.resize(size_a);
-  if (pack_b.size() < size_b) pack_b.resize(size_b);
+  try {
+    if (pack_a.size() < size_a) pack_a.resize(size_a);
+    if (pack_b.size() < size_b) pack_b.resize(size_b);
+  } catch (const std::bad_alloc&) {
+    throw AllocationError(concat("matrix product: cannot allocate ", (size_a + size_b) * sizeof(Scalar),
+                                 " bytes for the packing buffers of a ", rows, " x ", cols, " tile"));
+  }
   FixedBlocking<Scalar> blocking(pack_a.data(), pack_b.data(), tile_rows, tile_cols, kc);
   Eigen::internal::general_matrix_matrix_product<Index, Scalar, LhsOrder, false, Scalar, RhsOrder, false,
                                                  Eigen::RowMajor, 1>::run(rows, cols, depth, A, lda, B, ldb, C, 1,
@@ -121,15 +136,16 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate = false, int max_
   const int threads = static_cast<int>(
       std::max<Index>(1, std::min<Index>({available, tiles, static_cast<Index>(work / 262144.0)})));
   const auto run_tile = [&](Index t) {
-    const Index i = (t / grid.col_tiles) * grid.rows, j = (t % grid.col_tiles) * grid.cols;
-    const Index rows = std::min(grid.rows, m - i), cols = std::min(grid.cols, n - j);
+    const Index ti = t / grid.col_tiles, tj = t % grid.col_tiles;
+    const Index i = grid.row(ti), j = grid.col(tj);
+    const Index rows = grid.row(ti + 1) - i, cols = grid.col(tj + 1) - j;
     Scalar* c_tile = c + i * ldc + j;
     if (!accumulate)
       for (Index r = 0; r < rows; ++r) std::fill(c_tile + r * ldc, c_tile + r * ldc + cols, Scalar(0));
     const Scalar* a_tile = lhs_order == Eigen::RowMajor ? a + i * lda : a + i;
     const Scalar* b_tile = rhs_order == Eigen::RowMajor ? b + j : b + j * ldb;
-    tile_product<Scalar, lhs_order, rhs_order>(rows, cols, k, a_tile, lda, b_tile, ldb, c_tile, ldc, grid.rows,
-                                               grid.cols);
+    tile_product<Scalar, lhs_order, rhs_order>(rows, cols, k, a_tile, lda, b_tile, ldb, c_tile, ldc,
+                                               grid.max_rows(), grid.max_cols());
   };
   // One thread runs outside any parallel region (libgomp allocates a team for a serialized one).
   parallel_for(threads, tiles, run_tile);

@@ -2,7 +2,7 @@
 // chunks of time steps, and, when the steps are small, beside the recurrence instead of after
 // it.
 //
-// A step of the recurrence is one n x h times h x h product. When that is small (n h^2 below
+// A step of the recurrence is one n x h times h x h product. When that is small (n h^2 at most
 // 2^20 multiply-adds, e.g. h = 128 with n = 8: a few microseconds), cutting it into column
 // bands for several threads buys little and costs a barrier per step, which waits for the
 // slowest core at every one of T steps. Then one thread runs the whole recurrence (no barrier)
@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 #include <thread>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -48,14 +49,18 @@ struct TimeChunks {
   Index stop(Index c) const { return std::min(end, first + (c + 1) * steps); }
 };
 
-// Whether the products over `chunks` run beside the recurrence: two threads or more, and at
-// least two chunks to overlap (so small steps; a Predictor's single steps stay on one thread).
-inline bool products_beside_recurrence(const TimeChunks& chunks) {
-  return get_num_threads() >= 2 && chunks.count() >= 2;
+// Whether the products over `chunks` run beside a recurrence of hidden size h feeding q
+// outputs: two threads or more, at least two chunks to overlap (so small steps; a Predictor's
+// single steps stay on one thread), and q <= h, so that the helper's share (about q / h of the
+// recurrence's work forward, (2 q + h) / h backward) does not make one thread the bottleneck
+// where the products would otherwise have every thread.
+inline bool products_beside_recurrence(const TimeChunks& chunks, Index h, Index q) {
+  return get_num_threads() >= 2 && chunks.count() >= 2 && q <= h;
 }
 
-// A step counter one thread publishes and the other waits on.
-class Progress {
+// A step counter one thread publishes and the other waits on (a cache line of its own: the
+// recurrence publishes one at every step while the other thread polls its neighbour).
+class alignas(64) Progress {
  public:
   explicit Progress(Index start) : value_(start) {}
   void publish(Index value) { value_.store(value, std::memory_order_release); }
@@ -80,27 +85,38 @@ class Progress {
 
 // Runs main() and helper() on two threads at once. Returns false, running neither, when two
 // threads cannot be had (no OpenMP, or inside another parallel region); the caller then runs
-// its sequential order.
-template <class Main, class Helper>
-bool run_beside(Main&& main, Helper&& helper) {
+// its sequential order. An exception cannot leave an OpenMP region: if either function throws,
+// release() is called (it must publish whatever lets the other thread stop waiting) and the
+// exception is rethrown here once both have returned.
+template <class Main, class Helper, class Release>
+bool run_beside(Main&& main, Helper&& helper, Release&& release) {
 #ifdef _OPENMP
   if (omp_in_parallel()) return false;
   std::atomic<int> team{0};
+  std::exception_ptr failures[2];
 #pragma omp parallel num_threads(2)
   {
 #pragma omp single
     team.store(omp_get_num_threads());
     // the implicit barrier of `single` publishes the team size to both threads
     if (team.load() == 2) {
-      if (omp_get_thread_num() == 0)
-        main();
-      else
-        helper();
+      const int thread = omp_get_thread_num();
+      try {
+        if (thread == 0)
+          main();
+        else
+          helper();
+      } catch (...) {
+        failures[thread] = std::current_exception();
+        release();
+      }
     }
   }
+  for (const std::exception_ptr& failure : failures)
+    if (failure) std::rethrow_exception(failure);
   return team.load() == 2;
 #else
-  (void)main, (void)helper;
+  (void)main, (void)helper, (void)release;
   return false;
 #endif
 }

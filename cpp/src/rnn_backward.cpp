@@ -1,6 +1,7 @@
 // BPTT (docs/design.md section 3). The recurrence
 //   g^h_t = W_qh^T g^o_t + c_{t+1} W_hh^T g^a_{t+1},   g^a_t = phi'(a_t) * g^h_t
-// is the only sequential part; the weight gradients are one GEMM each over all T*n rows.
+// is the only sequential part; the weight gradients are GEMMs over all T*n rows (dW_hh chunk by
+// chunk, pipeline.hpp).
 // Rows here are samples, so W_hh^T g becomes g W_hh. Which steps the recurrence joins is the
 // truncation's schedule (truncation.cpp); this file runs any schedule the same way.
 #include <algorithm>
@@ -162,7 +163,7 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
   // W_qh^T g^o_t, then the recurrence adds the flow from t + 1, then dW_hh = sum_t g^a_t
   // h_{t-1}^T: chunk by chunk from the last (pipeline.hpp), beside the recurrence when its
   // steps are small and it runs in place. T x n x h was checked by the forward pass.
-  // Everything that can throw is allocated here: recur may run inside a parallel region.
+  // What recur needs is allocated here: it may run inside a parallel region (pipeline.hpp).
   if (!in_place) detail::grow_buffer(ws.dH, T * n * h, "x", "the injected gradients T x n x h");
   if (options.record_dh_norms) {
     const Index panels = (h + detail::Simd<Scalar>::panel - 1) / detail::Simd<Scalar>::panel;
@@ -188,7 +189,7 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
     detail::gemm(dp.W_qh, dO_loss.transpose(), H.middleRows((P + 1) * n, rows), false, threads);
   };
   bool done = false;
-  if (in_place && detail::products_beside_recurrence(chunks)) {
+  if (in_place && detail::products_beside_recurrence(chunks, h, q)) {
     detail::Progress injected_from(T), finished_from(T);
     const Beside beside{&injected_from, &finished_from};
     done = detail::run_beside([&] { recur(ws, config, p.W_hh.data(), in_place, options, &beside); },
@@ -202,6 +203,10 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
                                   finished_from.wait([&](Index from) { return from <= chunks.begin(c); });
                                   dW_hh_chunk(c, 1);
                                 }
+                              },
+                              [&] {
+                                injected_from.publish(0);
+                                finished_from.publish(0);
                               });
   }
   if (!done) {

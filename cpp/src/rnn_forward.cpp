@@ -107,7 +107,7 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
                  threads);
   };
   bool done = false;
-  if (detail::products_beside_recurrence(chunks)) {
+  if (detail::products_beside_recurrence(chunks, h, q)) {
     detail::Progress finished(P);  // h_1 .. h_finished are final
     done = detail::run_beside(
         [&] {
@@ -121,7 +121,8 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
             finished.wait([&](Index t) { return t >= chunks.stop(c) - 1; });
             output_chunk(c, 1);
           }
-        });
+        },
+        [&] { finished.publish(T); });
   }
   if (!done) {
     detail::run_recurrence<Scalar>(detail::recurrence_threads<Scalar>(n, h, h), h, P + 1, T - P, +1, step);

@@ -122,15 +122,16 @@ int main() {
     std::printf("%s %ld\n", name, count);
     total += count;
   };
-  // Small steps (n h^2 <= 2^20) with T n above one chunk of 2,048 rows: the recurrence runs on
-  // one thread and the batched products beside it (cpp/src/pipeline.hpp).
+  // Small steps (n h^2 <= 2^20) with T n above one chunk of 2,048 rows and q <= h: the
+  // recurrence runs on one thread and the batched products beside it (cpp/src/pipeline.hpp).
   rnnbptt::ModelConfig small_config = config;
   small_config.hidden_size = 64;
+  small_config.output_size = 48;
   const Index small_T = 300, small_n = 16;
   std::vector<std::int64_t> small_tokens(small_T * small_n), small_targets(small_T * small_n);
   for (Index i = 0; i < small_T * small_n; ++i) {
     small_tokens[i] = (7 * i + 3) % d;
-    small_targets[i] = (5 * i + 1) % d;
+    small_targets[i] = (5 * i + 1) % small_config.output_size;
   }
   const auto small_ids = rnnbptt::SequenceInput<float>::from_tokens(small_tokens, small_T, small_n);
   const auto small_y = rnnbptt::Targets<float>::from_classes(small_targets);
