@@ -55,22 +55,15 @@ def rnnbptt_step(V: int, h: int, n: int, T: int, dtype: type = np.float32) -> Ca
     return step
 
 
-def torch_step(V: int, h: int, n: int, T: int, dtype: type = np.float32) -> Callable[[], float]:
+def _torch_training_step(params: list[Any], forward: Callable[[], Any], y: Any, V: int) -> Callable[[], float]:
+    """The PyTorch side of the common step: cross-entropy over `forward()`'s logits, backward,
+    global-norm clipping at 1 and SGD."""
     import torch
 
-    tdtype = torch.float64 if dtype == np.float64 else torch.float32
-    torch.manual_seed(0)
-    rnn = torch.nn.RNN(V, h, nonlinearity="tanh", dtype=tdtype)
-    linear = torch.nn.Linear(h, V, dtype=tdtype)
-    params = list(rnn.parameters()) + list(linear.parameters())
     optimizer = torch.optim.SGD(params, lr=0.01)
-    x_np, y_np = tokens(V, n, T)
-    x, y = torch.from_numpy(x_np), torch.from_numpy(y_np).reshape(-1)
 
     def step() -> float:
-        inputs = torch.nn.functional.one_hot(x, V).to(tdtype)
-        out, _ = rnn(inputs)
-        loss = torch.nn.functional.cross_entropy(linear(out).reshape(-1, V), y)
+        loss = torch.nn.functional.cross_entropy(forward().reshape(-1, V), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -78,6 +71,19 @@ def torch_step(V: int, h: int, n: int, T: int, dtype: type = np.float32) -> Call
         return float(loss.detach())
 
     return step
+
+
+def torch_step(V: int, h: int, n: int, T: int, dtype: type = np.float32) -> Callable[[], float]:
+    import torch
+
+    tdtype = torch.float64 if dtype == np.float64 else torch.float32
+    torch.manual_seed(0)
+    rnn = torch.nn.RNN(V, h, nonlinearity="tanh", dtype=tdtype)
+    linear = torch.nn.Linear(h, V, dtype=tdtype)
+    x_np, y_np = tokens(V, n, T)
+    x, y = torch.from_numpy(x_np), torch.from_numpy(y_np).reshape(-1)
+    return _torch_training_step(list(rnn.parameters()) + list(linear.parameters()),
+                                lambda: linear(rnn(torch.nn.functional.one_hot(x, V).to(tdtype))[0]), y, V)
 
 
 def torch_embedding_step(V: int, h: int, n: int, T: int, dtype: type = np.float32) -> Callable[[], float]:
@@ -90,21 +96,10 @@ def torch_embedding_step(V: int, h: int, n: int, T: int, dtype: type = np.float3
     embedding = torch.nn.Embedding(V, h, dtype=tdtype)
     rnn = torch.nn.RNN(h, h, nonlinearity="tanh", dtype=tdtype)
     linear = torch.nn.Linear(h, V, dtype=tdtype)
-    params = list(embedding.parameters()) + list(rnn.parameters()) + list(linear.parameters())
-    optimizer = torch.optim.SGD(params, lr=0.01)
     x_np, y_np = tokens(V, n, T)
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np).reshape(-1)
-
-    def step() -> float:
-        out, _ = rnn(embedding(x))
-        loss = torch.nn.functional.cross_entropy(linear(out).reshape(-1, V), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        return float(loss.detach())
-
-    return step
+    params = list(embedding.parameters()) + list(rnn.parameters()) + list(linear.parameters())
+    return _torch_training_step(params, lambda: linear(rnn(embedding(x))[0]), y, V)
 
 
 def jax_step(V: int, h: int, n: int, T: int) -> Callable[[], float]:

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <stdexcept>
@@ -120,5 +121,20 @@ class CommandLine {
   std::vector<std::string> positional_;
   std::map<std::string, std::string> values_;
 };
+
+/// Runs `run(argc, argv)` as a program's main: a UsageError is one line on stderr and exit code
+/// 2, any other error one line and exit code 1.
+template <class Run>
+int main_with_exit_codes(const char* program, Run&& run, int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const UsageError& error) {
+    std::fprintf(stderr, "%s: error: %s\n", program, one_line(error.what()).c_str());
+    return 2;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "%s: error: %s\n", program, one_line(error.what()).c_str());
+    return 1;
+  }
+}
 
 }  // namespace example

@@ -72,14 +72,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const example::UsageError& error) {
-    std::fprintf(stderr, "generate: error: %s\n", example::one_line(error.what()).c_str());
-    return 2;
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "generate: error: %s\n", example::one_line(error.what()).c_str());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return example::main_with_exit_codes("generate", run, argc, argv); }

@@ -394,7 +394,7 @@ std::vector<std::remove_const_t<T>> copy_of(rnnbptt::Span<T> values) {
 /// `call` throws exactly an `E` (our type, not a base or a sibling) whose message contains every
 /// one of `words`.
 template <class E>
-::testing::AssertionResult throws(const std::function<void()>& call, std::initializer_list<std::string> words) {
+::testing::AssertionResult throws(const std::function<void()>& call, const std::vector<std::string>& words) {
   try {
     call();
   } catch (const E& error) {
@@ -406,7 +406,7 @@ template <class E>
   } catch (const std::exception& error) {
     return ::testing::AssertionFailure() << "wrong exception type: " << error.what();
   }
-  return ::testing::AssertionFailure() << "no exception; expected one naming '" << *words.begin() << "'";
+  return ::testing::AssertionFailure() << "no exception; expected one naming '" << words.front() << "'";
 }
 
 }  // namespace support

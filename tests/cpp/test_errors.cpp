@@ -21,18 +21,7 @@ template <class E = InvalidArgument>
                                  std::initializer_list<std::string> more = {}) {
   std::vector<std::string> words{name + ": expected", "got"};
   words.insert(words.end(), more.begin(), more.end());
-  try {
-    call();
-  } catch (const E& error) {
-    const std::string message = error.what();
-    for (const std::string& w : words)
-      if (message.find(w) == std::string::npos)
-        return ::testing::AssertionFailure() << "message '" << message << "' lacks '" << w << "'";
-    return ::testing::AssertionSuccess();
-  } catch (const std::exception& error) {
-    return ::testing::AssertionFailure() << "wrong exception type for '" << name << "': " << error.what();
-  }
-  return ::testing::AssertionFailure() << "no exception; expected one naming '" << name << "'";
+  return support::throws<E>(call, words);
 }
 
 #define EXPECT_NAMES(call, ...) EXPECT_TRUE(names([&] { call; }, __VA_ARGS__))
