@@ -23,10 +23,18 @@ def restore_threads():
     rb.set_num_threads(previous)
 
 
-# Large steps split each step's product into column bands, one per thread. Small steps (n h^2
-# <= 2^20) with two or more threads run the recurrence on one thread and the batched products
-# beside it, chunk by chunk (cpp/src/pipeline.hpp): T n = 3,200 rows make two chunks of 2,048.
-SHAPES = {"large_steps": dict(T=45, n=33, d=70, h=300, q=70), "small_steps": dict(T=100, n=32, d=40, h=96, q=40)}
+# Large steps split each step into row bands (at least 16 sequences per thread) or column bands
+# (cpp/src/recurrence.hpp): n = 33 gives row bands of 16 and 17 rows at 2 threads and column bands
+# at 3; n = 50 gives row bands of 16, 17 and 17 rows at 3 threads (h = 70 in float: whole panels,
+# e.g. two of 32 columns with AVX2, then the columns past the last panel). Small steps
+# (n h^2 <= 2^20) with two or more threads run the recurrence on one thread and the batched
+# products beside it, chunk by chunk (cpp/src/pipeline.hpp): T n = 3,200 rows make two chunks
+# of 2,048.
+SHAPES = {
+    "large_steps": dict(T=45, n=33, d=70, h=300, q=70),
+    "row_bands": dict(T=20, n=50, d=30, h=70, q=30),
+    "small_steps": dict(T=100, n=32, d=40, h=96, q=40),
+}
 
 
 @pytest.mark.parametrize("truncation", [rb.Full(), rb.Regular(7, 16), rb.Randomized(0.8, seed=2)])

@@ -5,7 +5,8 @@
 // A step of the recurrence is one n x h times h x h product. When that is small (n h^2 at most
 // 2^20 multiply-adds, e.g. h = 128 with n = 8: a few microseconds), cutting it into column
 // bands for several threads buys little and costs a barrier per step, which waits for the
-// slowest core at every one of T steps. Then one thread runs the whole recurrence (no barrier)
+// slowest core at every one of T steps, and there are too few rows for row bands (16 per
+// thread, recurrence.hpp) to keep the kernel busy. Then one thread runs the whole recurrence (no barrier)
 // and a second thread runs the products for each chunk of steps as soon as the recurrence has
 // finished it (forward: o_t = W_qh h_t; backward: dW_hh += g^a h_{t-1}^T), or before the
 // recurrence needs it (backward: W_qh^T g^o_t). The two meet through two counters, not barriers.

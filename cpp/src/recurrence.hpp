@@ -1,10 +1,17 @@
 // The sequential part of the RNN: for t = 1..T, C_t += A_{t-1} B on an n x h block, followed
 // by an elementwise step (phi forward, phi' backward). A general GEMM would re-pack B at every
-// step and fork threads at every step; here each thread packs its band of B once per call
-// (PackedBand), the micro-kernel reads the packed panels at every step, and one parallel
-// region spans the whole time loop: each thread owns a fixed band of
-// columns (whole panels of a grid that does not depend on the thread count, so results are
-// bit-identical for any number of threads) and the threads meet at one barrier per step.
+// step and fork threads at every step; here each thread packs the columns of B it uses once per
+// call (PackedBand), the micro-kernel reads the packed panels at every step, and one parallel
+// region spans the whole time loop. Each thread owns a fixed block of every step:
+// - row bands, when every thread gets at least min_band_rows rows (and B is at most 4 MiB: each
+//   thread packs all of it): a thread owns some of the n
+//   sequences, all h columns. Row r of step t needs only row r of step t - 1, so the threads
+//   never wait for each other inside the loop (no barrier per step, no state crossing cores);
+// - otherwise column bands: every row, a band of hidden units (whole panels), and the threads
+//   meet at one barrier per step.
+// Every element is computed by the same arithmetic (one multiply-add chain over k, then one
+// update of C) whichever block and kernel shape it falls in, so results are bit-identical for
+// any number of threads and either kind of band.
 #pragma once
 
 #include <Eigen/Core>
@@ -70,13 +77,19 @@ template <class Scalar, int NP>
 inline void column_block(Index rows, Index K, const Scalar* A, Index lda, const Scalar* B, Index ldb,
                          Scalar* C, Index ldc, Scalar alpha) {
   constexpr int MR = Simd<Scalar>::rows;
+  // With 3-row blocks, a last single row would run the 1-row kernel, which loads 4 packets of B
+  // for 4 multiply-adds: the last 4 rows run as two 2-row blocks instead.
+  const Index blocked = MR == 3 && rows > MR && rows % MR == 1 ? rows - 4 : rows;
   Index r = 0;
-  for (; r + MR <= rows; r += MR)
+  for (; r + MR <= blocked; r += MR)
     micro_kernel<Scalar, MR, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
+  if constexpr (MR > 2)
+    for (; r + 2 <= rows; r += 2) micro_kernel<Scalar, 2, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
   for (; r < rows; ++r) micro_kernel<Scalar, 1, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
 }
 
-// One thread's band of B, packed panel by panel: panel p (columns j0 + p W to j0 + (p + 1) W)
+// The columns of B one thread uses (all of them with row bands, its band with column bands),
+// packed panel by panel: panel p (columns j0 + p W to j0 + (p + 1) W)
 // is K x W contiguous. Unpacked, a panel's rows lie ldb apart: for ldb a multiple of 1 KiB
 // (h = 256, 512, 1024) they fall into a few cache sets and evict each other, so every pass
 // over a panel comes from L3. run_recurrence marks each thread's band stale when it starts;
@@ -149,60 +162,93 @@ void gemm_columns(Index rows, Index K, const Scalar* A, Index lda, const Scalar*
     }
 }
 
-// Threads worth using for steps of rows x K x cols: below ~64k multiply-adds per step a
-// barrier costs more than it saves.
+// Row bands need this many rows per thread: fewer leave the kernel's B panels read for too few
+// rows (each thread streams all of B at every step; a column band streams its share). And B
+// at most this large: each thread packs its own copy of all of it (h = 1024 in float is 4 MiB).
+constexpr Index min_band_rows = 16;
+constexpr std::size_t max_band_matrix_bytes = std::size_t(4) << 20;
+
+// How a recurrence of n x h by h x h steps is shared: `threads` threads (below ~64k
+// multiply-adds per step a barrier costs more than it saves, and no band is left empty), in
+// row bands (at least min_band_rows rows per thread, B at most max_band_matrix_bytes) or
+// column bands (see the top of this file).
+struct RecurrencePlan {
+  int threads = 1;
+  bool by_rows = false;
+};
+
 template <class Scalar>
-int recurrence_threads(Index rows, Index K, Index cols) {
+RecurrencePlan recurrence_plan(Index n, Index h) {
+  RecurrencePlan plan;
 #ifdef _OPENMP
-  const Index work = rows * K * cols;
-  const int available = get_num_threads();
-  const Index panels = (cols + Simd<Scalar>::panel - 1) / Simd<Scalar>::panel;  // no idle bands
-  int threads = static_cast<int>(std::min<Index>({available, work / 65536 + 1, panels}));
-  return std::max(threads, 1);
+  const Index work = n * h * h;
+  const Index wanted = std::min<Index>(get_num_threads(), work / 65536 + 1);
+  const bool small_matrix = static_cast<std::size_t>(h * h) * sizeof(Scalar) <= max_band_matrix_bytes;
+  if (wanted > 1 && n >= min_band_rows * wanted && small_matrix) {
+    plan.threads = static_cast<int>(wanted);
+    plan.by_rows = true;
+  } else {
+    const Index panels = (h + Simd<Scalar>::panel - 1) / Simd<Scalar>::panel;
+    plan.threads = static_cast<int>(std::max<Index>(1, std::min(wanted, panels)));
+  }
 #else
-  (void)rows, (void)K, (void)cols;
-  return 1;
+  (void)n, (void)h;
 #endif
+  return plan;
 }
 
-// This thread's share [begin, end) of `cols` columns, cut on the panel grid.
+// One thread's block of every step: rows [row, row + rows) and columns [begin, end).
+struct Band {
+  Index row = 0, rows = 0, begin = 0, end = 0;
+};
+
+// This thread's block of an n x cols step: an even share of the rows (row bands; cutting on
+// multiples of the kernel's 3 rows gave bands of 30 and 34 rows for n = 64, and the first
+// thread waited for the second), or a share of the columns cut on the panel grid (column bands).
 template <class Scalar>
-inline void column_band(Index cols, int thread, int threads, Index& begin, Index& end) {
-  constexpr Index W = Simd<Scalar>::panel;
-  const Index panels = (cols + W - 1) / W;
-  const Index first = panels * thread / threads, last = panels * (thread + 1) / threads;
-  begin = std::min(cols, first * W);
-  end = std::min(cols, last * W);
+inline Band band_of(const RecurrencePlan& plan, Index n, Index cols, int thread, int threads) {
+  Band band{0, n, 0, cols};
+  if (threads <= 1) return band;
+  if (plan.by_rows) {
+    band.row = n * thread / threads;
+    band.rows = n * (thread + 1) / threads - band.row;
+  } else {
+    constexpr Index W = Simd<Scalar>::panel;
+    const Index panels = (cols + W - 1) / W;
+    band.begin = std::min(cols, panels * thread / threads * W);
+    band.end = std::min(cols, panels * (thread + 1) / threads * W);
+  }
+  return band;
 }
 
-// Runs step(t, begin, end, thread) for t = first, first + direction, ... (count steps) on
-// every thread's band of `cols` columns, with a barrier after each step. One thread runs
+// Runs step(t, band) for t = first, first + direction, ... (count steps) on every thread's
+// block of an n x cols step; with column bands, a barrier follows each step. One thread runs
 // outside any parallel region: libgomp allocates a team for every serialized region (an
 // `if (false)` clause), and a steady-state step must not allocate.
 template <class Scalar, class Step>
-void run_recurrence(int threads, Index cols, Index first, Index count, int direction, Step&& step) {
+void run_recurrence(const RecurrencePlan& plan, Index n, Index cols, Index first, Index count, int direction,
+                    Step&& step) {
   const auto run = [&](int thread, int team) {
-    Index begin, end;
-    column_band<Scalar>(cols, thread, team, begin, end);
-    PackedBand<Scalar>& band = packed_band<Scalar>();
-    band.active = true;
-    band.source = nullptr;  // B may have changed since the last call: pack again
+    const Band band = band_of<Scalar>(plan, n, cols, thread, team);
+    PackedBand<Scalar>& packed = packed_band<Scalar>();
+    packed.active = true;
+    packed.source = nullptr;  // B may have changed since the last call: pack again
+    const bool barrier = team > 1 && !plan.by_rows;
     for (Index i = 0; i < count; ++i) {
-      step(first + direction * i, begin, end, thread);
-      if (team > 1) {
+      step(first + direction * i, band);
+      if (barrier) {
 #pragma omp barrier
       }
     }
-    band.active = false;
+    packed.active = false;
   };
 #ifdef _OPENMP
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
+  if (plan.threads > 1) {
+#pragma omp parallel num_threads(plan.threads)
     run(omp_get_thread_num(), omp_get_num_threads());
     return;
   }
 #endif
-  (void)threads;
   run(0, 1);
 }
 

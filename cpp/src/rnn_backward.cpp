@@ -30,7 +30,8 @@ namespace {
 // lane, the windows do not overlap, so one pass over the steps runs them all:
 //   g_t = [t injects] W_qh^T g^o_t + c_{t+1} g_{t+1} W_hh   (c_{t+1} only inside a window)
 //   g_t <- phi'(a_t) * g_t,  then dA_t += g_t
-// and each thread owns a band of hidden units. A single lane whose windows inject at every
+// and each thread owns a block of every step: some sequences or a band of hidden units
+// (recurrence.hpp). A single lane whose windows inject at every
 // step (Full, Randomized, Regular(k, k)) runs in place in ws.dA, which holds W_qh^T g^o_t on
 // entry; otherwise W_qh^T g^o_t is in ws.dH and each lane keeps its last two steps in
 // ws.lane_g, adding into ws.dA (the weight gradients are linear in g^a).
@@ -49,13 +50,14 @@ void recur(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W, bo
   const Scalar* c = ws.flow.data();  // c[t] = c_{t+1}, the flow from row t into row t - 1
   const Scalar* injected = in_place ? ws.dA.data() : ws.dH.data();
   Scalar* dA = ws.dA.data();
-  const int threads = beside != nullptr ? 1 : detail::recurrence_threads<Scalar>(n, h, h);
-  // ||dL/dh_t||^2 in pieces per panel of the fixed column grid (not per thread), summed in
-  // panel order: the same value for any thread count. One lane only (checked by the caller).
+  const detail::RecurrencePlan plan = beside != nullptr ? detail::RecurrencePlan{} : detail::recurrence_plan<Scalar>(n, h);
+  // ||dL/dh_t||^2 in pieces per row and panel of the fixed column grid (not per thread), summed
+  // in order: the same value for any thread count and either kind of band. One lane only
+  // (checked by the caller).
   constexpr Index panel = detail::Simd<Scalar>::panel;
   const Index panels = (h + panel - 1) / panel;
   if (options.record_dh_norms) {  // sized by rnn_backward, before any parallel region
-    std::fill(ws.norm_parts.begin(), ws.norm_parts.begin() + T * panels, 0.0);  // rows no window holds
+    std::fill(ws.norm_parts.begin(), ws.norm_parts.begin() + T * n * panels, 0.0);  // rows no window holds
   }
   const bool want_dh0 = options.dh0.size() != 0;  // length checked by rnn_backward
   const bool has_dh_T = options.dh_T.size() != 0;
@@ -71,35 +73,37 @@ void recur(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W, bo
     // Row t of g: in place, row t of dA; in lanes, one of two n x h slots taken in turn.
     auto g_row = [&](Index t) { return in_place ? dA + t * n * h : ws.lane_g.data() + (t & 1) * n * h; };
 
-    const auto row = [&](Index t, Index begin, Index end) {
+    // Step t on this thread's block: rows [r0, r0 + rows) and columns [begin, end) of g_t.
+    const auto row = [&](Index t, const detail::Band& band) {
       if (owner[t] < 0) return;  // between this lane's windows
       const Window& window = ws.windows[owner[t]];
-      Scalar* g = g_row(t);
-      MatrixMap<Scalar> g_band(g, n, h);
+      const Index r0 = band.row, rows = band.rows, begin = band.begin, width = band.end - band.begin;
+      MatrixMap<Scalar> g_t(g_row(t), n, h);
+      Scalar* g = g_t.data() + r0 * h;
+      auto g_block = g_t.block(r0, begin, rows, width);
       if (!in_place) {
         if (t >= window.begin)
-          g_band.middleCols(begin, end - begin) = ConstMatrixMap<Scalar>(injected + t * n * h, n, h).middleCols(begin, end - begin);
+          g_block = ConstMatrixMap<Scalar>(injected + t * n * h, n, h).block(r0, begin, rows, width);
         else
-          g_band.middleCols(begin, end - begin).setZero();
+          g_block.setZero();
       }
       if (t + 1 == T) {
-        if (has_dh_T)
-          g_band.middleCols(begin, end - begin) += ConstMatrixMap<Scalar>(options.dh_T.data(), n, h).middleCols(begin, end - begin);
+        if (has_dh_T) g_block += ConstMatrixMap<Scalar>(options.dh_T.data(), n, h).block(r0, begin, rows, width);
       } else if (t + 1 < window.end && c[t + 1] != Scalar(0)) {
-        detail::gemm_columns(n, h, g_row(t + 1), h, W, h, g, h, begin, end, c[t + 1]);
+        detail::gemm_columns(rows, h, g_row(t + 1) + r0 * h, h, W, h, g, h, begin, band.end, c[t + 1]);
       }
       if (options.record_dh_norms)
-        for (Index j = begin; j < end; j += panel)
-          ws.norm_parts[t * panels + j / panel] =
-              g_band.block(0, j, n, std::min(panel, end - j)).template cast<double>().squaredNorm();
-      detail::derivative_band(config.activation, g, ws.H.data() + (t + 1) * n * h, n, h, begin, end);
-      if (!in_place)
-        MatrixMap<Scalar>(dA + t * n * h, n, h).middleCols(begin, end - begin) += g_band.middleCols(begin, end - begin);
+        for (Index r = r0; r < r0 + rows; ++r)
+          for (Index j = begin; j < band.end; j += panel)
+            ws.norm_parts[(t * n + r) * panels + j / panel] =
+                g_t.row(r).segment(j, std::min(panel, band.end - j)).template cast<double>().squaredNorm();
+      detail::derivative_band(config.activation, g, ws.H.data() + ((t + 1) * n + r0) * h, rows, h, begin, band.end);
+      if (!in_place) MatrixMap<Scalar>(dA + t * n * h, n, h).block(r0, begin, rows, width) += g_block;
     };
-    detail::run_recurrence<Scalar>(threads, h, T, T, -1, [&](Index step, Index begin, Index end, int) {
+    detail::run_recurrence<Scalar>(plan, n, h, T, T, -1, [&](Index step, const detail::Band& band) {
       const Index t = step - 1;  // 0-based row
       if (beside != nullptr) beside->injected->wait([&](Index from) { return from <= t; });
-      row(t, begin, end);
+      row(t, band);
       if (beside != nullptr) beside->finished->publish(t);
     });
     // dL/dh_0 = c_1 g^a_1 W_hh, from the window (of this lane) that starts at step 0.
@@ -109,7 +113,7 @@ void recur(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W, bo
   if (options.record_dh_norms)
     for (Index t = 0; t < T; ++t) {
       double sum = 0.0;
-      for (Index i = 0; i < panels; ++i) sum += ws.norm_parts[t * panels + i];
+      for (Index i = 0; i < n * panels; ++i) sum += ws.norm_parts[t * n * panels + i];
       ws.dh_norms[t] = static_cast<Scalar>(std::sqrt(sum));
     }
 }
@@ -168,8 +172,8 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
   if (options.record_dh_norms) {
     const Index panels = (h + detail::Simd<Scalar>::panel - 1) / detail::Simd<Scalar>::panel;
     detail::grow_buffer(ws.norm_parts,
-                        detail::checked_size("x", "the norm pieces T x panels", {T, panels}, sizeof(double)),
-                        "x", "the norm pieces T x panels");
+                        detail::checked_size("x", "the norm pieces T x n x panels", {T, n_, panels}, sizeof(double)),
+                        "x", "the norm pieces T x n x panels");
   }
   MatrixMap<Scalar> injected(in_place ? ws.dA.data() : ws.dH.data(), T * n, h);
   injected.topRows(P * n).setZero();
@@ -217,23 +221,29 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
   }
   ws.has_dh_norms = options.record_dh_norms;
 
-  // db_h = sum_t g^a_t, dW_hx = sum_t g^a_t x_t^T.
-  if (config.bias) dp.b_h = dA.colwise().sum();
-  if (x.is_tokens()) {
-    // Scatter-add g^a rows into rows id of dW_hx^T; each thread owns a band of hidden units,
-    // so the sum order (and the result) does not depend on the thread count.
-    MatrixMap<Scalar> dW_hx_T(ws.dW_hx_T.data(), d, h);
-    dW_hx_T.setZero();
+  // db_h = sum_t g^a_t and, for token input, dW_hx = sum_t g^a_t x_t^T (a scatter-add of g^a
+  // rows into rows id of dW_hx^T), in one pass over g^a. Each thread owns a band of hidden
+  // units and adds the rows in order, so the sums (and the results) do not depend on the thread
+  // count. One band per thread: parallel_for over the bands (one thread: no parallel region).
+  const bool scatter = x.is_tokens();
+  MatrixMap<Scalar> dW_hx_T(ws.dW_hx_T.data(), scatter ? d : 0, h);
+  if (config.bias || scatter) {
+    if (config.bias) dp.b_h.setZero();
+    if (scatter) dW_hx_T.setZero();
     const IdView ids = x.tokens;
-    // One band per thread: parallel_for over the bands (one thread: no parallel region).
     const Index threads = T * n * h > 65536 ? std::max(1, get_num_threads()) : 1;
     const Index band = (h + threads - 1) / threads;
     detail::parallel_for(static_cast<int>(threads), threads, [&](Index thread) {
       const Index lo = std::min(h, thread * band), width = std::min(h, lo + band) - lo;
-      if (width > 0)
-        for (Index r = 0; r < T * n; ++r)
-          dW_hx_T.row(ids[r]).segment(lo, width) += dA.row(r).segment(lo, width);
+      if (width <= 0) return;
+      for (Index r = 0; r < T * n; ++r) {
+        const auto g = dA.row(r).segment(lo, width);
+        if (config.bias) dp.b_h.segment(lo, width) += g;
+        if (scatter) dW_hx_T.row(ids[r]).segment(lo, width) += g;
+      }
     });
+  }
+  if (scatter) {
     dp.W_hx = dW_hx_T.transpose();
   } else {
     ConstMatrixMap<Scalar> X(x.dense.data(), T * n, d);

@@ -79,25 +79,37 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
   }
   const Index rows = (T - P) * n;
   auto A = H.middleRows((P + 1) * n, rows);  // a_t, then h_t in place
+  // Row-parallel passes over (T - P) n x h (the gather and the bias) and h x h (the transpose): one
+  // thread when small. Each number is one copy or one addition, whoever computes it.
+  const int row_threads = rows * h > 65536 ? get_num_threads() : 1;
   if (x.is_tokens()) {
     // x_t is one-hot: W_hx x_t is a column of W_hx, a contiguous row of its transpose.
     MatrixMap<Scalar> W_hx_T(ws.W_hx_T.data(), d, h);
     W_hx_T = p.W_hx.transpose();
     const IdView ids = input.tokens;
-    detail::parallel_for(rows * h > 65536 ? get_num_threads() : 1, rows,
-                         [&](Index r) { A.row(r) = W_hx_T.row(ids[P * n + r]); });
+    if (config.bias)
+      detail::parallel_for(row_threads, rows, [&](Index r) { A.row(r) = W_hx_T.row(ids[P * n + r]) + p.b_h; });
+    else
+      detail::parallel_for(row_threads, rows, [&](Index r) { A.row(r) = W_hx_T.row(ids[P * n + r]); });
   } else {
     detail::gemm(A, ConstMatrixMap<Scalar>(x.dense.data() + P * n * d, rows, d), p.W_hx.transpose());
+    if (config.bias) detail::parallel_for(row_threads, rows, [&](Index r) { A.row(r) += p.b_h; });
   }
-  if (config.bias) A.rowwise() += p.b_h;
-  // h_t = phi(a_t + h_{t-1} W_hh^T), each thread on its own band of hidden units; then
-  // o_t = W_qh h_t chunk by chunk (pipeline.hpp), beside the recurrence when its steps are small.
+  // h_t = phi(a_t + h_{t-1} W_hh^T), each thread on its own block of rows or hidden units
+  // (recurrence.hpp); then o_t = W_qh h_t chunk by chunk (pipeline.hpp), beside the recurrence
+  // when its steps are small.
   MatrixMap<Scalar> W_hh_T(ws.W_hh_T.data(), h, h);
-  W_hh_T = p.W_hh.transpose();
+  constexpr Index transpose_block = 64;  // rows of W_hh^T per task
+  detail::parallel_for(h * h > 65536 ? get_num_threads() : 1, (h + transpose_block - 1) / transpose_block,
+                       [&](Index b) {
+                         const Index i = b * transpose_block, count = std::min(transpose_block, h - i);
+                         W_hh_T.middleRows(i, count) = p.W_hh.middleCols(i, count).transpose();
+                       });
   Scalar* states = ws.H.data();
-  const auto step = [&](Index t, Index begin, Index end, int) {
-    detail::gemm_columns(n, h, states + (t - 1) * n * h, h, W_hh_T.data(), h, states + t * n * h, h, begin, end);
-    detail::activate_band(config.activation, states + t * n * h, n, h, begin, end);
+  const auto step = [&](Index t, const detail::Band& band) {
+    Scalar* h_t = states + (t * n + band.row) * h;
+    detail::gemm_columns(band.rows, h, h_t - n * h, h, W_hh_T.data(), h, h_t, h, band.begin, band.end);
+    detail::activate_band(config.activation, h_t, band.rows, h, band.begin, band.end);
   };
   MatrixMap<Scalar> O(ws.O.data(), T * n, q);
   const detail::TimeChunks chunks(P + 1, T + 1, n, h);  // steps t = P + 1 .. T (rows of H)
@@ -111,10 +123,11 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
     detail::Progress finished(P);  // h_1 .. h_finished are final
     done = detail::run_beside(
         [&] {
-          detail::run_recurrence<Scalar>(1, h, P + 1, T - P, +1, [&](Index t, Index begin, Index end, int thread) {
-            step(t, begin, end, thread);
-            finished.publish(t);
-          });
+          detail::run_recurrence<Scalar>(detail::RecurrencePlan{}, n, h, P + 1, T - P, +1,
+                                         [&](Index t, const detail::Band& band) {
+                                           step(t, band);
+                                           finished.publish(t);
+                                         });
         },
         [&] {
           for (Index c = 0; c < chunks.count(); ++c) {
@@ -125,7 +138,7 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
         [&] { finished.publish(T); });
   }
   if (!done) {
-    detail::run_recurrence<Scalar>(detail::recurrence_threads<Scalar>(n, h, h), h, P + 1, T - P, +1, step);
+    detail::run_recurrence<Scalar>(detail::recurrence_plan<Scalar>(n, h), n, h, P + 1, T - P, +1, step);
     for (Index c = 0; c < chunks.count(); ++c) output_chunk(c, 0);
   }
   auto O_loss = O.middleRows(P * n, rows);

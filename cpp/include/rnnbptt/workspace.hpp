@@ -40,7 +40,7 @@ struct RNNBPTT_EXPORT Workspace {
   Buffer<Scalar> flow;      // steps: c_t of the last backward (flow[t] = c_{t+1})
   Buffer<Scalar> dh_norms;  // steps: ||dL/dh_t|| over the batch, when recorded
   Buffer<double> row_loss;  // steps x n: l(o_t, y_t) * w_t before the reduction
-  Buffer<double> norm_parts; // steps x panels: pieces of ||dL/dh_t||^2 per column panel
+  Buffer<double> norm_parts; // steps x n x panels: pieces of ||dL/dh_t||^2 per row and column panel
   Buffer<Index> lane_owner; // steps: the window of the running lane that holds step t, or -1
   std::vector<Window> windows;   // the last backward's schedule
   Index lanes = 0;               // lanes of that schedule
