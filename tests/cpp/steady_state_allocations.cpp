@@ -97,6 +97,13 @@ int main() {
       {"dense_full_adam", [&] { train_step(values, full); }},
       {"tokens_regular_10_25", [&] { train_step(ids, regular); }},
       {"tokens_randomized", [&] { train_step(ids, randomized); }},
+      {"tokens_full_norms", [&] {
+         model.forward(ids);
+         model.loss(y);
+         rnnbptt::BackwardOptions<float> options;
+         options.record_dh_norms = true;
+         model.backward(options);
+       }},
       {"stream_regular_10_25_sgd", [&] {
          runner.step(model, ids, y);
          rnnbptt::clip_grad_norm(model.gradients(), 1.0);
@@ -145,6 +152,28 @@ int main() {
     rnnbptt::sgd_step(small_model.parameters(), small_model.gradients(), 0.1);
   };
   report("tokens_full_small_steps", small_step, 5);
+  // The main cases give each of the 2 threads 16 sequences (row bands, cpp/src/recurrence.hpp);
+  // 8 sequences of the same model run in column bands, with a barrier per step.
+  const Index narrow_n = 8;
+  std::vector<std::int64_t> narrow_tokens(T * narrow_n), narrow_targets(T * narrow_n);
+  for (Index i = 0; i < T * narrow_n; ++i) {
+    narrow_tokens[i] = tokens[i];
+    narrow_targets[i] = targets[i];
+  }
+  const auto narrow_ids = rnnbptt::SequenceInput<float>::from_tokens(narrow_tokens, T, narrow_n);
+  const auto narrow_y = rnnbptt::Targets<float>::from_classes(narrow_targets);
+  rnnbptt::Model<float> narrow_model(config);
+  narrow_model.init_normal(0.05, 1);
+  const auto narrow_step = [&] {
+    narrow_model.forward(narrow_ids);
+    narrow_model.loss(narrow_y);
+    rnnbptt::BackwardOptions<float> options;
+    options.record_dh_norms = true;
+    narrow_model.backward(options);
+    rnnbptt::clip_grad_norm(narrow_model.gradients(), 1.0);
+    rnnbptt::sgd_step(narrow_model.parameters(), narrow_model.gradients(), 0.1);
+  };
+  report("tokens_full_column_bands_norms", narrow_step, 5);
   // Inference: a Predictor stepping token by token.
   rnnbptt::Predictor<float> predictor(model);
   std::int64_t next = 1;
