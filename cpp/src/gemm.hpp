@@ -26,9 +26,9 @@ namespace rnnbptt::detail {
 // tile packs its share of A and B again, so smaller ones pack more than they compute, and
 // doubling keeps the count even, so 2, 4 or 8 threads share the tiles evenly; stopping at 4
 // tiles made dW_hh at h = 512 10% faster on 2 threads, but would leave 8 threads half idle).
-// Each side is cut
-// evenly, on multiples of 8, so no sliver is left over (65 rows are one tile of 65, not 64 + 1:
-// a one-row tile packs as much of B as a full one). A function of the shape alone.
+// Each side is cut evenly, on multiples of 8, so no sliver is left over (65 rows are one tile
+// of 65, not 64 + 1: a one-row tile packs as much of B as a full one). A function of the shape
+// alone.
 struct TileGrid {
   Index m = 0, n = 0;                  // the output's size
   Index row_tiles = 0, col_tiles = 0;  // tiles down and across

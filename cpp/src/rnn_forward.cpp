@@ -87,10 +87,10 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
     MatrixMap<Scalar> W_hx_T(ws.W_hx_T.data(), d, h);
     W_hx_T = p.W_hx.transpose();
     const IdView ids = input.tokens;
-    if (config.bias)
-      detail::parallel_for(row_threads, rows, [&](Index r) { A.row(r) = W_hx_T.row(ids[P * n + r]) + p.b_h; });
-    else
-      detail::parallel_for(row_threads, rows, [&](Index r) { A.row(r) = W_hx_T.row(ids[P * n + r]); });
+    detail::parallel_for(row_threads, rows, [&](Index r) {
+      A.row(r) = W_hx_T.row(ids[P * n + r]);
+      if (config.bias) A.row(r) += p.b_h;
+    });
   } else {
     detail::gemm(A, ConstMatrixMap<Scalar>(x.dense.data() + P * n * d, rows, d), p.W_hx.transpose());
     if (config.bias) detail::parallel_for(row_threads, rows, [&](Index r) { A.row(r) += p.b_h; });

@@ -54,6 +54,26 @@ long steady_state(const std::function<void()>& step, int steps = 5) {
   return allocations.load();
 }
 
+// count ids (mul i + add) mod modulus: a fixed, valid token sequence.
+std::vector<std::int64_t> id_pattern(Index count, Index mul, Index add, Index modulus) {
+  std::vector<std::int64_t> ids(static_cast<std::size_t>(count));
+  for (Index i = 0; i < count; ++i) ids[i] = (mul * i + add) % modulus;
+  return ids;
+}
+
+// A full-BPTT step of `model` on (x, y), clipped, with SGD; optionally recording ||dL/dh_t||.
+template <class Scalar>
+void sgd_training_step(rnnbptt::Model<Scalar>& model, const rnnbptt::SequenceInput<Scalar>& x,
+                       const rnnbptt::Targets<Scalar>& y, bool record_dh_norms = false) {
+  model.forward(x);
+  model.loss(y);
+  rnnbptt::BackwardOptions<Scalar> options;
+  options.record_dh_norms = record_dh_norms;
+  model.backward(options);
+  rnnbptt::clip_grad_norm(model.gradients(), 1.0);
+  rnnbptt::sgd_step(model.parameters(), model.gradients(), 0.1);
+}
+
 int main() {
   rnnbptt::set_num_threads(2);
   rnnbptt::ModelConfig config;
@@ -61,11 +81,7 @@ int main() {
   config.hidden_size = 384;
   config.output_size = 65;
   const Index T = 70, n = 32, d = config.input_size;
-  std::vector<std::int64_t> tokens(T * n), targets(T * n);
-  for (Index i = 0; i < T * n; ++i) {
-    tokens[i] = (7 * i + 3) % d;
-    targets[i] = (5 * i + 1) % d;
-  }
+  const std::vector<std::int64_t> tokens = id_pattern(T * n, 7, 3, d), targets = id_pattern(T * n, 5, 1, d);
   std::vector<float> dense(T * n * d, 0.25f);
   const auto ids = rnnbptt::SequenceInput<float>::from_tokens(tokens, T, n);
   const auto values = rnnbptt::SequenceInput<float>::from_dense(dense, T, n);
@@ -116,13 +132,7 @@ int main() {
   std::vector<double> dense64(T * n * d, 0.25);
   const auto values64 = rnnbptt::SequenceInput<double>::from_dense(dense64, T, n);
   const auto y64 = rnnbptt::Targets<double>::from_classes(targets);
-  const auto step64 = [&] {
-    model64.forward(values64);
-    model64.loss(y64);
-    model64.backward();
-    rnnbptt::clip_grad_norm(model64.gradients(), 1.0);
-    rnnbptt::sgd_step(model64.parameters(), model64.gradients(), 0.1);
-  };
+  const auto step64 = [&] { sgd_training_step(model64, values64, y64); };
   long total = 0;
   const auto report = [&](const char* name, const std::function<void()>& step, int steps) {
     const long count = steady_state(step, steps);
@@ -135,44 +145,24 @@ int main() {
   small_config.hidden_size = 64;
   small_config.output_size = 48;
   const Index small_T = 300, small_n = 16;
-  std::vector<std::int64_t> small_tokens(small_T * small_n), small_targets(small_T * small_n);
-  for (Index i = 0; i < small_T * small_n; ++i) {
-    small_tokens[i] = (7 * i + 3) % d;
-    small_targets[i] = (5 * i + 1) % small_config.output_size;
-  }
+  const std::vector<std::int64_t> small_tokens = id_pattern(small_T * small_n, 7, 3, d),
+                                  small_targets = id_pattern(small_T * small_n, 5, 1, small_config.output_size);
   const auto small_ids = rnnbptt::SequenceInput<float>::from_tokens(small_tokens, small_T, small_n);
   const auto small_y = rnnbptt::Targets<float>::from_classes(small_targets);
   rnnbptt::Model<float> small_model(small_config);
   small_model.init_normal(0.05, 1);
-  const auto small_step = [&] {
-    small_model.forward(small_ids);
-    small_model.loss(small_y);
-    small_model.backward();
-    rnnbptt::clip_grad_norm(small_model.gradients(), 1.0);
-    rnnbptt::sgd_step(small_model.parameters(), small_model.gradients(), 0.1);
-  };
+  const auto small_step = [&] { sgd_training_step(small_model, small_ids, small_y); };
   report("tokens_full_small_steps", small_step, 5);
   // The main cases give each of the 2 threads 16 sequences (row bands, cpp/src/recurrence.hpp);
   // 8 sequences of the same model run in column bands, with a barrier per step.
   const Index narrow_n = 8;
-  std::vector<std::int64_t> narrow_tokens(T * narrow_n), narrow_targets(T * narrow_n);
-  for (Index i = 0; i < T * narrow_n; ++i) {
-    narrow_tokens[i] = tokens[i];
-    narrow_targets[i] = targets[i];
-  }
+  const std::vector<std::int64_t> narrow_tokens = id_pattern(T * narrow_n, 7, 3, d),
+                                  narrow_targets = id_pattern(T * narrow_n, 5, 1, d);
   const auto narrow_ids = rnnbptt::SequenceInput<float>::from_tokens(narrow_tokens, T, narrow_n);
   const auto narrow_y = rnnbptt::Targets<float>::from_classes(narrow_targets);
   rnnbptt::Model<float> narrow_model(config);
   narrow_model.init_normal(0.05, 1);
-  const auto narrow_step = [&] {
-    narrow_model.forward(narrow_ids);
-    narrow_model.loss(narrow_y);
-    rnnbptt::BackwardOptions<float> options;
-    options.record_dh_norms = true;
-    narrow_model.backward(options);
-    rnnbptt::clip_grad_norm(narrow_model.gradients(), 1.0);
-    rnnbptt::sgd_step(narrow_model.parameters(), narrow_model.gradients(), 0.1);
-  };
+  const auto narrow_step = [&] { sgd_training_step(narrow_model, narrow_ids, narrow_y, true); };
   report("tokens_full_column_bands_norms", narrow_step, 5);
   // Inference: a Predictor stepping token by token.
   rnnbptt::Predictor<float> predictor(model);
