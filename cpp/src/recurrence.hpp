@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <new>
+#include <type_traits>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -36,13 +37,21 @@ struct Simd {
   static constexpr int size = Eigen::internal::unpacket_traits<Packet>::size;
 #ifdef EIGEN_VECTORIZE_AVX512
   static constexpr int rows = 6;  // 32 vector registers: 6 x 4 accumulators
-#else
-  // 16 vector registers: 3 x 4 accumulators and A's broadcast; B is read as an operand of the
-  // multiply-add. Measured on an AVX2 EPYC, as fast as 6 x 2 (BLIS's shape), which needs two
-  // registers for B.
-  static constexpr int rows = 3;
-#endif
   static constexpr int packets = 4;
+#elif defined(EIGEN_VECTORIZE_FMA)
+  // 16 vector registers: 4 x 3 accumulators, 3 for a row of B and 1 for A's broadcast. On an
+  // AVX2 EPYC this runs near the multiply-add peak from L1 and L2; 3 x 4 (which must read B
+  // as a memory operand of every multiply-add, 12 loads per 12 multiply-adds) ran at about 60%
+  // of it, and 6 x 2 (BLIS's shape) in between.
+  static constexpr int rows = 4;
+  static constexpr int packets = 3;
+#else
+  // 16 vector registers and no fused multiply-add: a multiply and an add, which needs a
+  // register for the product. 3 x 4 accumulators leave room for it (B is read as an operand of
+  // the multiply); 4 x 3 would spill, and ran slower with SSE2.
+  static constexpr int rows = 3;
+  static constexpr int packets = 4;
+#endif
   static constexpr int panel = size * packets;  // columns per panel
 };
 
@@ -77,30 +86,56 @@ template <class Scalar, int NP>
 inline void column_block(Index rows, Index K, const Scalar* A, Index lda, const Scalar* B, Index ldb,
                          Scalar* C, Index ldc, Scalar alpha) {
   constexpr int MR = Simd<Scalar>::rows;
-  // With 3-row blocks, a last single row would run the 1-row kernel, which loads 4 packets of B
-  // for 4 multiply-adds: the last 4 rows run as two 2-row blocks instead.
-  const Index blocked = MR == 3 && rows > MR && rows % MR == 1 ? rows - 4 : rows;
+  // A last single row would run the 1-row kernel, which reads a whole panel of B for NP
+  // multiply-adds per k: the last MR + 1 rows run as blocks of MR - 1 and 2 rows instead.
+  const Index blocked = MR > 2 && rows > MR && rows % MR == 1 ? rows - MR - 1 : rows;
   Index r = 0;
   for (; r + MR <= blocked; r += MR)
     micro_kernel<Scalar, MR, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
+  if constexpr (MR > 3)
+    for (; r + MR - 1 <= rows; r += MR - 1)
+      micro_kernel<Scalar, MR - 1, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
   if constexpr (MR > 2)
     for (; r + 2 <= rows; r += 2) micro_kernel<Scalar, 2, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
   for (; r < rows; ++r) micro_kernel<Scalar, 1, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
 }
 
+// How a band of columns is cut into kernel blocks: whole panels (NP packets), then blocks of
+// two packets and of one, then single columns (fewer than a packet, read in place). With
+// 3-packet panels a lone last packet would run the 1-packet kernel, which reads a packet of B
+// for each multiply-add: that packet and the last panel run as two 2-packet blocks instead.
+struct ColumnBlocks {
+  Index panels = 0, pairs = 0, singles = 0;
+};
+
+template <class Scalar>
+constexpr ColumnBlocks column_blocks(Index columns) {
+  constexpr Index P = Simd<Scalar>::size, NP = Simd<Scalar>::packets;
+  ColumnBlocks blocks;
+  blocks.panels = columns / (NP * P);
+  Index packets = columns % (NP * P) / P;
+  if (NP == 3 && packets == 1 && blocks.panels > 0) {
+    blocks.panels -= 1;
+    packets += NP;
+  }
+  blocks.pairs = packets / 2;
+  blocks.singles = packets % 2;
+  return blocks;
+}
+
 // The columns of B one thread uses (all of them with row bands, its band with column bands),
-// packed panel by panel: panel p (columns j0 + p W to j0 + (p + 1) W)
-// is K x W contiguous. Unpacked, a panel's rows lie ldb apart: for ldb a multiple of 1 KiB
-// (h = 256, 512, 1024) they fall into a few cache sets and evict each other, so every pass
-// over a panel comes from L3. run_recurrence marks each thread's band stale when it starts;
-// the first gemm_columns of the call packs it and the following steps reuse it (B is the
-// same matrix for the whole time loop). The copy is exact and the kernel reads B in the same
-// order, so results are those of the unpacked kernel.
+// packed block by block (column_blocks): a block of w columns is K x w contiguous. Unpacked,
+// a block's rows lie ldb apart: for ldb a multiple of 1 KiB (h = 256, 512, 1024) they fall
+// into a few cache sets and evict each other, so every pass over a block comes from L3.
+// run_recurrence marks each thread's band stale when it starts; the first gemm_columns of the
+// call packs it and the following steps reuse it (B is the same matrix for the whole time
+// loop). The copy is exact and the kernel reads B in the same order, so results are those of
+// the unpacked kernel.
 template <class Scalar>
 struct PackedBand {
-  Buffer<Scalar> values;  // panels x K x W, grown once per thread
+  Buffer<Scalar> values;  // K x (columns rounded down to packets), grown once per thread
   const Scalar* source = nullptr;
-  Index K = 0, ldb = 0, j0 = 0, panels = 0;
+  Index K = 0, ldb = 0, j0 = 0, columns = 0;
   bool active = false;  // inside run_recurrence on this thread
 };
 
@@ -110,16 +145,17 @@ inline PackedBand<Scalar>& packed_band() {
   return band;
 }
 
-// The packed copy of B[:, j0:j0 + panels W] for this thread, or nullptr outside a recurrence
+// The packed copy of B[:, j0:j0 + columns] for this thread, or nullptr outside a recurrence
 // (or when memory for it cannot be had: then the caller reads B in place).
 template <class Scalar>
-inline const Scalar* packed_panels(Index K, const Scalar* B, Index ldb, Index j0, Index panels) {
-  constexpr Index W = Simd<Scalar>::panel;
+inline const Scalar* packed_columns(Index K, const Scalar* B, Index ldb, Index j0, Index columns) {
+  constexpr Index P = Simd<Scalar>::size, W = Simd<Scalar>::panel;
   PackedBand<Scalar>& band = packed_band<Scalar>();
   if (!band.active) return nullptr;
-  if (band.source == B && band.K == K && band.ldb == ldb && band.j0 == j0 && band.panels == panels)
+  if (band.source == B && band.K == K && band.ldb == ldb && band.j0 == j0 && band.columns == columns)
     return band.values.data();
-  const std::size_t size = static_cast<std::size_t>(panels * K * W);
+  const ColumnBlocks blocks = column_blocks<Scalar>(columns);
+  const std::size_t size = static_cast<std::size_t>(K * (columns / P * P));
   if (band.values.size() < size) {
     try {
       band.values.resize(size);
@@ -129,13 +165,19 @@ inline const Scalar* packed_panels(Index K, const Scalar* B, Index ldb, Index j0
     }
   }
   Scalar* out = band.values.data();
-  for (Index p = 0; p < panels; ++p)
-    for (Index k = 0; k < K; ++k, out += W) std::copy(B + k * ldb + j0 + p * W, B + k * ldb + j0 + (p + 1) * W, out);
+  Index j = j0;
+  const auto pack = [&](Index count, Index width) {
+    for (Index b = 0; b < count; ++b, j += width)
+      for (Index k = 0; k < K; ++k, out += width) std::copy(B + k * ldb + j, B + k * ldb + j + width, out);
+  };
+  pack(blocks.panels, W);
+  pack(blocks.pairs, 2 * P);
+  pack(blocks.singles, P);
   band.source = B;
   band.K = K;
   band.ldb = ldb;
   band.j0 = j0;
-  band.panels = panels;
+  band.columns = columns;
   return band.values.data();
 }
 
@@ -143,17 +185,25 @@ inline const Scalar* packed_panels(Index K, const Scalar* B, Index ldb, Index j0
 template <class Scalar>
 void gemm_columns(Index rows, Index K, const Scalar* A, Index lda, const Scalar* B, Index ldb, Scalar* C,
                   Index ldc, Index j0, Index j1, Scalar alpha = Scalar(1)) {
-  constexpr int P = Simd<Scalar>::size, W = Simd<Scalar>::panel, NP = Simd<Scalar>::packets;
-  const Index panels = (j1 - j0) / W;
-  const Scalar* packed = panels > 0 ? packed_panels(K, B, ldb, j0, panels) : nullptr;
+  constexpr int P = Simd<Scalar>::size, NP = Simd<Scalar>::packets;
+  const ColumnBlocks blocks = column_blocks<Scalar>(j1 - j0);
+  const Scalar* packed = j1 - j0 >= P ? packed_columns(K, B, ldb, j0, j1 - j0) : nullptr;
   Index j = j0;
-  for (Index p = 0; p < panels; ++p, j += W) {
-    if (packed != nullptr)
-      column_block<Scalar, NP>(rows, K, A, lda, packed + p * K * W, W, C + j, ldc, alpha);
-    else
-      column_block<Scalar, NP>(rows, K, A, lda, B + j, ldb, C + j, ldc, alpha);
-  }
-  for (; j + P <= j1; j += P) column_block<Scalar, 1>(rows, K, A, lda, B + j, ldb, C + j, ldc, alpha);
+  const auto run = [&](auto packets, Index count) {
+    constexpr int np = decltype(packets)::value;
+    constexpr Index width = np * P;
+    for (Index b = 0; b < count; ++b, j += width) {
+      if (packed != nullptr) {
+        column_block<Scalar, np>(rows, K, A, lda, packed, width, C + j, ldc, alpha);
+        packed += K * width;
+      } else {
+        column_block<Scalar, np>(rows, K, A, lda, B + j, ldb, C + j, ldc, alpha);
+      }
+    }
+  };
+  run(std::integral_constant<int, NP>{}, blocks.panels);
+  run(std::integral_constant<int, 2>{}, blocks.pairs);
+  run(std::integral_constant<int, 1>{}, blocks.singles);
   for (; j < j1; ++j)  // fewer columns than one packet
     for (Index r = 0; r < rows; ++r) {
       Scalar sum(0);
