@@ -73,6 +73,14 @@ def model_grads(model: rb.RNN) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture
+def restore_threads():
+    """Gives back the library's thread count after a test that sets it."""
+    previous = rb.get_num_threads()
+    yield
+    rb.set_num_threads(previous)
+
+
+@pytest.fixture
 def torch():
     return pytest.importorskip("torch")
 

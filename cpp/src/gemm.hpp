@@ -3,9 +3,10 @@
 //
 // Eigen's own product picks its blocking from the number of threads and from the caches it
 // detects, and packs into buffers on the stack or, when they are large, on the heap. Here the
-// output is cut into tiles on a grid fixed by the shape alone; each tile is one call of
-// Eigen's sequential GEMM kernel with blocking sizes we fix (depth blocks of 256) and packing
-// buffers owned by the calling thread, grown once and then reused. OpenMP spreads the tiles.
+// output is cut into tiles on a grid fixed by the shape alone, and each tile is computed by
+// Eigen's packing routines and GEMM kernel with blocking sizes we fix (depth blocks of 256),
+// into packing buffers owned by the calling thread, grown once and then reused. OpenMP gives
+// each thread an even share of the tiles (tiles_product).
 #pragma once
 
 #include <Eigen/Core>
@@ -63,6 +64,13 @@ inline TileGrid tile_grid(Index m, Index n) {
 }
 
 constexpr Index depth_block = 256;
+// Products at least this deep share each thread's packed blocks between its tiles, depth block
+// by depth block (tiles_product); shallower ones (the output layer, W_qh^T g^o: a few depth
+// blocks) compute one tile at a time, which keeps the tile's output in cache over its depth
+// blocks (sharing made the output layer at M 10-15% slower). At most max_kept_bytes of packed
+// B is kept per thread.
+constexpr Index shared_packing_depth = 8 * depth_block;
+constexpr std::size_t max_kept_bytes = std::size_t(4) << 20;
 
 // body(i) for i in [0, count), statically scheduled over `threads` threads. With one thread it
 // runs here, outside any parallel region: libgomp allocates a team for every region, even a
@@ -80,42 +88,90 @@ void parallel_for(int threads, Index count, Body&& body) {
   for (Index i = 0; i < count; ++i) body(i);
 }
 
-// Eigen's blocking description, filled with our sizes and our buffers. Eigen computes a row-major
-// C = A B as the column-major C^T = B^T A^T: its left operand, packed into blockA in blocks of
-// mc x kc, is our B, and its right operand, packed into blockB in blocks of kc x nc, is our A.
-template <class Scalar>
-class FixedBlocking : public Eigen::internal::level3_blocking<Scalar, Scalar> {
- public:
-  FixedBlocking(Scalar* pack_lhs, Scalar* pack_rhs, Index mc, Index nc, Index kc) {
-    this->m_blockA = pack_lhs;
-    this->m_blockB = pack_rhs;
-    this->m_mc = mc;
-    this->m_nc = nc;
-    this->m_kc = kc;
-  }
-};
-
-// C (rows x cols, row-major) += A (rows x depth) B (depth x cols); A and B in the given orders.
+// Tiles first..last - 1 of the grid (row-major order): C (m x n, row-major) += A (m x depth)
+// B (depth x n), A and B in the given orders. Each tile is what Eigen's sequential GEMM does
+// for it with our blocking (depth blocks of kc, each operand of the tile one block): for each
+// depth block, our B's columns and our A's rows of the tile are packed, and Eigen's kernel adds
+// their product into the tile. The tiles of one thread share rows and columns of the grid, so
+// here each depth block packs every column band and row band of this thread's tiles once, not
+// once per tile (dW_hh at h = 1024 on 2 threads: 6 packings per depth block instead of 16).
+// The kernel calls, their operands and their order per tile are those of one tile at a time, so
+// every number is the same whichever thread runs which tiles.
+//
+// Eigen computes a row-major C = A B as the column-major C^T = B^T A^T: its left operand is
+// our B (its rows are our columns), its right operand our A.
 template <class Scalar, int LhsOrder, int RhsOrder>
-void tile_product(Index rows, Index cols, Index depth, const Scalar* A, Index lda, const Scalar* B, Index ldb,
-                  Scalar* C, Index ldc, Index tile_rows, Index tile_cols) {
-  thread_local Buffer<Scalar> pack_a, pack_b;  // per thread, grown once: kc x tile_rows, kc x tile_cols
+void tiles_product(const TileGrid& grid, Index first, Index last, Index depth, const Scalar* A, Index lda,
+                   const Scalar* B, Index ldb, Scalar* C, Index ldc) {
+  using namespace Eigen::internal;
+  constexpr int eigen_lhs_order = RhsOrder == Eigen::RowMajor ? Eigen::ColMajor : Eigen::RowMajor;
+  constexpr int eigen_rhs_order = LhsOrder == Eigen::RowMajor ? Eigen::ColMajor : Eigen::RowMajor;
+  using Traits = gebp_traits<Scalar, Scalar>;
+  using LhsMapper = const_blas_data_mapper<Scalar, Index, eigen_lhs_order>;
+  using RhsMapper = const_blas_data_mapper<Scalar, Index, eigen_rhs_order>;
+  using ResMapper = blas_data_mapper<Scalar, Index, Eigen::ColMajor, Eigen::Unaligned, 1>;
+  gemm_pack_lhs<Scalar, Index, LhsMapper, Traits::mr, Traits::LhsProgress, typename Traits::LhsPacket4Packing,
+                eigen_lhs_order>
+      pack_lhs;
+  gemm_pack_rhs<Scalar, Index, RhsMapper, Traits::nr, eigen_rhs_order> pack_rhs;
+  gebp_kernel<Scalar, Scalar, Index, ResMapper, Traits::mr, Traits::nr, false, false> gebp;
+  const LhsMapper lhs(B, ldb);
+  const RhsMapper rhs(A, lda);
+  const ResMapper res(C, ldc);
+
+  // A deep product (depth >= shared_packing_depth: the weight gradients, summed over T n rows)
+  // runs depth block by depth block, and within one, tiles in row-major order: a tile row's
+  // block of A is packed when the row is entered and serves the rest of the row; a tile
+  // column's block of B is packed the first time this thread meets the column in a depth block
+  // (the tile one row up is not this thread's) and kept for the rows below, unless keeping
+  // every column's block would take more than max_kept_bytes (a wide product): then it is
+  // packed for each tile. Each block starts on a 64-byte boundary.
   const Index kc = std::min(depth, depth_block);
-  const auto size_a = static_cast<std::size_t>(kc * tile_rows), size_b = static_cast<std::size_t>(kc * tile_cols);
+  const bool one_row = (last - 1) / grid.col_tiles == first / grid.col_tiles;
+  const Index col0 = one_row ? first % grid.col_tiles : 0;
+  const Index col1 = one_row ? (last - 1) % grid.col_tiles + 1 : grid.col_tiles;
+  constexpr Index align = 64 / static_cast<Index>(sizeof(Scalar));
+  const auto rounded = [](Index size) { return (size + align - 1) / align * align; };
+  const Index col_block = rounded(kc * grid.max_cols()), row_block = rounded(kc * grid.max_rows());
+  const bool shared = depth >= shared_packing_depth;
+  const bool keep_cols =
+      shared && static_cast<std::size_t>((col1 - col0) * col_block) * sizeof(Scalar) <= max_kept_bytes;
+  const Index col_slots = keep_cols ? col1 - col0 : 1;
+  const auto size = static_cast<std::size_t>(col_slots * col_block + row_block);
+  thread_local Buffer<Scalar> packed;  // per thread, grown once
   try {
-    if (pack_a.size() < size_a) pack_a.resize(size_a);
-    if (pack_b.size() < size_b) pack_b.resize(size_b);
+    if (packed.size() < size) packed.resize(size);
   } catch (const std::bad_alloc&) {
-    throw AllocationError(concat("matrix product: cannot allocate ", (size_a + size_b) * sizeof(Scalar),
-                                 " bytes for the packing buffers of a ", rows, " x ", cols, " tile"));
+    throw AllocationError(concat("matrix product: cannot allocate ", size * sizeof(Scalar),
+                                 " bytes for the packing buffers of a ", grid.m, " x ", grid.n, " product"));
   }
-  // Eigen's mc runs along our columns and its nc along our rows, so a whole tile is one block
-  // each way and each operand is packed once per depth block. (With mc = tile_rows, a 65 x 128
-  // tile was cut into column blocks of 65 and 63, and our A was packed again for each.)
-  FixedBlocking<Scalar> blocking(pack_b.data(), pack_a.data(), tile_cols, tile_rows, kc);
-  Eigen::internal::general_matrix_matrix_product<Index, Scalar, LhsOrder, false, Scalar, RhsOrder, false,
-                                                 Eigen::RowMajor, 1>::run(rows, cols, depth, A, lda, B, ldb, C, 1,
-                                                                          ldc, Scalar(1), blocking);
+  Scalar* const block_rows = packed.data() + col_slots * col_block;  // our A: kc x tile rows
+  if (!shared) {  // one tile at a time: its output stays in cache over the depth blocks
+    for (Index t = first; t < last; ++t) {
+      const Index ti = t / grid.col_tiles, tj = t % grid.col_tiles;
+      const Index i = grid.row(ti), j = grid.col(tj);
+      const Index rows = grid.row(ti + 1) - i, cols = grid.col(tj + 1) - j;
+      for (Index k = 0; k < depth; k += kc) {
+        const Index depth_k = std::min(k + kc, depth) - k;
+        pack_rhs(block_rows, rhs.getSubMapper(k, i), depth_k, rows);
+        pack_lhs(packed.data(), lhs.getSubMapper(j, k), depth_k, cols);
+        gebp(res.getSubMapper(j, i), packed.data(), block_rows, cols, depth_k, rows, Scalar(1));
+      }
+    }
+    return;
+  }
+  for (Index k = 0; k < depth; k += kc) {
+    const Index depth_k = std::min(k + kc, depth) - k;
+    for (Index t = first; t < last; ++t) {
+      const Index ti = t / grid.col_tiles, tj = t % grid.col_tiles;
+      const Index i = grid.row(ti), j = grid.col(tj);
+      const Index rows = grid.row(ti + 1) - i, cols = grid.col(tj + 1) - j;
+      Scalar* const block_cols = packed.data() + (keep_cols ? tj - col0 : 0) * col_block;  // our B: kc x tile columns
+      if (t == first || tj == 0) pack_rhs(block_rows, rhs.getSubMapper(k, i), depth_k, rows);
+      if (!keep_cols || t - grid.col_tiles < first) pack_lhs(block_cols, lhs.getSubMapper(j, k), depth_k, cols);
+      gebp(res.getSubMapper(j, i), block_cols, block_rows, cols, depth_k, rows, Scalar(1));
+    }
+  }
 }
 
 template <class Expr>
@@ -142,20 +198,20 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate = false, int max_
   const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   const int threads = static_cast<int>(
       std::max<Index>(1, std::min<Index>({available, tiles, static_cast<Index>(work / 262144.0)})));
-  const auto run_tile = [&](Index t) {
-    const Index ti = t / grid.col_tiles, tj = t % grid.col_tiles;
-    const Index i = grid.row(ti), j = grid.col(tj);
-    const Index rows = grid.row(ti + 1) - i, cols = grid.col(tj + 1) - j;
-    Scalar* c_tile = c + i * ldc + j;
+  // Each thread takes an even share of the tiles, in row-major order (one thread outside any
+  // parallel region: libgomp allocates a team for a serialized one).
+  parallel_for(threads, threads, [&](Index thread) {
+    const Index first = tiles * thread / threads, last = tiles * (thread + 1) / threads;
+    if (first == last) return;
     if (!accumulate)
-      for (Index r = 0; r < rows; ++r) std::fill(c_tile + r * ldc, c_tile + r * ldc + cols, Scalar(0));
-    const Scalar* a_tile = lhs_order == Eigen::RowMajor ? a + i * lda : a + i;
-    const Scalar* b_tile = rhs_order == Eigen::RowMajor ? b + j : b + j * ldb;
-    tile_product<Scalar, lhs_order, rhs_order>(rows, cols, k, a_tile, lda, b_tile, ldb, c_tile, ldc,
-                                               grid.max_rows(), grid.max_cols());
-  };
-  // One thread runs outside any parallel region (libgomp allocates a team for a serialized one).
-  parallel_for(threads, tiles, run_tile);
+      for (Index t = first; t < last; ++t) {
+        const Index ti = t / grid.col_tiles, tj = t % grid.col_tiles;
+        const Index i = grid.row(ti), j = grid.col(tj);
+        const Index cols = grid.col(tj + 1) - j;
+        for (Index r = i; r < grid.row(ti + 1); ++r) std::fill(c + r * ldc + j, c + r * ldc + j + cols, Scalar(0));
+      }
+    tiles_product<Scalar, lhs_order, rhs_order>(grid, first, last, k, a, lda, b, ldb, c, ldc);
+  });
 }
 
 }  // namespace rnnbptt::detail
