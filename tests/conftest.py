@@ -72,6 +72,14 @@ def model_grads(model: rb.RNN) -> dict[str, np.ndarray]:
     return {k: v.copy() for k, v in model.named_gradients().items()}
 
 
+# Products summed over T n = 2,240 >= 2,048 rows share each thread's packed operands between its
+# tiles (cpp/src/gemm.hpp): dW_hh in 2 x 2 tiles, dW_qh in 3 x 2 (2 threads take 3 tiles each,
+# across two tile rows), dW_hx (dense input) in 2 x 2. Small weights (||W_hh|| about 0.73):
+# with the default scale, 70 steps of h = 256 are chaotic, and rounding differences grow to
+# O(1), in the NumPy reference as much as here.
+DEEP_PRODUCTS = dict(T=70, n=32, d=260, h=256, q=520, scale=0.04)
+
+
 @pytest.fixture
 def restore_threads():
     """Gives back the library's thread count after a test that sets it."""

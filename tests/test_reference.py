@@ -10,7 +10,7 @@ import pytest
 import rnnbptt as rb
 from rnnbptt import reference
 
-from conftest import make_problem, model_grads, rel_err
+from conftest import DEEP_PRODUCTS, make_problem, model_grads, rel_err
 
 CASES = list(
     itertools.product(
@@ -43,25 +43,6 @@ def test_float64_matches_reference(activation, tokens, loss, masked, bias):
     assert set(grads) == set(ref_grads)
     for name in grads:
         assert rel_err(grads[name], ref_grads[name]) <= 1e-10, name
-    assert rel_err(result.dh0, ref_dh0) <= 1e-10
-    if not tokens:
-        assert rel_err(result.dx, ref_dx) <= 1e-10
-
-
-@pytest.mark.parametrize("tokens", [True, False])
-def test_deep_products_match_reference(restore_threads, tokens):
-    """Weight gradients over T n = 2,240 rows, in several tiles per thread (shared packing).
-    Small weights (||W_hh|| < 1): with the default scale, 70 steps of h = 256 are chaotic and
-    rounding differences grow to O(1), in the reference as much as here."""
-    rb.set_num_threads(2)
-    p = make_problem(tokens=tokens, T=70, n=32, d=260, h=256, q=520, scale=0.04)
-    p.model.forward(p.x, p.h0)
-    value = p.model.loss(p.targets)
-    result = p.model.backward(dx=not tokens)
-    ref_loss, ref_grads, ref_dh0, ref_dx = reference.loss_and_grads(p.params64(), p.x, p.targets, h0=p.h0)
-    assert abs(value - ref_loss) <= 1e-12 * abs(ref_loss)
-    for name, g in model_grads(p.model).items():
-        assert rel_err(g, ref_grads[name]) <= 1e-10, name
     assert rel_err(result.dh0, ref_dh0) <= 1e-10
     if not tokens:
         assert rel_err(result.dx, ref_dx) <= 1e-10
@@ -113,22 +94,28 @@ def test_custom_output_gradient_matches_loss_gradient():
         assert rel_err(g, expected[name]) <= 1e-13
 
 
+# Products over many rows, against the reference:
+# - chunked: T n = 3,000 rows make two chunks of the batched products (cpp/src/pipeline.hpp),
+#   and n h^2 is small: with 2 threads they run beside the recurrence, with 1 after it;
+# - deep: the weight gradients sum over T n = 2,240 rows in several tiles per thread, which
+#   share their packed operands (cpp/src/gemm.hpp; DEEP_PRODUCTS in conftest.py).
+MANY_ROWS = {
+    "chunked": dict(T=150, n=20, h=24, q=9),
+    "deep": DEEP_PRODUCTS,
+}
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("tokens", [True, False])
-def test_chunked_products_match_reference(threads, tokens):
-    """T n = 3,000 rows make two chunks of the batched products (cpp/src/pipeline.hpp), and
-    n h^2 is small: with 2 threads they run beside the recurrence, with 1 after it."""
-    previous = rb.get_num_threads()
+@pytest.mark.parametrize("shape", list(MANY_ROWS))
+def test_products_over_many_rows_match_reference(restore_threads, threads, tokens, shape):
     rb.set_num_threads(threads)
-    try:
-        p = make_problem(tokens=tokens, T=150, n=20, h=24, q=9)
-        rng = np.random.default_rng(2)
-        dh_T = rng.standard_normal(p.h0.shape)
-        outputs, h_T = p.model.forward(p.x, p.h0)
-        value = p.model.loss(p.targets)
-        result = p.model.backward(dh_T, dx=not tokens)
-    finally:
-        rb.set_num_threads(previous)
+    p = make_problem(tokens=tokens, **MANY_ROWS[shape])
+    rng = np.random.default_rng(2)
+    dh_T = rng.standard_normal(p.h0.shape)
+    outputs, h_T = p.model.forward(p.x, p.h0)
+    value = p.model.loss(p.targets)
+    result = p.model.backward(dh_T, dx=not tokens)
     hs, os = reference.forward(p.params64(), p.x, p.h0, "tanh")
     ref_loss, ref_grads, ref_dh0, ref_dx = reference.loss_and_grads(p.params64(), p.x, p.targets, h0=p.h0, dh_T=dh_T)
     assert rel_err(outputs, np.stack([o.T for o in os])) <= 1e-12

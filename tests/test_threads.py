@@ -13,24 +13,22 @@ import pytest
 
 import rnnbptt as rb
 
-from conftest import make_problem
+from conftest import DEEP_PRODUCTS, make_problem
 
 # Large steps split each step into row bands (at least 16 sequences per thread) or column bands
 # (cpp/src/recurrence.hpp): n = 33 gives row bands of 16 and 17 rows at 2 threads and column bands
-# at 3; n = 50 gives row bands of 16, 17 and 17 rows at 3 threads (h = 70 in float: whole panels,
-# e.g. two of 32 columns with AVX2, then the columns past the last panel). Small steps
+# at 3; n = 50 gives row bands of 16, 17 and 17 rows at 3 threads (h = 70 in float with AVX2:
+# two panels of 24 columns, a block of 2 packets, then 6 single columns). Small steps
 # (n h^2 <= 2^20) with two or more threads run the recurrence on one thread and the batched
 # products beside it, chunk by chunk (cpp/src/pipeline.hpp): T n = 3,200 rows make two chunks
 # of 2,048.
-# Weight gradients summed over T n >= 2,048 rows share each thread's packed operands between
-# its tiles (cpp/src/gemm.hpp): dW_hh in 2 x 2 tiles, dW_qh in 3 x 2 (2 threads take 3 tiles
-# each, across two tile rows), dW_hx (dense input) in 2 x 2.
-DEEP = dict(T=70, n=32, d=260, h=256, q=520)
+# Deep products (DEEP_PRODUCTS in conftest.py) share each thread's packed operands between its
+# tiles (cpp/src/gemm.hpp).
 SHAPES = {
     "large_steps": dict(T=45, n=33, d=70, h=300, q=70),
     "row_bands": dict(T=20, n=50, d=30, h=70, q=30),
     "small_steps": dict(T=100, n=32, d=40, h=96, q=40),
-    "deep_products": DEEP,
+    "deep_products": DEEP_PRODUCTS,
 }
 
 

@@ -12,6 +12,7 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <exception>
 #include <new>
 #include <type_traits>
 
@@ -36,6 +37,13 @@ struct TileGrid {
   Index count() const { return row_tiles * col_tiles; }
   Index row(Index i) const { return cut(m, row_tiles, i); }  // first row of tile row i
   Index col(Index j) const { return cut(n, col_tiles, j); }  // first column of tile column j
+  struct Tile {
+    Index row, col, rows, cols;  // first row and column, size
+  };
+  Tile tile(Index t) const {  // tile t in row-major order
+    const Index ti = t / col_tiles, tj = t % col_tiles;
+    return {row(ti), col(tj), row(ti + 1) - row(ti), col(tj + 1) - col(tj)};
+  }
   Index max_rows() const { return (m + row_tiles - 1) / row_tiles + 8; }
   Index max_cols() const { return (n + col_tiles - 1) / col_tiles + 8; }
   // Boundary i of `size` cut into `count`: the even cut rounded down to a multiple of 8 (Eigen's
@@ -64,23 +72,45 @@ inline TileGrid tile_grid(Index m, Index n) {
 }
 
 constexpr Index depth_block = 256;
-// Products at least this deep share each thread's packed blocks between its tiles, depth block
-// by depth block (tiles_product); shallower ones (the output layer, W_qh^T g^o: a few depth
-// blocks) compute one tile at a time, which keeps the tile's output in cache over its depth
-// blocks (sharing made the output layer at M 10-15% slower). At most max_kept_bytes of packed
-// B is kept per thread.
+// Products summed over at least this many rows (e.g. the weight gradients, over T n rows) share
+// each thread's packed blocks between its tiles, depth block by depth block (tiles_product),
+// when the packed B blocks of the thread's tile columns fit in max_kept_bytes. Shallower ones
+// (the output layer, W_qh^T g^o: a few depth blocks) compute one tile at a time, which keeps
+// the tile's output in cache over its depth blocks (sharing made the output layer at M 10-15%
+// slower), and so do products too wide to keep B.
 constexpr Index shared_packing_depth = 8 * depth_block;
 constexpr std::size_t max_kept_bytes = std::size_t(4) << 20;
 
 // body(i) for i in [0, count), statically scheduled over `threads` threads. With one thread it
 // runs here, outside any parallel region: libgomp allocates a team for every region, even a
-// serialized one (an `if (false)` clause), and a steady-state step must not allocate.
+// serialized one (an `if (false)` clause), and a steady-state step must not allocate. An
+// exception thrown by a body (a packing buffer that cannot be had) would end the program
+// inside the region: the first one is kept, the bodies left are skipped, and it is rethrown
+// after the region.
 template <class Body>
 void parallel_for(int threads, Index count, Body&& body) {
 #ifdef _OPENMP
   if (threads > 1) {
+    std::exception_ptr error;
+    bool failed = false;
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (Index i = 0; i < count; ++i) body(i);
+    for (Index i = 0; i < count; ++i) {
+      bool skip;
+#pragma omp atomic read
+      skip = failed;
+      if (skip) continue;
+      try {
+        body(i);
+      } catch (...) {
+#pragma omp critical(rnnbptt_parallel_for_error)
+        if (!failed) {
+          error = std::current_exception();
+#pragma omp atomic write
+          failed = true;
+        }
+      }
+    }
+    if (error) std::rethrow_exception(error);
     return;
   }
 #endif
@@ -88,21 +118,18 @@ void parallel_for(int threads, Index count, Body&& body) {
   for (Index i = 0; i < count; ++i) body(i);
 }
 
-// Tiles first..last - 1 of the grid (row-major order): C (m x n, row-major) += A (m x depth)
-// B (depth x n), A and B in the given orders. Each tile is what Eigen's sequential GEMM does
-// for it with our blocking (depth blocks of kc, each operand of the tile one block): for each
-// depth block, our B's columns and our A's rows of the tile are packed, and Eigen's kernel adds
-// their product into the tile. The tiles of one thread share rows and columns of the grid, so
-// here each depth block packs every column band and row band of this thread's tiles once, not
-// once per tile (dW_hh at h = 1024 on 2 threads: 6 packings per depth block instead of 16).
-// The kernel calls, their operands and their order per tile are those of one tile at a time, so
-// every number is the same whichever thread runs which tiles.
+// Tiles first..last - 1 of the grid (row-major order): C (m x n, row-major) = A (m x depth)
+// B (depth x n), or C += A B with `accumulate`; A and B in the given orders. Each tile is what
+// Eigen's sequential GEMM does for it with our blocking (depth blocks of kc, each operand of the
+// tile one block): for each depth block, the tile's rows of A and columns of B are packed, and
+// Eigen's kernel adds their product into the tile. The kernel calls, their operands and their
+// order per tile do not depend on which thread runs which tiles, so neither does any number.
 //
 // Eigen computes a row-major C = A B as the column-major C^T = B^T A^T: its left operand is
 // our B (its rows are our columns), its right operand our A.
 template <class Scalar, int LhsOrder, int RhsOrder>
 void tiles_product(const TileGrid& grid, Index first, Index last, Index depth, const Scalar* A, Index lda,
-                   const Scalar* B, Index ldb, Scalar* C, Index ldc) {
+                   const Scalar* B, Index ldb, Scalar* C, Index ldc, bool accumulate) {
   using namespace Eigen::internal;
   constexpr int eigen_lhs_order = RhsOrder == Eigen::RowMajor ? Eigen::ColMajor : Eigen::RowMajor;
   constexpr int eigen_rhs_order = LhsOrder == Eigen::RowMajor ? Eigen::ColMajor : Eigen::RowMajor;
@@ -118,25 +145,28 @@ void tiles_product(const TileGrid& grid, Index first, Index last, Index depth, c
   const LhsMapper lhs(B, ldb);
   const RhsMapper rhs(A, lda);
   const ResMapper res(C, ldc);
+  const auto zero = [&](const TileGrid::Tile& tile) {
+    if (!accumulate)
+      for (Index r = tile.row; r < tile.row + tile.rows; ++r)
+        std::fill(C + r * ldc + tile.col, C + r * ldc + tile.col + tile.cols, Scalar(0));
+  };
 
-  // A deep product (depth >= shared_packing_depth: the weight gradients, summed over T n rows)
-  // runs depth block by depth block, and within one, tiles in row-major order: a tile row's
-  // block of A is packed when the row is entered and serves the rest of the row; a tile
-  // column's block of B is packed the first time this thread meets the column in a depth block
-  // (the tile one row up is not this thread's) and kept for the rows below, unless keeping
-  // every column's block would take more than max_kept_bytes (a wide product): then it is
-  // packed for each tile. Each block starts on a 64-byte boundary.
+  // Packed blocks: one of B's columns per tile column kept (shared) or one in turn, then one of
+  // A's rows, each at a multiple of 64 bytes from the buffer's start (aligned to Eigen's
+  // packets). A thread whose tiles lie in one tile row meets each tile column once and keeps
+  // none. With shared blocks, each depth block runs over the thread's tiles in row-major order:
+  // a tile row's A block is packed when the row is entered and serves the rest of the row; a
+  // tile column's B block is packed the first time the thread meets the column (the tile one
+  // row up is not its own) and serves the rows below.
   const Index kc = std::min(depth, depth_block);
   const bool one_row = (last - 1) / grid.col_tiles == first / grid.col_tiles;
-  const Index col0 = one_row ? first % grid.col_tiles : 0;
-  const Index col1 = one_row ? (last - 1) % grid.col_tiles + 1 : grid.col_tiles;
   constexpr Index align = 64 / static_cast<Index>(sizeof(Scalar));
   const auto rounded = [](Index size) { return (size + align - 1) / align * align; };
   const Index col_block = rounded(kc * grid.max_cols()), row_block = rounded(kc * grid.max_rows());
-  const bool shared = depth >= shared_packing_depth;
-  const bool keep_cols =
-      shared && static_cast<std::size_t>((col1 - col0) * col_block) * sizeof(Scalar) <= max_kept_bytes;
-  const Index col_slots = keep_cols ? col1 - col0 : 1;
+  const Index kept = one_row ? 1 : grid.col_tiles;
+  const bool shared = depth >= shared_packing_depth &&
+                      static_cast<std::size_t>(kept * col_block) * sizeof(Scalar) <= max_kept_bytes;
+  const Index col_slots = shared ? kept : 1;
   const auto size = static_cast<std::size_t>(col_slots * col_block + row_block);
   thread_local Buffer<Scalar> packed;  // per thread, grown once
   try {
@@ -148,14 +178,14 @@ void tiles_product(const TileGrid& grid, Index first, Index last, Index depth, c
   Scalar* const block_rows = packed.data() + col_slots * col_block;  // our A: kc x tile rows
   if (!shared) {  // one tile at a time: its output stays in cache over the depth blocks
     for (Index t = first; t < last; ++t) {
-      const Index ti = t / grid.col_tiles, tj = t % grid.col_tiles;
-      const Index i = grid.row(ti), j = grid.col(tj);
-      const Index rows = grid.row(ti + 1) - i, cols = grid.col(tj + 1) - j;
+      const TileGrid::Tile tile = grid.tile(t);
+      zero(tile);
       for (Index k = 0; k < depth; k += kc) {
         const Index depth_k = std::min(k + kc, depth) - k;
-        pack_rhs(block_rows, rhs.getSubMapper(k, i), depth_k, rows);
-        pack_lhs(packed.data(), lhs.getSubMapper(j, k), depth_k, cols);
-        gebp(res.getSubMapper(j, i), packed.data(), block_rows, cols, depth_k, rows, Scalar(1));
+        pack_rhs(block_rows, rhs.getSubMapper(k, tile.row), depth_k, tile.rows);
+        pack_lhs(packed.data(), lhs.getSubMapper(tile.col, k), depth_k, tile.cols);
+        gebp(res.getSubMapper(tile.col, tile.row), packed.data(), block_rows, tile.cols, depth_k, tile.rows,
+             Scalar(1));
       }
     }
     return;
@@ -163,13 +193,14 @@ void tiles_product(const TileGrid& grid, Index first, Index last, Index depth, c
   for (Index k = 0; k < depth; k += kc) {
     const Index depth_k = std::min(k + kc, depth) - k;
     for (Index t = first; t < last; ++t) {
-      const Index ti = t / grid.col_tiles, tj = t % grid.col_tiles;
-      const Index i = grid.row(ti), j = grid.col(tj);
-      const Index rows = grid.row(ti + 1) - i, cols = grid.col(tj + 1) - j;
-      Scalar* const block_cols = packed.data() + (keep_cols ? tj - col0 : 0) * col_block;  // our B: kc x tile columns
-      if (t == first || tj == 0) pack_rhs(block_rows, rhs.getSubMapper(k, i), depth_k, rows);
-      if (!keep_cols || t - grid.col_tiles < first) pack_lhs(block_cols, lhs.getSubMapper(j, k), depth_k, cols);
-      gebp(res.getSubMapper(j, i), block_cols, block_rows, cols, depth_k, rows, Scalar(1));
+      const TileGrid::Tile tile = grid.tile(t);
+      const Index tj = t % grid.col_tiles;
+      Scalar* const block_cols = packed.data() + (one_row ? 0 : tj) * col_block;  // our B
+      if (t == first || tj == 0) pack_rhs(block_rows, rhs.getSubMapper(k, tile.row), depth_k, tile.rows);
+      if (one_row || t - grid.col_tiles < first)
+        pack_lhs(block_cols, lhs.getSubMapper(tile.col, k), depth_k, tile.cols);
+      if (k == 0) zero(tile);
+      gebp(res.getSubMapper(tile.col, tile.row), block_cols, block_rows, tile.cols, depth_k, tile.rows, Scalar(1));
     }
   }
 }
@@ -202,15 +233,7 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate = false, int max_
   // parallel region: libgomp allocates a team for a serialized one).
   parallel_for(threads, threads, [&](Index thread) {
     const Index first = tiles * thread / threads, last = tiles * (thread + 1) / threads;
-    if (first == last) return;
-    if (!accumulate)
-      for (Index t = first; t < last; ++t) {
-        const Index ti = t / grid.col_tiles, tj = t % grid.col_tiles;
-        const Index i = grid.row(ti), j = grid.col(tj);
-        const Index cols = grid.col(tj + 1) - j;
-        for (Index r = i; r < grid.row(ti + 1); ++r) std::fill(c + r * ldc + j, c + r * ldc + j + cols, Scalar(0));
-      }
-    tiles_product<Scalar, lhs_order, rhs_order>(grid, first, last, k, a, lda, b, ldb, c, ldc);
+    if (first < last) tiles_product<Scalar, lhs_order, rhs_order>(grid, first, last, k, a, lda, b, ldb, c, ldc, accumulate);
   });
 }
 

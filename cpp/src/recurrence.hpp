@@ -40,9 +40,9 @@ struct Simd {
   static constexpr int packets = 4;
 #elif defined(EIGEN_VECTORIZE_FMA)
   // 16 vector registers: 4 x 3 accumulators, 3 for a row of B and 1 for A's broadcast. On an
-  // AVX2 EPYC this runs near the multiply-add peak from L1 and L2; 3 x 4 (which must read B
-  // as a memory operand of every multiply-add, 12 loads per 12 multiply-adds) ran at about 60%
-  // of it, and 6 x 2 (BLIS's shape) in between.
+  // AVX2 EPYC this runs near the multiply-add peak from L1 and L2; 3 x 4 (which leaves no
+  // register for B's fourth packet, read as a memory operand of three multiply-adds: 9 loads
+  // per 12 multiply-adds) ran at about 60% of it, and 6 x 2 (BLIS's shape) in between.
   static constexpr int rows = 4;
   static constexpr int packets = 3;
 #else
@@ -123,6 +123,23 @@ constexpr ColumnBlocks column_blocks(Index columns) {
   return blocks;
 }
 
+// f(packets, j) for each block in order (panels, pairs, singles), with packets an
+// std::integral_constant (the block's width in packets) and j the block's first column counted
+// from the band's start. Returns the columns covered. Packing and the kernel calls both walk
+// the blocks through here, so a block's packed copy starts at K j.
+template <class Scalar, class F>
+Index for_each_column_block(const ColumnBlocks& blocks, F&& f) {
+  constexpr Index P = Simd<Scalar>::size;
+  Index j = 0;
+  const auto run = [&](auto packets, Index count) {
+    for (Index b = 0; b < count; ++b, j += decltype(packets)::value * P) f(packets, j);
+  };
+  run(std::integral_constant<int, Simd<Scalar>::packets>{}, blocks.panels);
+  run(std::integral_constant<int, 2>{}, blocks.pairs);
+  run(std::integral_constant<int, 1>{}, blocks.singles);
+  return j;
+}
+
 // The columns of B one thread uses (all of them with row bands, its band with column bands),
 // packed block by block (column_blocks): a block of w columns is K x w contiguous. Unpacked,
 // a block's rows lie ldb apart: for ldb a multiple of 1 KiB (h = 256, 512, 1024) they fall
@@ -149,13 +166,13 @@ inline PackedBand<Scalar>& packed_band() {
 // (or when memory for it cannot be had: then the caller reads B in place).
 template <class Scalar>
 inline const Scalar* packed_columns(Index K, const Scalar* B, Index ldb, Index j0, Index columns) {
-  constexpr Index P = Simd<Scalar>::size, W = Simd<Scalar>::panel;
+  constexpr Index P = Simd<Scalar>::size;
   PackedBand<Scalar>& band = packed_band<Scalar>();
   if (!band.active) return nullptr;
   if (band.source == B && band.K == K && band.ldb == ldb && band.j0 == j0 && band.columns == columns)
     return band.values.data();
   const ColumnBlocks blocks = column_blocks<Scalar>(columns);
-  const std::size_t size = static_cast<std::size_t>(K * (columns / P * P));
+  const std::size_t size = static_cast<std::size_t>(K * (columns / P * P));  // every block's columns
   if (band.values.size() < size) {
     try {
       band.values.resize(size);
@@ -165,14 +182,10 @@ inline const Scalar* packed_columns(Index K, const Scalar* B, Index ldb, Index j
     }
   }
   Scalar* out = band.values.data();
-  Index j = j0;
-  const auto pack = [&](Index count, Index width) {
-    for (Index b = 0; b < count; ++b, j += width)
-      for (Index k = 0; k < K; ++k, out += width) std::copy(B + k * ldb + j, B + k * ldb + j + width, out);
-  };
-  pack(blocks.panels, W);
-  pack(blocks.pairs, 2 * P);
-  pack(blocks.singles, P);
+  for_each_column_block<Scalar>(blocks, [&](auto packets, Index j) {
+    constexpr Index width = decltype(packets)::value * P;
+    for (Index k = 0; k < K; ++k, out += width) std::copy(B + k * ldb + j0 + j, B + k * ldb + j0 + j + width, out);
+  });
   band.source = B;
   band.K = K;
   band.ldb = ldb;
@@ -185,25 +198,16 @@ inline const Scalar* packed_columns(Index K, const Scalar* B, Index ldb, Index j
 template <class Scalar>
 void gemm_columns(Index rows, Index K, const Scalar* A, Index lda, const Scalar* B, Index ldb, Scalar* C,
                   Index ldc, Index j0, Index j1, Scalar alpha = Scalar(1)) {
-  constexpr int P = Simd<Scalar>::size, NP = Simd<Scalar>::packets;
+  constexpr int P = Simd<Scalar>::size;
   const ColumnBlocks blocks = column_blocks<Scalar>(j1 - j0);
   const Scalar* packed = j1 - j0 >= P ? packed_columns(K, B, ldb, j0, j1 - j0) : nullptr;
-  Index j = j0;
-  const auto run = [&](auto packets, Index count) {
+  Index j = j0 + for_each_column_block<Scalar>(blocks, [&](auto packets, Index offset) {
     constexpr int np = decltype(packets)::value;
-    constexpr Index width = np * P;
-    for (Index b = 0; b < count; ++b, j += width) {
-      if (packed != nullptr) {
-        column_block<Scalar, np>(rows, K, A, lda, packed, width, C + j, ldc, alpha);
-        packed += K * width;
-      } else {
-        column_block<Scalar, np>(rows, K, A, lda, B + j, ldb, C + j, ldc, alpha);
-      }
-    }
-  };
-  run(std::integral_constant<int, NP>{}, blocks.panels);
-  run(std::integral_constant<int, 2>{}, blocks.pairs);
-  run(std::integral_constant<int, 1>{}, blocks.singles);
+    if (packed != nullptr)
+      column_block<Scalar, np>(rows, K, A, lda, packed + K * offset, np * P, C + j0 + offset, ldc, alpha);
+    else
+      column_block<Scalar, np>(rows, K, A, lda, B + j0 + offset, ldb, C + j0 + offset, ldc, alpha);
+  });
   for (; j < j1; ++j)  // fewer columns than one packet
     for (Index r = 0; r < rows; ++r) {
       Scalar sum(0);
@@ -253,7 +257,7 @@ struct Band {
 };
 
 // This thread's block of an n x cols step: an even share of the rows (row bands; cutting on
-// multiples of the kernel's 3 rows gave bands of 30 and 34 rows for n = 64, and the first
+// multiples of the then 3-row kernel gave bands of 30 and 34 rows for n = 64, and the first
 // thread waited for the second), or a share of the columns cut on the panel grid (column bands).
 template <class Scalar>
 inline Band band_of(const RecurrencePlan& plan, Index n, Index cols, int thread, int threads) {
