@@ -124,7 +124,9 @@ def test_train_default(outputs):
     assert summary, result.stdout
     tokens, seconds, speed = int(summary[1].replace(",", "")), float(summary[2]), int(summary[3].replace(",", ""))
     assert tokens == loaded.trainer["step"] * 32 * 35
-    assert speed == pytest.approx(tokens / seconds, rel=0.05)
+    # The speed is the tokens over the unrounded time, which is printed to 0.1 s (a fixed
+    # tolerance of 5% failed once the run took under a second: 0.57 s printed as 0.6).
+    assert tokens / (seconds + 0.05) - 1 <= speed <= tokens / max(seconds - 0.05, 1e-9) + 1
     assert float(summary[4]) == pytest.approx(lines[-1][2], abs=0.01)
     assert float(summary[5]) == pytest.approx(unigram_perplexity_by_counting(data.default_corpus()), abs=0.01)
     assert float(summary[4]) < float(summary[5])  # the model has learned more than letter frequencies
