@@ -101,16 +101,27 @@ def set_threads(threads: int, torch_too: bool = True) -> None:
 
 def interleaved(steps: dict[str, Callable[[], Any]], passes: int, repeat: int = 1) -> dict[str, float]:
     """Median seconds per call of each step, measured A B A B ... after one warm-up each."""
+    return interleaved_passes(steps, passes, repeat)[0]
+
+
+def interleaved_passes(steps: dict[str, Callable[[], Any]], passes: int, repeat: int = 1,
+                       min_seconds: float = 0.0) -> tuple[dict[str, float], int]:
+    """interleaved(), with `passes` passes and more (up to three times as many) while the passes
+    so far took less than `min_seconds`, so that short steps get enough passes for a steady
+    median; also returns the number of passes run."""
     for step in steps.values():
         step()
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(passes):
+    begin = time.perf_counter()
+    done = 0
+    while done < passes or (done < 3 * passes and time.perf_counter() - begin < min_seconds):
         for name, step in steps.items():
             start = time.perf_counter()
             for _ in range(repeat):
                 step()
             times[name].append((time.perf_counter() - start) / repeat)
-    return {name: float(np.median(t)) for name, t in times.items()}
+        done += 1
+    return {name: float(np.median(t)) for name, t in times.items()}, done
 
 
 def gemm_peak(threads: int, size: int = 4096) -> dict[str, Any]:
@@ -133,7 +144,8 @@ def gemm_peak(threads: int, size: int = 4096) -> dict[str, Any]:
 
 
 # ---- workers: run in a subprocess so that each measures in a clean process -----------------
-def worker_throughput(configs: list[str], passes: int, threads: int, dtype: str) -> dict[str, Any]:
+def worker_throughput(configs: list[str], passes: int, threads: int, dtype: str,
+                      min_seconds: float = 0.0) -> dict[str, Any]:
     set_threads(threads)
     import rnnbptt as rb
 
@@ -151,8 +163,8 @@ def worker_throughput(configs: list[str], passes: int, threads: int, dtype: str)
             steps["torch_embedding"] = torch_embedding_step(V, h, n, T, np_dtype)
         if have_jax() and np_dtype == np.float32:
             steps["jax"] = jax_step(V, h, n, T)
-        seconds = interleaved(steps, passes)
-        out["rows"].append({"config": name, "V": V, "h": h, "n": n, "T": T, "seconds": seconds,
+        seconds, done = interleaved_passes(steps, passes, min_seconds=min_seconds)
+        out["rows"].append({"config": name, "V": V, "h": h, "n": n, "T": T, "seconds": seconds, "passes": done,
                             "flops": step_flops(V, h, n, T), "executed_flops": executed_flops(V, h, n, T)})
     return out
 
@@ -282,7 +294,9 @@ def run_suite(quick: bool, threads: int, variants: list[str], build_root: Path, 
               rebuild: bool = True) -> dict[str, Any]:
     import rnnbptt as rb
 
-    passes = 3 if quick else 7
+    # Training steps: 7 interleaved passes, and up to 21 while they take under 15 s (S, M and X
+    # steps are short, and their medians move with the machine's speed from second to second).
+    passes, min_seconds = (3, 0.0) if quick else (7, 15.0)
     results: dict[str, Any] = {"machine": machine(threads), "flop_model": "forward F = 2 T n (h V + h h + V h); step = 3F"}
     print(f"machine: {results['machine']['cpu']}, {threads} threads, rnnbptt {rb.build_info()}", flush=True)
     set_threads(threads)
@@ -297,7 +311,7 @@ def run_suite(quick: bool, threads: int, variants: list[str], build_root: Path, 
     results["throughput"] = {}
     for isa in variants:
         args = ["--worker", "throughput", "--configs", ",".join(configs), "--passes", str(passes),
-                "--threads", str(threads)]
+                "--min-seconds", str(min_seconds), "--threads", str(threads)]
         results["throughput"][isa] = spawn(args, {"RNNBPTT_ISA": isa} if isa != "native" else {})
         print(f"throughput ({isa}) done", flush=True)
     results["float64"] = spawn(["--worker", "throughput", "--configs", "S", "--passes", str(passes),
@@ -399,6 +413,9 @@ def markdown(r: dict[str, Any]) -> str:
                 cells += [f"**{ratio:.2f}x** ({PEERS[best]})", text]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        if all("passes" in row for row in rows):
+            lines += ["Interleaved passes per config (each library once per pass; medians above): "
+                      + ", ".join(f"{row['config']} {row['passes']}" for row in rows) + ".", ""]
     layer = r.get("onednn_layer", {})
     lines += ["## The recurrent layer alone against oneDNN", ""]
     if "skipped" in layer:
@@ -513,13 +530,15 @@ def main() -> int:
     parser.add_argument("--worker", choices=["throughput", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--configs", help=argparse.SUPPRESS)
     parser.add_argument("--passes", type=int, default=5, help=argparse.SUPPRESS)
+    parser.add_argument("--min-seconds", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--library", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--stream", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "throughput":
-        print(json.dumps(worker_throughput(args.configs.split(","), args.passes, args.threads, args.dtype)))
+        print(json.dumps(worker_throughput(args.configs.split(","), args.passes, args.threads, args.dtype,
+                                            args.min_seconds)))
         return 0
     if args.worker == "memory":
         config = [int(v) for v in args.config.split(",")]

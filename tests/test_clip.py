@@ -15,6 +15,25 @@ def test_global_norm_is_the_l2_norm(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_global_norm_every_tail_and_a_fixed_order(dtype):
+    """Each length up to past two blocks of the 16 partial sums, values far apart in size (a lost
+    or doubled element shows), and the order stated in the docstring: element i in partial sum
+    i % 16, then the 16 sums in order."""
+    rng = np.random.default_rng(1)
+    for size in [*range(0, 40), 1_000_003]:
+        g = (rng.standard_normal(size) * 10.0 ** rng.integers(-3, 4, size)).astype(dtype)
+        squares = g.astype(np.float64) ** 2
+        # 16 running sums of 62,500 squares against NumPy's pairwise sum: a few 1e-14 apart.
+        rel = 1e-14 if size < 40 else 1e-12
+        assert rb.global_norm(g) == pytest.approx(np.sqrt(squares.sum()), rel=rel, abs=0.0), size
+        if size < 40 and dtype == np.float32:  # the exact order (a float's square is exact in double)
+            partial = [0.0] * 16
+            for i, square in enumerate(squares):
+                partial[i % 16] += float(square)
+            assert rb.global_norm(g) == np.sqrt(sum(partial)), size
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_clip_grad_norm_scales_above_theta(dtype):
     g = np.random.default_rng(1).standard_normal(1000).astype(dtype)
     norm = np.linalg.norm(g.astype(np.float64))

@@ -19,11 +19,30 @@ Index checked_length(Span<T> g) {
 }
 }  // namespace
 
+// Element i is added into partial sum i % 16, and the 16 partial sums are added in order: one
+// fixed order whatever the SIMD width (2, 4 or 8 doubles hold some of the 16 sums), so the
+// compiler can keep the sums in vector registers. A single running sum (Eigen's reduction of a
+// cast expression is scalar) waits on every addition: 1.3 ns per float, 0.1 ms for a small
+// model's 80,000 parameters, a few percent of its training step.
 template <class Scalar>
 double global_norm(Span<const Scalar> g) {
   const Index size = checked_length(g);
-  Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>> values(g.data(), size);
-  return std::sqrt(values.template cast<double>().square().sum());
+  constexpr Index lanes = 16;
+  double partial[lanes] = {};
+  const Scalar* values = g.data();
+  Index i = 0;
+  for (; i + lanes <= size; i += lanes)
+    for (Index l = 0; l < lanes; ++l) {
+      const double x = static_cast<double>(values[i + l]);
+      partial[l] += x * x;
+    }
+  for (Index l = 0; i + l < size; ++l) {
+    const double x = static_cast<double>(values[i + l]);
+    partial[l] += x * x;
+  }
+  double sum = 0.0;
+  for (Index l = 0; l < lanes; ++l) sum += partial[l];
+  return std::sqrt(sum);
 }
 
 template <class Scalar>

@@ -31,6 +31,10 @@
 
 namespace rnnbptt::detail {
 
+// The micro-kernel's shape for this build's instruction set: the packet (size lanes) and
+// rows x packets accumulators. The kernel code below takes the shape as a template parameter
+// (Shape, this by default), so that tests/cpp/test_recurrence.cpp can run every variant's shape
+// on any CPU.
 template <class Scalar>
 struct Simd {
   using Packet = typename Eigen::internal::packet_traits<Scalar>::type;
@@ -56,12 +60,12 @@ struct Simd {
 };
 
 // C[0:MR, 0:NP*size] += alpha A[0:MR, 0:K] B[0:K, 0:NP*size]; row-major, leading dimensions.
-template <class Scalar, int MR, int NP>
+template <class Scalar, class Shape, int MR, int NP>
 inline void micro_kernel(Index K, const Scalar* A, Index lda, const Scalar* B, Index ldb, Scalar* C,
                          Index ldc, Scalar alpha) {
   using namespace Eigen::internal;
-  using Packet = typename Simd<Scalar>::Packet;
-  constexpr int P = Simd<Scalar>::size;
+  using Packet = typename Shape::Packet;
+  constexpr int P = Shape::size;
   Packet acc[MR][NP];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NP; ++j) acc[i][j] = pset1<Packet>(Scalar(0));
@@ -82,22 +86,22 @@ inline void micro_kernel(Index K, const Scalar* A, Index lda, const Scalar* B, I
 }
 
 // All rows of C[:, 0:NP*size] += alpha A B[:, 0:NP*size] (B and C already offset to the columns).
-template <class Scalar, int NP>
+template <class Scalar, class Shape, int NP>
 inline void column_block(Index rows, Index K, const Scalar* A, Index lda, const Scalar* B, Index ldb,
                          Scalar* C, Index ldc, Scalar alpha) {
-  constexpr int MR = Simd<Scalar>::rows;
+  constexpr int MR = Shape::rows;
   // A last single row would run the 1-row kernel, which reads a whole panel of B for NP
   // multiply-adds per k: the last MR + 1 rows run as blocks of MR - 1 and 2 rows instead.
   const Index blocked = MR > 2 && rows > MR && rows % MR == 1 ? rows - MR - 1 : rows;
   Index r = 0;
   for (; r + MR <= blocked; r += MR)
-    micro_kernel<Scalar, MR, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
+    micro_kernel<Scalar, Shape, MR, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
   if constexpr (MR > 3)
     for (; r + MR - 1 <= rows; r += MR - 1)
-      micro_kernel<Scalar, MR - 1, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
+      micro_kernel<Scalar, Shape, MR - 1, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
   if constexpr (MR > 2)
-    for (; r + 2 <= rows; r += 2) micro_kernel<Scalar, 2, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
-  for (; r < rows; ++r) micro_kernel<Scalar, 1, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
+    for (; r + 2 <= rows; r += 2) micro_kernel<Scalar, Shape, 2, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
+  for (; r < rows; ++r) micro_kernel<Scalar, Shape, 1, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
 }
 
 // How a band of columns is cut into kernel blocks: whole panels (NP packets), then blocks of
@@ -108,9 +112,9 @@ struct ColumnBlocks {
   Index panels = 0, pairs = 0, singles = 0;
 };
 
-template <class Scalar>
+template <class Shape>
 constexpr ColumnBlocks column_blocks(Index columns) {
-  constexpr Index P = Simd<Scalar>::size, NP = Simd<Scalar>::packets;
+  constexpr Index P = Shape::size, NP = Shape::packets;
   ColumnBlocks blocks;
   blocks.panels = columns / (NP * P);
   Index packets = columns % (NP * P) / P;
@@ -127,14 +131,14 @@ constexpr ColumnBlocks column_blocks(Index columns) {
 // std::integral_constant (the block's width in packets) and j the block's first column counted
 // from the band's start. Returns the columns covered. Packing and the kernel calls both walk
 // the blocks through here, so a block's packed copy starts at K j.
-template <class Scalar, class F>
+template <class Shape, class F>
 Index for_each_column_block(const ColumnBlocks& blocks, F&& f) {
-  constexpr Index P = Simd<Scalar>::size;
+  constexpr Index P = Shape::size;
   Index j = 0;
   const auto run = [&](auto packets, Index count) {
     for (Index b = 0; b < count; ++b, j += decltype(packets)::value * P) f(packets, j);
   };
-  run(std::integral_constant<int, Simd<Scalar>::packets>{}, blocks.panels);
+  run(std::integral_constant<int, Shape::packets>{}, blocks.panels);
   run(std::integral_constant<int, 2>{}, blocks.pairs);
   run(std::integral_constant<int, 1>{}, blocks.singles);
   return j;
@@ -156,22 +160,22 @@ struct PackedBand {
   bool active = false;  // inside run_recurrence on this thread
 };
 
-template <class Scalar>
-inline PackedBand<Scalar>& packed_band() {
+template <class Scalar, class Shape = Simd<Scalar>>
+inline PackedBand<Scalar>& packed_band() {  // one per thread (and shape: its blocks differ)
   thread_local PackedBand<Scalar> band;
   return band;
 }
 
 // The packed copy of B[:, j0:j0 + columns] for this thread, or nullptr outside a recurrence
 // (or when memory for it cannot be had: then the caller reads B in place).
-template <class Scalar>
+template <class Scalar, class Shape>
 inline const Scalar* packed_columns(Index K, const Scalar* B, Index ldb, Index j0, Index columns) {
-  constexpr Index P = Simd<Scalar>::size;
-  PackedBand<Scalar>& band = packed_band<Scalar>();
+  constexpr Index P = Shape::size;
+  PackedBand<Scalar>& band = packed_band<Scalar, Shape>();
   if (!band.active) return nullptr;
   if (band.source == B && band.K == K && band.ldb == ldb && band.j0 == j0 && band.columns == columns)
     return band.values.data();
-  const ColumnBlocks blocks = column_blocks<Scalar>(columns);
+  const ColumnBlocks blocks = column_blocks<Shape>(columns);
   const std::size_t size = static_cast<std::size_t>(K * (columns / P * P));  // every block's columns
   if (band.values.size() < size) {
     try {
@@ -182,7 +186,7 @@ inline const Scalar* packed_columns(Index K, const Scalar* B, Index ldb, Index j
     }
   }
   Scalar* out = band.values.data();
-  for_each_column_block<Scalar>(blocks, [&](auto packets, Index j) {
+  for_each_column_block<Shape>(blocks, [&](auto packets, Index j) {
     constexpr Index width = decltype(packets)::value * P;
     for (Index k = 0; k < K; ++k, out += width) std::copy(B + k * ldb + j0 + j, B + k * ldb + j0 + j + width, out);
   });
@@ -195,18 +199,18 @@ inline const Scalar* packed_columns(Index K, const Scalar* B, Index ldb, Index j
 }
 
 // C[:, j0:j1] += alpha A B[:, j0:j1] for rows x K times K x cols. j0 must lie on the panel grid.
-template <class Scalar>
+template <class Scalar, class Shape = Simd<Scalar>>
 void gemm_columns(Index rows, Index K, const Scalar* A, Index lda, const Scalar* B, Index ldb, Scalar* C,
                   Index ldc, Index j0, Index j1, Scalar alpha = Scalar(1)) {
-  constexpr int P = Simd<Scalar>::size;
-  const ColumnBlocks blocks = column_blocks<Scalar>(j1 - j0);
-  const Scalar* packed = j1 - j0 >= P ? packed_columns(K, B, ldb, j0, j1 - j0) : nullptr;
-  Index j = j0 + for_each_column_block<Scalar>(blocks, [&](auto packets, Index offset) {
+  constexpr int P = Shape::size;
+  const ColumnBlocks blocks = column_blocks<Shape>(j1 - j0);
+  const Scalar* packed = j1 - j0 >= P ? packed_columns<Scalar, Shape>(K, B, ldb, j0, j1 - j0) : nullptr;
+  Index j = j0 + for_each_column_block<Shape>(blocks, [&](auto packets, Index offset) {
     constexpr int np = decltype(packets)::value;
     if (packed != nullptr)
-      column_block<Scalar, np>(rows, K, A, lda, packed + K * offset, np * P, C + j0 + offset, ldc, alpha);
+      column_block<Scalar, Shape, np>(rows, K, A, lda, packed + K * offset, np * P, C + j0 + offset, ldc, alpha);
     else
-      column_block<Scalar, np>(rows, K, A, lda, B + j0 + offset, ldb, C + j0 + offset, ldc, alpha);
+      column_block<Scalar, Shape, np>(rows, K, A, lda, B + j0 + offset, ldb, C + j0 + offset, ldc, alpha);
   });
   for (; j < j1; ++j)  // fewer columns than one packet
     for (Index r = 0; r < rows; ++r) {

@@ -21,7 +21,12 @@ _POLICIES = {"raise": _core.NonFinitePolicy.raise_, "report": _core.NonFinitePol
 
 
 def global_norm(grads: np.ndarray) -> float:
-    """L2 norm of a flat float32/float64 buffer, accumulated in float64."""
+    """L2 norm of a flat float32/float64 buffer, accumulated in float64 in one fixed order.
+
+    Element ``i`` is added into partial sum ``i % 16`` and the 16 partial sums are then added in
+    order, whatever the thread count or SIMD variant (for float32 input the result is the same
+    bits on every variant: a float's square is exact in float64).
+    """
     return float(_core.global_norm(grads))
 
 

@@ -31,7 +31,9 @@ struct ClipReport {
   bool finite = true;  ///< false when ||g|| is NaN or infinite (nothing was scaled)
 };
 
-/// L2 norm accumulated in double, in one fixed order: the same bits for any thread count.
+/// L2 norm accumulated in double, in one fixed order (element i into partial sum i % 16, then
+/// the 16 sums in order): the same bits for any thread count, and for float on every SIMD
+/// variant (a float's square is exact in double).
 template <class Scalar>
 RNNBPTT_EXPORT double global_norm(Span<const Scalar> g);
 
