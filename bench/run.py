@@ -106,15 +106,15 @@ def interleaved(steps: dict[str, Callable[[], Any]], passes: int, repeat: int = 
 
 def interleaved_passes(steps: dict[str, Callable[[], Any]], passes: int, repeat: int = 1,
                        min_seconds: float = 0.0) -> tuple[dict[str, float], int]:
-    """interleaved(), with `passes` passes and more (up to three times as many) while the passes
-    so far took less than `min_seconds`, so that short steps get enough passes for a steady
-    median; also returns the number of passes run."""
+    """interleaved(), with `passes` passes and more (up to 30 times as many) while the passes so
+    far took less than `min_seconds`: a short step's median then spans as many seconds of the
+    machine's changing speed as a long one's. Also returns the number of passes run."""
     for step in steps.values():
         step()
     times: dict[str, list[float]] = {name: [] for name in steps}
     begin = time.perf_counter()
     done = 0
-    while done < passes or (done < 3 * passes and time.perf_counter() - begin < min_seconds):
+    while done < passes or (done < 30 * passes and time.perf_counter() - begin < min_seconds):
         for name, step in steps.items():
             start = time.perf_counter()
             for _ in range(repeat):
@@ -294,8 +294,8 @@ def run_suite(quick: bool, threads: int, variants: list[str], build_root: Path, 
               rebuild: bool = True) -> dict[str, Any]:
     import rnnbptt as rb
 
-    # Training steps: 7 interleaved passes, and up to 21 while they take under 15 s (S, M and X
-    # steps are short, and their medians move with the machine's speed from second to second).
+    # Training steps: 7 interleaved passes, and more (up to 210) while they take under 15 s: the
+    # machine's speed moves from second to second, and a short step's 7 passes last one second.
     passes, min_seconds = (3, 0.0) if quick else (7, 15.0)
     results: dict[str, Any] = {"machine": machine(threads), "flop_model": "forward F = 2 T n (h V + h h + V h); step = 3F"}
     print(f"machine: {results['machine']['cpu']}, {threads} threads, rnnbptt {rb.build_info()}", flush=True)
