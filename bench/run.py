@@ -315,7 +315,7 @@ def run_suite(quick: bool, threads: int, variants: list[str], build_root: Path, 
         results["throughput"][isa] = spawn(args, {"RNNBPTT_ISA": isa} if isa != "native" else {})
         print(f"throughput ({isa}) done", flush=True)
     results["float64"] = spawn(["--worker", "throughput", "--configs", "S", "--passes", str(passes),
-                                "--threads", str(threads), "--dtype", "float64"],
+                                "--min-seconds", str(min_seconds), "--threads", str(threads), "--dtype", "float64"],
                                {"RNNBPTT_ISA": variants[0]} if variants[0] != "native" else {})
 
     results["memory"] = []
@@ -413,7 +413,7 @@ def markdown(r: dict[str, Any]) -> str:
                 cells += [f"**{ratio:.2f}x** ({PEERS[best]})", text]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-        if all("passes" in row for row in rows):
+        if rows and all("passes" in row for row in rows):
             lines += ["Interleaved passes per config (each library once per pass; medians above): "
                       + ", ".join(f"{row['config']} {row['passes']}" for row in rows) + ".", ""]
     layer = r.get("onednn_layer", {})
@@ -450,7 +450,8 @@ def markdown(r: dict[str, Any]) -> str:
     if "torch" in f64["seconds"]:
         lines += [f"float64, config S: rnnbptt {f64['T'] * f64['n'] / f64['seconds']['rnnbptt']:,.0f} tokens/s, "
                   f"PyTorch {f64['T'] * f64['n'] / f64['seconds']['torch']:,.0f} tokens/s "
-                  f"(ratio {f64['seconds']['torch'] / f64['seconds']['rnnbptt']:.2f}x).", ""]
+                  f"(ratio {f64['seconds']['torch'] / f64['seconds']['rnnbptt']:.2f}x"
+                  + (f", {f64['passes']} interleaved passes" if "passes" in f64 else "") + ").", ""]
     lines += ["## Peak memory of a full-BPTT training step (fresh process each)", "",
               "Growth = peak RSS minus RSS once model and data are set up: what the step itself needs.", "",
               "| config | library | RSS before (MiB) | peak RSS (MiB) | growth (MiB) |", "|---|---|---:|---:|---:|"]
