@@ -223,61 +223,57 @@ def test_logit_gap_of_800_gives_loss_800_in_core_and_reference():
 # ---- one model, one thread -----------------------------------------------------------------
 
 
-def test_buffer_functions_are_refused_during_another_threads_backward():
+def test_buffer_functions_are_refused_during_another_threads_backward(restore_threads):
     """A worker runs forward, loss and a long backward on one model; once it is inside the
     backward, every binding that takes a view of that model's buffers is refused."""
-    previous = rb.get_num_threads()
     rb.set_num_threads(1)  # a long backward, and a core left for this thread
-    try:
-        m = rb.RNN(64, 256, 64, dtype=np.float64)
-        x = np.random.default_rng(0).integers(0, 64, (1500, 16))
-        y = np.random.default_rng(1).integers(0, 64, (1500, 16))
-        adam = rb._core.AdamFloat64(m.num_parameters, 1e-3)
-        in_backward = threading.Event()
-        errors: list[BaseException] = []
-        span: list[float] = []
+    m = rb.RNN(64, 256, 64, dtype=np.float64)
+    x = np.random.default_rng(0).integers(0, 64, (1500, 16))
+    y = np.random.default_rng(1).integers(0, 64, (1500, 16))
+    adam = rb._core.AdamFloat64(m.num_parameters, 1e-3)
+    in_backward = threading.Event()
+    errors: list[BaseException] = []
+    span: list[float] = []
 
-        def work():
-            try:
-                m.forward(x)
-                m.loss(y)
-                in_backward.set()
-                span.append(time.perf_counter())
-                m.backward()
-                span.append(time.perf_counter())
-            except BaseException as error:  # reported by the main thread
-                errors.append(error)
+    def work():
+        try:
+            m.forward(x)
+            m.loss(y)
+            in_backward.set()
+            span.append(time.perf_counter())
+            m.backward()
+            span.append(time.perf_counter())
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
 
-        worker = threading.Thread(target=work)
-        worker.start()
-        assert in_backward.wait(30)
-        time.sleep(0.05)  # the worker is in C++ now, holding the model
-        calls = {
-            "global_norm": lambda: rb.global_norm(m.grads),
-            "clip_grad_norm": lambda: rb.clip_grad_norm(m.grads, 1.0),
-            "clip_grad_value": lambda: rb.clip_grad_value(m.grads[10:20], 1.0),
-            "sgd_step": lambda: _core.sgd_step(m.params, m.grads, 0.1),
-            "adam_step": lambda: adam.step(m.params, m.grads),
-            "spectral_radius": lambda: rb.spectral_radius(m.W_hh),
-        }
-        refused = {}
-        for name, call in calls.items():
-            try:
-                call()
-            except RuntimeError as error:
-                refused[name] = str(error)
-        checked_at = time.perf_counter()
-        worker.join()
-        assert not errors, errors
-        assert checked_at < span[1], "the backward ended before the checks; make it longer"
-        assert set(refused) == set(calls), refused
-        assert all("another thread is using this model" in text for text in refused.values())
-        # Afterwards the same calls work, and the arrays of other owners are never locked.
-        assert np.isfinite(rb.global_norm(m.grads))
-        adam.step(m.params, m.grads)
-        assert rb.global_norm(np.ones(4)) == 2.0
-    finally:
-        rb.set_num_threads(previous)
+    worker = threading.Thread(target=work)
+    worker.start()
+    assert in_backward.wait(30)
+    time.sleep(0.05)  # the worker is in C++ now, holding the model
+    calls = {
+        "global_norm": lambda: rb.global_norm(m.grads),
+        "clip_grad_norm": lambda: rb.clip_grad_norm(m.grads, 1.0),
+        "clip_grad_value": lambda: rb.clip_grad_value(m.grads[10:20], 1.0),
+        "sgd_step": lambda: _core.sgd_step(m.params, m.grads, 0.1),
+        "adam_step": lambda: adam.step(m.params, m.grads),
+        "spectral_radius": lambda: rb.spectral_radius(m.W_hh),
+    }
+    refused = {}
+    for name, call in calls.items():
+        try:
+            call()
+        except RuntimeError as error:
+            refused[name] = str(error)
+    checked_at = time.perf_counter()
+    worker.join()
+    assert not errors, errors
+    assert checked_at < span[1], "the backward ended before the checks; make it longer"
+    assert set(refused) == set(calls), refused
+    assert all("another thread is using this model" in text for text in refused.values())
+    # Afterwards the same calls work, and the arrays of other owners are never locked.
+    assert np.isfinite(rb.global_norm(m.grads))
+    adam.step(m.params, m.grads)
+    assert rb.global_norm(np.ones(4)) == 2.0
 
 
 def test_loss_and_backward_must_run_on_the_forward_thread():

@@ -100,7 +100,8 @@ inline void column_block(Index rows, Index K, const Scalar* A, Index lda, const 
     for (; r + MR - 1 <= rows; r += MR - 1)
       micro_kernel<Scalar, Shape, MR - 1, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
   if constexpr (MR > 2)
-    for (; r + 2 <= rows; r += 2) micro_kernel<Scalar, Shape, 2, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
+    for (; r + 2 <= rows; r += 2)
+      micro_kernel<Scalar, Shape, 2, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
   for (; r < rows; ++r) micro_kernel<Scalar, Shape, 1, NP>(K, A + r * lda, lda, B, ldb, C + r * ldc, ldc, alpha);
 }
 
@@ -166,16 +167,17 @@ inline PackedBand<Scalar>& packed_band() {  // one per thread (and shape: its bl
   return band;
 }
 
-// The packed copy of B[:, j0:j0 + columns] for this thread, or nullptr outside a recurrence
-// (or when memory for it cannot be had: then the caller reads B in place).
+// The packed copy of B[:, j0:j0 + columns], cut into `blocks` (column_blocks of columns), for
+// this thread, or nullptr outside a recurrence (or when memory for it cannot be had: then the
+// caller reads B in place).
 template <class Scalar, class Shape>
-inline const Scalar* packed_columns(Index K, const Scalar* B, Index ldb, Index j0, Index columns) {
+inline const Scalar* packed_columns(Index K, const Scalar* B, Index ldb, Index j0, Index columns,
+                                    const ColumnBlocks& blocks) {
   constexpr Index P = Shape::size;
   PackedBand<Scalar>& band = packed_band<Scalar, Shape>();
   if (!band.active) return nullptr;
   if (band.source == B && band.K == K && band.ldb == ldb && band.j0 == j0 && band.columns == columns)
     return band.values.data();
-  const ColumnBlocks blocks = column_blocks<Shape>(columns);
   const std::size_t size = static_cast<std::size_t>(K * (columns / P * P));  // every block's columns
   if (band.values.size() < size) {
     try {
@@ -204,7 +206,7 @@ void gemm_columns(Index rows, Index K, const Scalar* A, Index lda, const Scalar*
                   Index ldc, Index j0, Index j1, Scalar alpha = Scalar(1)) {
   constexpr int P = Shape::size;
   const ColumnBlocks blocks = column_blocks<Shape>(j1 - j0);
-  const Scalar* packed = j1 - j0 >= P ? packed_columns<Scalar, Shape>(K, B, ldb, j0, j1 - j0) : nullptr;
+  const Scalar* packed = j1 - j0 >= P ? packed_columns<Scalar, Shape>(K, B, ldb, j0, j1 - j0, blocks) : nullptr;
   Index j = j0 + for_each_column_block<Shape>(blocks, [&](auto packets, Index offset) {
     constexpr int np = decltype(packets)::value;
     if (packed != nullptr)
