@@ -189,13 +189,16 @@ def worker_memory(library: str, config: list[int], threads: int, stream: Optiona
         x, y = tokens(V, n, stream)
         before = _status_kib("VmRSS")
         runner.step(x, y)  # sizes the buffers
+        timed = T // stream - 1  # whole chunks after the first; the caller passes T >= 2 stream
         start = time.perf_counter()
-        for _ in range(T // stream - 1):
+        for _ in range(timed):
             runner.step(x, y)
             rb.clip_grad_norm(model.grads, 1.0)
             model.params[:] -= 0.01 * model.grads
         seconds = time.perf_counter() - start
-        return {"before_kib": before, "peak_kib": _status_kib("VmHWM"), "seconds": seconds * T / (T - stream),
+        # The time of T steps at the timed chunks' rate (T - stream steps were timed only when
+        # stream divides T: at T = 1,000, one chunk of 350).
+        return {"before_kib": before, "peak_kib": _status_kib("VmHWM"), "seconds": seconds * T / (timed * stream),
                 "runner_bytes": runner.memory_bytes}
     step = rnnbptt_step(V, h, n, T) if library == "rnnbptt" else torch_step(V, h, n, T)
     before = _status_kib("VmRSS")
@@ -333,7 +336,7 @@ def run_suite(quick: bool, threads: int, variants: list[str], build_root: Path, 
         full = spawn(["--worker", "memory", "--library", "rnnbptt", "--config", ",".join(map(str, config)),
                       "--threads", str(threads)])
         streamed = spawn(["--worker", "memory", "--library", "rnnbptt", "--config", ",".join(map(str, config)),
-                          "--threads", str(threads), "--stream", "350"]) if T >= 350 else None
+                          "--threads", str(threads), "--stream", "350"]) if T >= 2 * 350 else None
         results["scaling_T"].append({"T": T, "full": full, "stream_regular_35": streamed})
     print("scaling in T done", flush=True)
 

@@ -10,6 +10,8 @@
 // and a second thread runs the products for each chunk of steps as soon as the recurrence has
 // finished it (forward: o_t = W_qh h_t; backward: dW_hh += g^a h_{t-1}^T), or before the
 // recurrence needs it (backward: W_qh^T g^o_t). The two meet through two counters, not barriers.
+// Backward, the recurrence's thread computes dW_qh once the recurrence is done, so that each
+// thread has about (h + q) / h of the recurrence's work (rnn_backward).
 //
 // The chunks are the same whether or not the products run beside the recurrence and whatever
 // the thread count, and each chunk's product is the same call (gemm.hpp, whose results do not
@@ -53,7 +55,7 @@ struct TimeChunks {
 // Whether the products over `chunks` run beside a recurrence of hidden size h feeding q
 // outputs: two threads or more, at least two chunks to overlap (so small steps; a Predictor's
 // single steps stay on one thread), and q <= h, so that the helper's share (about q / h of the
-// recurrence's work forward, (2 q + h) / h backward) does not make one thread the bottleneck
+// recurrence's work forward, (q + h) / h backward) does not make one thread the bottleneck
 // where the products would otherwise have every thread.
 inline bool products_beside_recurrence(const TimeChunks& chunks, Index h, Index q) {
   return get_num_threads() >= 2 && chunks.count() >= 2 && q <= h;

@@ -196,22 +196,28 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
   if (in_place && detail::products_beside_recurrence(chunks, h, q)) {
     detail::Progress injected_from(T), finished_from(T);
     const Beside beside{&injected_from, &finished_from};
-    done = detail::run_beside([&] { recur(ws, config, p.W_hh.data(), in_place, options, &beside); },
-                              [&] {
-                                for (Index c = chunks.count() - 1; c >= 0; --c) {
-                                  inject_chunk(c, 1);
-                                  injected_from.publish(chunks.begin(c));
-                                }
-                                output_weights(1);
-                                for (Index c = chunks.count() - 1; c >= 0; --c) {
-                                  finished_from.wait([&](Index from) { return from <= chunks.begin(c); });
-                                  dW_hh_chunk(c, 1);
-                                }
-                              },
-                              [&] {
-                                injected_from.publish(0);
-                                finished_from.publish(0);
-                              });
+    // The helper's share is W_qh^T g^o and dW_hh (q + h per h of the recurrence's work), this
+    // thread's the recurrence and then dW_qh (h + q): with dW_qh on the helper too, the helper
+    // had (2 q + h) / h of the recurrence's work and the recurrence's thread waited for it.
+    done = detail::run_beside(
+        [&] {
+          recur(ws, config, p.W_hh.data(), in_place, options, &beside);
+          output_weights(1);
+        },
+        [&] {
+          for (Index c = chunks.count() - 1; c >= 0; --c) {
+            inject_chunk(c, 1);
+            injected_from.publish(chunks.begin(c));
+          }
+          for (Index c = chunks.count() - 1; c >= 0; --c) {
+            finished_from.wait([&](Index from) { return from <= chunks.begin(c); });
+            dW_hh_chunk(c, 1);
+          }
+        },
+        [&] {
+          injected_from.publish(0);
+          finished_from.publish(0);
+        });
   }
   if (!done) {
     for (Index c = chunks.count() - 1; c >= 0; --c) inject_chunk(c, 0);
