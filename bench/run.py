@@ -189,7 +189,9 @@ def worker_memory(library: str, config: list[int], threads: int, stream: Optiona
         x, y = tokens(V, n, stream)
         before = _status_kib("VmRSS")
         runner.step(x, y)  # sizes the buffers
-        timed = T // stream - 1  # whole chunks after the first; the caller passes T >= 2 stream
+        timed = T // stream - 1  # whole chunks after the first
+        if timed < 1:
+            raise SystemExit(f"--stream: expected T >= 2 x stream = {2 * stream} steps, got T = {T}")
         start = time.perf_counter()
         for _ in range(timed):
             runner.step(x, y)
