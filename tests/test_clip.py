@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -66,6 +68,32 @@ def test_clip_grad_norm_matches_torch_away_from_the_boundary(torch):
         assert report.norm == pytest.approx(torch_norm.item(), rel=1e-13)
         # Torch divides by norm + 1e-6: a relative difference of about 1e-6 / norm.
         np.testing.assert_allclose(ours, tensor.grad.numpy(), rtol=2e-6 / report.norm, atol=0)
+
+
+@pytest.mark.parametrize("exponent", [-320, -300, -200, -160, 160, 200, 300, 305])
+def test_float64_norms_where_the_squares_leave_float64s_range(exponent):
+    """Gradients whose squares overflow (above about 1e154) or underflow (below about 1e-154)
+    while the norm is an ordinary float64: against math.hypot (an accurate multi-argument
+    hypot) and against NumPy's norm of the gradient divided by its largest magnitude (with no
+    absolute tolerance: pytest.approx's default 1e-12 would pass 0 for 1e-300)."""
+    rng = np.random.default_rng(exponent + 1000)
+    for size in (1, 2, 17, 33, 1001):
+        g = rng.standard_normal(size) * 10.0**exponent
+        largest = float(np.max(np.abs(g)))
+        norm = rb.global_norm(g)
+        assert norm == pytest.approx(math.hypot(*g), rel=1e-14, abs=0.0), size
+        assert norm == pytest.approx(largest * np.linalg.norm(g / largest), rel=1e-14, abs=0.0), size
+        report = rb.clip_grad_norm(g, 1.0)
+        assert report.finite and report.norm == norm
+        assert rb.global_norm(g) == pytest.approx(min(1.0, norm), rel=1e-12, abs=0.0), size
+
+
+def test_float64_norm_with_magnitudes_far_apart_and_beyond_the_largest_float64():
+    g = np.array([1e300, -3e299, 1e-300, 0.0, 5e-324])
+    assert rb.global_norm(g) == pytest.approx(math.hypot(*g), rel=1e-15, abs=0.0)
+    assert rb.global_norm(np.full(4, 1.5e308)) == np.inf  # the norm, 3e308, is not a float64
+    with pytest.raises(rb.NonFiniteError, match="expected a finite value, got inf"):
+        rb.clip_grad_norm(np.full(4, 1.5e308), 1.0)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])

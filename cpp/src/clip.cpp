@@ -1,7 +1,9 @@
 #include "rnnbptt/clip.hpp"
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "checks.hpp"
 #include "rnnbptt/error.hpp"
@@ -17,32 +19,62 @@ Index checked_length(Span<T> g) {
   if (g.size() < 0) invalid("grads: expected a buffer length >= 0, got ", g.size());
   return detail::check_span("grads", g, {g.size()}, "size");
 }
-}  // namespace
 
 // Element i is added into partial sum i % 16, and the 16 partial sums are added in order: one
 // fixed order whatever the SIMD width (2, 4 or 8 doubles hold some of the 16 sums), so the
 // compiler can keep the sums in vector registers. A single running sum (Eigen's reduction of a
 // cast expression is scalar) waits on every addition: 1.3 ns per float, 0.1 ms for a small
-// model's 80,000 parameters, a few percent of its training step.
-template <class Scalar>
-double global_norm(Span<const Scalar> g) {
-  const Index size = checked_length(g);
+// model's 80,000 parameters, a few percent of its training step. `value(x)` is the element as
+// a double: x itself, or x scaled by a power of two (rescaled_norm).
+template <class Scalar, class Value>
+double sum_of_squares(const Scalar* values, Index size, Value&& value) {
   constexpr Index lanes = 16;
   double partial[lanes] = {};
-  const Scalar* values = g.data();
   Index i = 0;
   for (; i + lanes <= size; i += lanes)
     for (Index l = 0; l < lanes; ++l) {
-      const double x = static_cast<double>(values[i + l]);
+      const double x = value(values[i + l]);
       partial[l] += x * x;
     }
   for (Index l = 0; i + l < size; ++l) {
-    const double x = static_cast<double>(values[i + l]);
+    const double x = value(values[i + l]);
     partial[l] += x * x;
   }
   double sum = 0.0;
   for (Index l = 0; l < lanes; ++l) sum += partial[l];
-  return std::sqrt(sum);
+  return sum;
+}
+
+// The norm when the squares themselves leave double's range, which only doubles can make: above
+// about 1e154 a square overflows to inf, below about 1e-154 it loses digits as a subnormal or
+// becomes 0, while the norm is an ordinary double (or just as small). The sum is taken again,
+// in the same order, of the elements times 2^-e, where 2^e is the largest magnitude's binade,
+// and the root is scaled back by 2^e. Scaling by a power of two is exact (std::ldexp also for
+// subnormals), so only the squares of elements far below the largest (by 2^500 and more, with
+// no effect on the sum) can still underflow.
+template <class Scalar>
+double rescaled_norm(const Scalar* values, Index size) {
+  double largest = 0.0;
+  for (Index i = 0; i < size; ++i) largest = std::max(largest, std::abs(static_cast<double>(values[i])));
+  if (largest == 0.0 || std::isinf(largest)) return largest;  // all zero, or an infinite element
+  int e = 0;
+  std::frexp(largest, &e);  // largest = m 2^e with m in [0.5, 1)
+  const double sum = sum_of_squares(values, size, [e](Scalar x) { return std::ldexp(static_cast<double>(x), -e); });
+  return std::ldexp(std::sqrt(sum), e);
+}
+}  // namespace
+
+template <class Scalar>
+double global_norm(Span<const Scalar> g) {
+  const Index size = checked_length(g);
+  const double sum = sum_of_squares(g.data(), size, [](Scalar x) { return static_cast<double>(x); });
+  // Whenever the sum lies in [2^-800, DBL_MAX], no square overflowed, and those that fell below
+  // 2^-1022 were rounded by at most 2^-1074 each (at most 2^63 of them, against a sum of at
+  // least 2^-800): this is the norm. A float's square (2^-298 to 2^256) never leaves double's
+  // range, so float input always returns here unless every element is 0.
+  if (sum >= 0x1p-800 && sum <= std::numeric_limits<double>::max()) return std::sqrt(sum);
+  if (std::isnan(sum)) return sum;  // a NaN element
+  return rescaled_norm(g.data(), size);
 }
 
 template <class Scalar>

@@ -25,7 +25,11 @@ def global_norm(grads: np.ndarray) -> float:
 
     Element ``i`` is added into partial sum ``i % 16`` and the 16 partial sums are then added in
     order, whatever the thread count or SIMD variant (for float32 input the result is the same
-    bits on every variant: a float's square is exact in float64).
+    bits on every variant: a float's square is exact in float64). float64 elements whose squares
+    leave float64's range (above about 1e154, or all below about 1e-154) are summed again in the
+    same order, scaled by a power of two, so the norm is right wherever it is itself a finite
+    float64: ``inf`` only when it exceeds the largest float64 or an element is infinite, ``nan``
+    when an element is NaN.
     """
     return float(_core.global_norm(grads))
 

@@ -44,6 +44,31 @@ TEST(Clip, NormClippingMatchesHandComputedValues) {
   expect_norm_clipping<double>();
 }
 
+// Doubles whose squares overflow (above about 1e154) or leave the normal range (below about
+// 1e-154): 3 x 2^k and 4 x 2^k have norm 5 x 2^k exactly, and the rescaled sum in powers of two
+// gets it exactly. The single sum of squares gave inf (so clip_grad_norm raised on finite
+// gradients) or 0 / a subnormal-rounded value.
+TEST(Clip, DoubleNormsWhereTheSquaresLeaveDoublesRange) {
+  for (int k : {600, 1000, -600, -1000, -1070}) {
+    std::vector<double> g{std::ldexp(3.0, k), 0.0, -std::ldexp(4.0, k)};
+    EXPECT_EQ(rnnbptt::global_norm(g), std::ldexp(5.0, k)) << "k = " << k;
+    const ClipReport report = rnnbptt::clip_grad_norm(g, 1.0);
+    EXPECT_TRUE(report.finite) << "k = " << k;
+    EXPECT_EQ(report.norm, std::ldexp(5.0, k)) << "k = " << k;
+  }
+  // Clipping a gradient of norm 5 x 2^600 to 1: (0.6, 0, -0.8).
+  std::vector<double> g{std::ldexp(3.0, 600), 0.0, -std::ldexp(4.0, 600)};
+  rnnbptt::clip_grad_norm(g, 1.0);
+  EXPECT_TRUE(support::close(g, std::vector<double>{0.6, 0.0, -0.8}, 1e-15));
+  // A norm beyond the largest double is infinite, and clipping raises.
+  std::vector<double> huge(4, 1.5e308);
+  EXPECT_TRUE(std::isinf(rnnbptt::global_norm(huge)));
+  EXPECT_THROW(rnnbptt::clip_grad_norm(huge, 1.0), rnnbptt::NonFiniteError);
+  // The smallest subnormal, alone and with 0s: its own magnitude.
+  std::vector<double> tiny{0.0, std::numeric_limits<double>::denorm_min(), 0.0};
+  EXPECT_EQ(rnnbptt::global_norm(tiny), std::numeric_limits<double>::denorm_min());
+}
+
 template <class Scalar>
 void expect_non_finite_policies() {
   for (Scalar bad : {std::numeric_limits<Scalar>::infinity(), -std::numeric_limits<Scalar>::infinity(),

@@ -33,7 +33,10 @@ struct ClipReport {
 
 /// L2 norm accumulated in double, in one fixed order (element i into partial sum i % 16, then
 /// the 16 sums in order): the same bits for any thread count, and for float on every SIMD
-/// variant (a float's square is exact in double).
+/// variant (a float's square is exact in double). Double elements whose squares leave double's
+/// range (above about 1e154, or all below about 1e-154) are summed again in the same order
+/// scaled by a power of two, so the norm is right wherever it is itself a finite double (and
+/// infinite only when it exceeds DBL_MAX or an element is infinite; NaN when one is NaN).
 template <class Scalar>
 RNNBPTT_EXPORT double global_norm(Span<const Scalar> g);
 
