@@ -91,9 +91,30 @@ def test_float64_norms_where_the_squares_leave_float64s_range(exponent):
 def test_float64_norm_with_magnitudes_far_apart_and_beyond_the_largest_float64():
     g = np.array([1e300, -3e299, 1e-300, 0.0, 5e-324])
     assert rb.global_norm(g) == pytest.approx(math.hypot(*g), rel=1e-15, abs=0.0)
+    # No square overflows, but their sum does: 10,000 x (1e153)^2 = 1e310.
+    assert rb.global_norm(np.full(10_000, 1e153)) == pytest.approx(1e155, rel=1e-14, abs=0.0)
+    # NaN stays NaN beside huge or tiny elements and beside an infinite one.
+    for other in (1e300, 1e-300, np.inf):
+        assert math.isnan(rb.global_norm(np.array([other, np.nan, 1.0])))
+    assert rb.global_norm(np.array([1e-300, -np.inf])) == np.inf
     assert rb.global_norm(np.full(4, 1.5e308)) == np.inf  # the norm, 3e308, is not a float64
     with pytest.raises(rb.NonFiniteError, match="expected a finite value, got inf"):
         rb.clip_grad_norm(np.full(4, 1.5e308), 1.0)
+
+
+def test_float64_rescaled_norm_is_the_in_order_sum_when_no_square_rounds():
+    """Elements near 2^-410 have squares near 2^-820 (normal doubles, below the 2^-800 where the
+    sum is taken again scaled by a power of two): the scaled sum is exact scaling of the same
+    sums, so the norm is the same bits as sqrt of the in-order sum of the squares."""
+    g = np.random.default_rng(7).uniform(0.5, 1.0, 37) * 2.0**-410
+    partial = [0.0] * 16
+    for i, x in enumerate(g):
+        partial[i % 16] += float(x) * float(x)
+    total = 0.0
+    for value in partial:
+        total += value
+    assert total < 2.0**-800
+    assert rb.global_norm(g) == math.sqrt(total)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])

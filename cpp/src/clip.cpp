@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "checks.hpp"
 #include "rnnbptt/error.hpp"
@@ -46,20 +47,33 @@ double sum_of_squares(const Scalar* values, Index size, Value&& value) {
 }
 
 // The norm when the squares themselves leave double's range, which only doubles can make: above
-// about 1e154 a square overflows to inf, below about 1e-154 it loses digits as a subnormal or
-// becomes 0, while the norm is an ordinary double (or just as small). The sum is taken again,
-// in the same order, of the elements times 2^-e, where 2^e is the largest magnitude's binade,
-// and the root is scaled back by 2^e. Scaling by a power of two is exact (std::ldexp also for
-// subnormals), so only the squares of elements far below the largest (by 2^500 and more, with
-// no effect on the sum) can still underflow.
+// about 1e154 a square overflows to inf (and the sum can overflow from a norm of about 1.3e154),
+// below about 1e-154 it loses digits as a subnormal or becomes 0, while the norm is an ordinary
+// double (or just as small). The sum is taken again, in the same order, of the elements times
+// 2^-e, where 2^e is the largest magnitude's binade (the largest becomes [0.5, 1), the sum at
+// least 1/4), and the root is scaled back by 2^e. Scaling by a power of two is exact unless the
+// result is subnormal; only elements 2^511 and more below the largest have squares that round
+// or vanish, by at most 2^-1074 each. x * 2^-e rounds as std::ldexp(x, -e) does; ldexp itself
+// runs only where 2^-e is not a double (the largest element below 2^-1024).
 template <class Scalar>
 double rescaled_norm(const Scalar* values, Index size) {
+  constexpr Index lanes = 16;  // the largest magnitude per lane, as the sums: a loop that vectorizes
+  double lane_largest[lanes] = {};
+  Index i = 0;
+  for (; i + lanes <= size; i += lanes)
+    for (Index l = 0; l < lanes; ++l)
+      lane_largest[l] = std::max(lane_largest[l], std::abs(static_cast<double>(values[i + l])));
   double largest = 0.0;
-  for (Index i = 0; i < size; ++i) largest = std::max(largest, std::abs(static_cast<double>(values[i])));
+  for (; i < size; ++i) largest = std::max(largest, std::abs(static_cast<double>(values[i])));
+  for (Index l = 0; l < lanes; ++l) largest = std::max(largest, lane_largest[l]);
   if (largest == 0.0 || std::isinf(largest)) return largest;  // all zero, or an infinite element
   int e = 0;
   std::frexp(largest, &e);  // largest = m 2^e with m in [0.5, 1)
-  const double sum = sum_of_squares(values, size, [e](Scalar x) { return std::ldexp(static_cast<double>(x), -e); });
+  const double scale = std::ldexp(1.0, -e);
+  const double sum =
+      std::isfinite(scale)
+          ? sum_of_squares(values, size, [scale](Scalar x) { return static_cast<double>(x) * scale; })
+          : sum_of_squares(values, size, [e](Scalar x) { return std::ldexp(static_cast<double>(x), -e); });
   return std::ldexp(std::sqrt(sum), e);
 }
 }  // namespace
@@ -71,9 +85,10 @@ double global_norm(Span<const Scalar> g) {
   // Whenever the sum lies in [2^-800, DBL_MAX], no square overflowed, and those that fell below
   // 2^-1022 were rounded by at most 2^-1074 each (at most 2^63 of them, against a sum of at
   // least 2^-800): this is the norm. A float's square (2^-298 to 2^256) never leaves double's
-  // range, so float input always returns here unless every element is 0.
+  // range and 2^63 of them add up to less than DBL_MAX, so for float the sum is the norm's
+  // square too (0 when every element is 0, inf when one is infinite).
   if (sum >= 0x1p-800 && sum <= std::numeric_limits<double>::max()) return std::sqrt(sum);
-  if (std::isnan(sum)) return sum;  // a NaN element
+  if (std::is_same_v<Scalar, float> || std::isnan(sum)) return std::sqrt(sum);  // NaN: a NaN element
   return rescaled_norm(g.data(), size);
 }
 
