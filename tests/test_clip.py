@@ -117,6 +117,19 @@ def test_float64_rescaled_norm_is_the_in_order_sum_when_no_square_rounds():
     assert rb.global_norm(g) == math.sqrt(total)
 
 
+@pytest.mark.parametrize("dtype, value, theta", [(np.float64, 1e308, 1e-15), (np.float64, 1e308, 1e-20),
+                                                  (np.float32, 3e38, 1e-10), (np.float32, 3e38, 1e-3)])
+def test_clip_to_a_factor_below_the_normal_range(dtype, value, theta):
+    """theta / ||g|| below the dtype's smallest normal number: as a factor in that dtype it kept
+    a few digits (1.2% off) or none (0). The clipped gradient has norm theta."""
+    g = np.array([value, -value / 2], dtype=dtype)
+    norm = math.hypot(float(g[0]), float(g[1]))
+    report = rb.clip_grad_norm(g, theta)
+    assert report.norm == pytest.approx(norm, rel=1e-15, abs=0.0)
+    expected = np.array([value, -value / 2], dtype=np.float64) / norm * theta
+    np.testing.assert_allclose(g.astype(np.float64), expected, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=0)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_non_finite_gradients_raise_or_report(bad):
     g = np.ones(10)

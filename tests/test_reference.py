@@ -71,6 +71,33 @@ def test_linear_model_is_identity_without_bias():
         assert rel_err(outputs[t], h @ p.model.W_qh.T) <= 1e-12
 
 
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e17), (np.float64, 1e200), (np.float32, 1e30)])
+def test_cross_entropy_with_huge_logits(dtype, scale):
+    """Logits far beyond exp's range: the loss is log(sum exp(o - max)) + max - o_c (NumPy, in
+    float64, on the model's own logits). Written as m + log s - o_c it rounded to 0 for equal
+    logits of 1e16 and more."""
+    model = rb.RNN(1, 1, 3, dtype=dtype, seed=0)
+    model.params[:] = 0
+    model.W_hx[:] = 100  # h = tanh(100) = 1
+    model.W_qh[:] = np.array([[1.0], [1.0], [-1.0]]) * scale  # logits (scale, scale, -scale)
+    o = model.forward(np.zeros((1, 1), np.int64))[0].astype(np.float64).reshape(3)
+    loss = model.loss(np.array([[1]]))
+    m = o.max()
+    expected = np.log(np.sum(np.exp(o - m))) + (m - o[1])
+    assert expected == pytest.approx(np.log(2.0), rel=1e-12)
+    assert loss == pytest.approx(expected, rel=1e-6 if dtype == np.float32 else 1e-14, abs=0.0)
+
+
+def test_squared_error_of_large_float32_outputs_is_summed_in_float64():
+    model = rb.RNN(1, 1, 1, dtype=np.float32, seed=0)
+    model.params[:] = 0
+    model.W_hx[:] = 100
+    model.W_qh[:] = 2e19  # o = 2e19: its square overflows float32, the loss 2e38 does not
+    o = float(model.forward(np.zeros((1, 1), np.int64))[0].reshape(()))
+    loss = model.loss(np.zeros((1, 1, 1), np.float32))
+    assert loss == pytest.approx(0.5 * o * o, rel=1e-12, abs=0.0) and np.isfinite(loss)
+
+
 def test_unweighted_loss_is_mean_over_all_positions():
     p = make_problem(T=4, n=5)
     p.model.forward(p.x)

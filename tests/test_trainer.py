@@ -47,6 +47,53 @@ def test_optimizer_errors():
         rb.SGD(0.1).step(np.zeros(4), np.zeros(3))
 
 
+@pytest.mark.parametrize("make", [lambda **k: rb.SGD(k.pop("lr", 0.1), **k),
+                                  lambda **k: rb.Adam(1, np.float32, **k)])
+@pytest.mark.parametrize("name, value", [("lr", 1e39), ("lr", 1e-46), ("weight_decay", 1e39),
+                                         ("eps", 1e-50), ("eps", 1e39)])
+def test_float32_hyperparameters_outside_float32_are_refused(make, name, value):
+    """A float32 step rounds its hyper-parameters to float32: above 3.4e38 they became inf (NaN or
+    inf parameters), below 1.4e-45 they became 0 (no update, or a division by 0). Refused, naming
+    the argument, and the parameters are left as they were."""
+    if name == "eps" and not isinstance(make(), rb.Adam):
+        return  # SGD has no eps
+    optimizer = make(**{name: value})
+    p, g = np.ones(1, np.float32), np.full(1, 1e38, np.float32)
+    with pytest.raises(ValueError, match=f"{name}: expected a value representable in the parameters' precision"):
+        optimizer.step(p, g)
+    assert p[0] == 1.0
+    if isinstance(optimizer, rb.Adam):
+        assert optimizer.config()["step_count"] == 0  # the refused step is not counted
+
+
+def test_adam_bias_corrected_step_outside_float32_is_refused():
+    adam = rb.Adam(1, np.float32, lr=1e38)  # lr / (1 - 0.9) = 1e39 at the first step
+    with pytest.raises(ValueError, match=r"lr: expected lr / \(1 - beta1\^t\), the bias-corrected step"):
+        adam.step(np.zeros(1, np.float32), np.ones(1, np.float32))
+
+
+def test_adam_load_state_refuses_what_a_step_cannot_use():
+    adam = rb.Adam(2, np.float64)
+    good = {"m": np.zeros(2), "v": np.ones(2)}
+    for state, config, text in [
+        ({"m": np.array([np.nan, 0.0]), "v": np.ones(2)}, {"step_count": 1},
+         r"state\['m'\]: expected finite moments"),
+        ({"m": np.zeros(2), "v": np.array([1.0, -1.0])}, {"step_count": 1},
+         r"state\['v'\]: expected second moments >= 0"),
+        ({"m": np.zeros(3), "v": np.ones(3)}, {"step_count": 1}, r"state\['m'\]: expected shape \(2,\)"),
+        (good, {"step_count": -1},
+         r"config\['step_count'\]: expected a number of steps taken in \[0, 2\*\*62\), got -1"),
+        (good, {"step_count": 2**63 - 1}, r"config\['step_count'\]: expected a number of steps taken"),
+        (good, {"step_count": 1.5}, r"config\['step_count'\]: expected an integer, got 1.5"),
+        (good, {"step_count": True}, r"config\['step_count'\]: expected an integer, got True"),
+    ]:
+        with pytest.raises(ValueError, match=text):
+            adam.load_state(state, config)
+        assert adam.config()["step_count"] == 0 and np.all(adam.state()["v"] == 0)  # unchanged
+    adam.load_state(good, {"step_count": 3})
+    assert adam.config()["step_count"] == 3 and np.all(adam.state()["v"] == 1)
+
+
 def corpus_and_model(seed=0):
     text = data.default_corpus()[:4758]  # its first essay: short epochs
     vocab = data.Vocab.from_text(text)

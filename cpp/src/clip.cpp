@@ -110,7 +110,15 @@ ClipReport clip_grad_norm(Span<Scalar> g, double max_norm, NonFinitePolicy polic
   }
   if (report.norm > max_norm) {
     report.scale = max_norm / report.norm;
-    Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(g.data(), size) *= static_cast<Scalar>(report.scale);
+    if (report.scale >= static_cast<double>(std::numeric_limits<Scalar>::min())) {
+      Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(g.data(), size) *= static_cast<Scalar>(report.scale);
+    } else {
+      // The factor is below Scalar's normal range (a norm of 3e38 clipped to 1e-10 in float, of
+      // 1e308 to 1e-15 in double): as a Scalar it keeps a few digits or none. Each element is
+      // divided by the norm and then multiplied by max_norm instead, in double.
+      for (Index i = 0; i < size; ++i)
+        g[i] = static_cast<Scalar>(static_cast<double>(g[i]) / report.norm * max_norm);
+    }
   }
   return report;
 }

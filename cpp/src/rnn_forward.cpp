@@ -206,14 +206,17 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config,
       g = (o.array() - m).exp().matrix();
       const Scalar s = g.sum();
       const std::int64_t c = y.classes[r];
-      ws.row_loss[r] = w * (static_cast<double>(m) + std::log(static_cast<double>(s)) -
-                            static_cast<double>(o[c]));
+      // (m - o_c) + log s, not m + log s - o_c: with logits of 1e16 and more, m + log s rounds
+      // to m and the loss to 0 instead of log s.
+      ws.row_loss[r] = w * ((static_cast<double>(m) - static_cast<double>(o[c])) +
+                            std::log(static_cast<double>(s)));
       g *= w_inv_sum / s;
       g[c] -= w_inv_sum;
     } else {
       ConstRowVectorMap<Scalar> target(y.dense.data() + r * q, q);
       g = o - target;
-      ws.row_loss[r] = w * 0.5 * static_cast<double>(g.squaredNorm());
+      // In double: a float row of (2e19) has a loss of 2e38 but a float square of inf.
+      ws.row_loss[r] = w * 0.5 * g.template cast<double>().squaredNorm();
       g *= w_inv_sum;
     }
   });

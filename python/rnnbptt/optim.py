@@ -12,7 +12,12 @@ from ._dtypes import check_dtype, core_class
 
 
 class SGD:
-    """``p <- p - lr * (g + weight_decay * p)``: d2l's minibatch SGD (on a mean loss)."""
+    """``p <- p - lr * (g + weight_decay * p)``: d2l's minibatch SGD (on a mean loss).
+
+    The step runs in the parameters' dtype: for float32 parameters, ``lr`` and ``weight_decay``
+    must be representable in float32 (magnitude at most 3.4e38, and a nonzero value at least
+    1.4e-45); ``step()`` raises ``ValueError`` naming the argument otherwise.
+    """
 
     name = "sgd"
 
@@ -42,7 +47,15 @@ class SGD:
 
 
 class Adam:
-    """Adam with bias correction, as ``torch.optim.Adam`` (L2 weight decay added to g)."""
+    """Adam with bias correction, as ``torch.optim.Adam`` (L2 weight decay added to g).
+
+    The step runs in ``dtype``: for float32, ``lr``, ``eps``, ``weight_decay`` and the
+    bias-corrected step ``lr / (1 - beta1**t)`` must be representable in float32 (magnitude at
+    most 3.4e38, and a nonzero value at least 1.4e-45); ``step()`` raises ``ValueError``
+    naming the argument otherwise, without counting the step. As in ``torch.optim.Adam``, a
+    gradient for which ``(1 - beta2) * g * g`` overflows the dtype (above about 6e20 in
+    float32, 4e155 in float64, with ``beta2 = 0.999``) makes ``v`` infinite and the update 0.
+    """
 
     name = "adam"
 
@@ -88,9 +101,28 @@ class Adam:
         return {"m": self._core.m.copy(), "v": self._core.v.copy()}
 
     def load_state(self, state: dict[str, np.ndarray], config: dict[str, Any]) -> None:
-        self._core.m[...] = state["m"]
-        self._core.v[...] = state["v"]
-        self._core.step_count = int(config["step_count"])
+        """Restores the moments and the step count that ``state()`` and ``config()`` gave.
+
+        Raises ``ValueError`` naming the entry for moments that are not finite, second moments
+        below 0, or a step count that is not an integer in ``[0, 2**62)``; nothing is changed
+        then.
+        """
+        m, v = (np.asarray(state[key]) for key in ("m", "v"))
+        for key, values in (("m", m), ("v", v)):
+            if values.shape != self._core.m.shape:
+                raise ValueError(f"state[{key!r}]: expected shape {self._core.m.shape}, got {values.shape}")
+            if not np.all(np.isfinite(values)):
+                raise ValueError(f"state[{key!r}]: expected finite moments, got a NaN or infinite value")
+        if np.any(v < 0):
+            raise ValueError("state['v']: expected second moments >= 0, got a negative value")
+        count = config["step_count"]
+        if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
+            raise ValueError(f"config['step_count']: expected an integer, got {count!r}")
+        if not 0 <= int(count) < 2**62:
+            raise ValueError(f"config['step_count']: expected a number of steps taken in [0, 2**62), got {count}")
+        self._core.m[...] = m
+        self._core.v[...] = v
+        self._core.step_count = int(count)
 
 
 Optimizer = Union[SGD, Adam]

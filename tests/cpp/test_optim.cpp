@@ -104,3 +104,39 @@ TEST(Optim, AdamTrainsAModelDownhill) {
 }
 
 }  // namespace
+
+namespace {
+
+// Hyper-parameters outside float's range were rounded to inf or 0 inside a float step (NaN
+// parameters, no update, a division by 0): refused, naming the argument, with nothing changed.
+TEST(Optim, FloatHyperParametersOutsideFloatsRangeAreRefused) {
+  std::vector<float> p{1.0f}, g{1e38f};
+  EXPECT_TRUE(support::throws<rnnbptt::InvalidArgument>([&] { rnnbptt::sgd_step(p, g, 1e39); },
+                                                        {"lr: expected a value representable", "32-bit", "got 1e+39"}));
+  EXPECT_TRUE(support::throws<rnnbptt::InvalidArgument>([&] { rnnbptt::sgd_step(p, g, 1e-46); },
+                                                        {"lr: expected a value representable"}));
+  EXPECT_TRUE(support::throws<rnnbptt::InvalidArgument>([&] { rnnbptt::sgd_step(p, g, 0.1, 1e39); },
+                                                        {"weight_decay: expected a value representable"}));
+  EXPECT_EQ(p[0], 1.0f);
+  rnnbptt::Adam<float> adam(1, 1e-3, 0.9, 0.999, 1e-50);
+  EXPECT_TRUE(support::throws<rnnbptt::InvalidArgument>([&] { adam.step(p, g); }, {"eps: expected a value representable"}));
+  EXPECT_EQ(adam.step_count, 0);
+  EXPECT_EQ(p[0], 1.0f);
+  // The same values are fine in double.
+  std::vector<double> pd{1.0}, gd{1e-300};
+  rnnbptt::sgd_step(pd, gd, 1e39);
+  EXPECT_NEAR(pd[0], 1.0 - 1e-261, 1e-15);
+}
+
+TEST(Optim, AdamStepCountOutsideItsRangeIsRefused) {
+  rnnbptt::Adam<double> adam(1, 1e-3);
+  std::vector<double> p{0.0}, g{1.0};
+  for (rnnbptt::Index bad : {rnnbptt::Index(-1), std::numeric_limits<rnnbptt::Index>::max()}) {
+    adam.step_count = bad;
+    EXPECT_TRUE(support::throws<rnnbptt::InvalidArgument>([&] { adam.step(p, g); },
+                                                          {"step_count: expected a number of steps taken in [0, 2^62)"}));
+    EXPECT_EQ(p[0], 0.0);
+  }
+}
+
+}  // namespace
