@@ -47,16 +47,24 @@ def test_optimizer_errors():
         rb.SGD(0.1).step(np.zeros(4), np.zeros(3))
 
 
-@pytest.mark.parametrize("make", [lambda **k: rb.SGD(k.pop("lr", 0.1), **k),
-                                  lambda **k: rb.Adam(1, np.float32, **k)])
-@pytest.mark.parametrize("name, value", [("lr", 1e39), ("lr", 1e-46), ("weight_decay", 1e39),
-                                         ("eps", 1e-50), ("eps", 1e39)])
+def sgd(**k):
+    return rb.SGD(k.pop("lr", 0.1), **k)
+
+
+def adam(**k):
+    return rb.Adam(1, np.float32, **k)
+
+
+@pytest.mark.parametrize("make, name, value", [
+    (make, name, value)
+    for make in (sgd, adam)
+    for name, value in [("lr", 1e39), ("lr", 1e-46), ("weight_decay", 1e39), ("eps", 1e-50), ("eps", 1e39)]
+    if name != "eps" or make is adam  # SGD has no eps
+])
 def test_float32_hyperparameters_outside_float32_are_refused(make, name, value):
     """A float32 step rounds its hyper-parameters to float32: above 3.4e38 they became inf (NaN or
     inf parameters), below 1.4e-45 they became 0 (no update, or a division by 0). Refused, naming
     the argument, and the parameters are left as they were."""
-    if name == "eps" and not isinstance(make(), rb.Adam):
-        return  # SGD has no eps
     optimizer = make(**{name: value})
     p, g = np.ones(1, np.float32), np.full(1, 1e38, np.float32)
     with pytest.raises(ValueError, match=f"{name}: expected a value representable in the parameters' precision"):
@@ -77,7 +85,7 @@ def test_adam_load_state_refuses_what_a_step_cannot_use():
     good = {"m": np.zeros(2), "v": np.ones(2)}
     for state, config, text in [
         ({"m": np.array([np.nan, 0.0]), "v": np.ones(2)}, {"step_count": 1},
-         r"state\['m'\]: expected finite moments"),
+         r"state\['m'\]: expected moments finite in float64"),
         ({"m": np.zeros(2), "v": np.array([1.0, -1.0])}, {"step_count": 1},
          r"state\['v'\]: expected second moments >= 0"),
         ({"m": np.zeros(3), "v": np.ones(3)}, {"step_count": 1}, r"state\['m'\]: expected shape \(2,\)"),
@@ -90,8 +98,13 @@ def test_adam_load_state_refuses_what_a_step_cannot_use():
         with pytest.raises(ValueError, match=text):
             adam.load_state(state, config)
         assert adam.config()["step_count"] == 0 and np.all(adam.state()["v"] == 0)  # unchanged
-    adam.load_state(good, {"step_count": 3})
+    adam.load_state(good, {"step_count": np.array(3)})  # a 0-d array, as npz files hold numbers
     assert adam.config()["step_count"] == 3 and np.all(adam.state()["v"] == 1)
+    # float64 moments of 1e39 would be inf in a float32 Adam.
+    adam32 = rb.Adam(2, np.float32)
+    with pytest.raises(ValueError, match=r"state\['v'\]: expected moments finite in float32"):
+        adam32.load_state({"m": np.zeros(2), "v": np.array([1e39, 0.0])}, {"step_count": 1})
+    assert adam32.config()["step_count"] == 0
 
 
 def corpus_and_model(seed=0):

@@ -578,6 +578,7 @@ Validated validate(Span<const std::uint8_t> bytes, std::string_view name) {
     check.beta2 = out.beta2;
     check.eps = out.eps;
     check.weight_decay = out.weight_decay;
+    check.step_count = out.step_count;
     try {
       check.validate();
     } catch (const Error& error) {
@@ -734,7 +735,6 @@ std::vector<std::uint8_t> serialize(const Checkpoint<Scalar>& ckpt, std::string_
     } catch (const Error& error) {
       cannot_save(name, "adam: ", error.what());
     }
-    if (a.step_count < 0) cannot_save(name, "adam.step_count: expected a count >= 0, got ", a.step_count);
     if (static_cast<Index>(a.m.size()) != P || static_cast<Index>(a.v.size()) != P)
       cannot_save(name, "adam: expected moments m and v of ", P, " values (the parameters), got ", a.m.size(), " and ", a.v.size());
     optimizer = "{\"name\": \"adam\", \"lr\": " + python_float(a.lr) + ", \"beta1\": " + python_float(a.beta1) +

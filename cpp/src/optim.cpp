@@ -82,6 +82,8 @@ void Adam<Scalar>::step(Span<Scalar> params, Span<const Scalar> grads) {
   detail::check_span("grads", grads, {size}, "the optimizer's size");
   validate();  // the hyper-parameters are public members: a NaN/inf lr set since is refused
   const Index t = step_count + 1;  // counted once every check has passed
+  if (t >= (Index(1) << 62))
+    invalid("step_count: expected a number of steps taken in [0, 2^62) after this step, got ", step_count, " before it");
   const double correction1 = 1.0 - std::pow(beta1, static_cast<double>(t));
   const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(t));
   // 1 - beta is computed in double and rounded once, as torch.optim.Adam does: in float,

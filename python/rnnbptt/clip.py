@@ -51,7 +51,9 @@ def clip_grad_norm(grads: np.ndarray, max_norm: float, nonfinite: str = "raise")
     Returns
     -------
     ClipReport
-        ``norm`` before clipping, ``scale`` applied, ``finite``.
+        ``norm`` before clipping, ``scale`` applied (``max_norm / norm`` as a float64, which
+        can underflow to 0 for a huge norm and a tiny ``max_norm``; the gradient is still
+        scaled right), ``finite``.
     """
     if nonfinite not in _POLICIES:
         raise ValueError(f"nonfinite: expected 'raise' or 'report', got {nonfinite!r}")

@@ -15,8 +15,8 @@ class SGD:
     """``p <- p - lr * (g + weight_decay * p)``: d2l's minibatch SGD (on a mean loss).
 
     The step runs in the parameters' dtype: for float32 parameters, ``lr`` and ``weight_decay``
-    must be representable in float32 (magnitude at most 3.4e38, and a nonzero value at least
-    1.4e-45); ``step()`` raises ``ValueError`` naming the argument otherwise.
+    must be representable in float32 (at most about 3.4e38, and a nonzero value must not round
+    to 0: at least about 7e-46); ``step()`` raises ``ValueError`` naming the argument otherwise.
     """
 
     name = "sgd"
@@ -50,9 +50,10 @@ class Adam:
     """Adam with bias correction, as ``torch.optim.Adam`` (L2 weight decay added to g).
 
     The step runs in ``dtype``: for float32, ``lr``, ``eps``, ``weight_decay`` and the
-    bias-corrected step ``lr / (1 - beta1**t)`` must be representable in float32 (magnitude at
-    most 3.4e38, and a nonzero value at least 1.4e-45); ``step()`` raises ``ValueError``
-    naming the argument otherwise, without counting the step. As in ``torch.optim.Adam``, a
+    bias-corrected step ``lr / (1 - beta1**t)`` must be representable in ``dtype`` (for float32
+    at most about 3.4e38, and a nonzero value must not round to 0: at least about 7e-46; for
+    float64 the step must stay below about 1.8e308); ``step()`` raises ``ValueError`` naming
+    the argument otherwise, without counting the step. As in ``torch.optim.Adam``, a
     gradient for which ``(1 - beta2) * g * g`` overflows the dtype (above about 6e20 in
     float32, 4e155 in float64, with ``beta2 = 0.999``) makes ``v`` infinite and the update 0.
     """
@@ -103,19 +104,28 @@ class Adam:
     def load_state(self, state: dict[str, np.ndarray], config: dict[str, Any]) -> None:
         """Restores the moments and the step count that ``state()`` and ``config()`` gave.
 
-        Raises ``ValueError`` naming the entry for moments that are not finite, second moments
-        below 0, or a step count that is not an integer in ``[0, 2**62)``; nothing is changed
-        then.
+        Raises ``ValueError`` naming the entry for moments of another shape, moments that are
+        not finite in the optimizer's dtype, second moments below 0, or a step count that is not
+        an integer in ``[0, 2**62)``; nothing is changed then.
         """
-        m, v = (np.asarray(state[key]) for key in ("m", "v"))
-        for key, values in (("m", m), ("v", v)):
-            if values.shape != self._core.m.shape:
-                raise ValueError(f"state[{key!r}]: expected shape {self._core.m.shape}, got {values.shape}")
+        moments = {}
+        for key in ("m", "v"):
+            given = np.asarray(state[key])
+            if given.shape != self._core.m.shape:
+                raise ValueError(f"state[{key!r}]: expected shape {self._core.m.shape}, got {given.shape}")
+            with np.errstate(over="ignore"):  # a float64 1e39 becomes inf in float32: refused below
+                values = given.astype(self._core.m.dtype)
             if not np.all(np.isfinite(values)):
-                raise ValueError(f"state[{key!r}]: expected finite moments, got a NaN or infinite value")
+                raise ValueError(
+                    f"state[{key!r}]: expected moments finite in {self._core.m.dtype}, got a NaN or infinite value"
+                )
+            moments[key] = values
+        m, v = moments["m"], moments["v"]
         if np.any(v < 0):
             raise ValueError("state['v']: expected second moments >= 0, got a negative value")
         count = config["step_count"]
+        if isinstance(count, np.ndarray) and count.shape == ():
+            count = count[()]  # a 0-d array, as npz files hold numbers
         if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
             raise ValueError(f"config['step_count']: expected an integer, got {count!r}")
         if not 0 <= int(count) < 2**62:

@@ -122,10 +122,15 @@ TEST(Optim, FloatHyperParametersOutsideFloatsRangeAreRefused) {
   EXPECT_TRUE(support::throws<rnnbptt::InvalidArgument>([&] { adam.step(p, g); }, {"eps: expected a value representable"}));
   EXPECT_EQ(adam.step_count, 0);
   EXPECT_EQ(p[0], 1.0f);
-  // The same values are fine in double.
+  // The same lr is a double: accepted (1 - 1e-261 rounds to 1).
   std::vector<double> pd{1.0}, gd{1e-300};
   rnnbptt::sgd_step(pd, gd, 1e39);
-  EXPECT_NEAR(pd[0], 1.0 - 1e-261, 1e-15);
+  EXPECT_EQ(pd[0], 1.0);
+  // The count stops short of 2^62: the step that would reach it is refused and not counted.
+  rnnbptt::Adam<double> adam_d(1, 1e-3);
+  adam_d.step_count = (rnnbptt::Index(1) << 62) - 1;
+  EXPECT_TRUE(support::throws<rnnbptt::InvalidArgument>([&] { adam_d.step(pd, gd); }, {"step_count: expected"}));
+  EXPECT_EQ(adam_d.step_count, (rnnbptt::Index(1) << 62) - 1);
 }
 
 TEST(Optim, AdamStepCountOutsideItsRangeIsRefused) {

@@ -27,7 +27,8 @@ enum class NonFinitePolicy {
 /// What clip_grad_norm saw and did.
 struct ClipReport {
   double norm = 0.0;   ///< ||g|| before clipping
-  double scale = 1.0;  ///< the factor applied
+  double scale = 1.0;  ///< max_norm / norm when clipped, else 1 (a double: it can underflow to 0
+                       ///< for a huge norm and a tiny max_norm; the gradient is still scaled right)
   bool finite = true;  ///< false when ||g|| is NaN or infinite (nothing was scaled)
 };
 
