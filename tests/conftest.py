@@ -73,7 +73,7 @@ def model_grads(model: rb.RNN) -> dict[str, np.ndarray]:
 
 
 # Products summed over T n = 2,240 >= 2,048 rows share each thread's packed operands between its
-# tiles (cpp/src/gemm.hpp): dW_hh in 2 x 2 tiles, dW_qh in 3 x 2 (2 threads take 3 tiles each,
+# tiles (cpp/src/kernels/gemm.hpp): dW_hh in 2 x 2 tiles, dW_qh in 3 x 2 (2 threads take 3 tiles each,
 # across two tile rows), dW_hx (dense input) in 2 x 2. Small weights (||W_hh|| about 0.73):
 # with the default scale, 70 steps of h = 256 are chaotic, and rounding differences grow to
 # O(1), in the NumPy reference as much as here.

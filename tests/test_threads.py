@@ -16,14 +16,14 @@ import rnnbptt as rb
 from conftest import DEEP_PRODUCTS, make_problem
 
 # Large steps split each step into row bands (at least 16 sequences per thread) or column bands
-# (cpp/src/recurrence.hpp): n = 33 gives row bands of 16 and 17 rows at 2 threads and column bands
+# (cpp/src/kernels/recurrence.hpp): n = 33 gives row bands of 16 and 17 rows at 2 threads and column bands
 # at 3; n = 50 gives row bands of 16, 17 and 17 rows at 3 threads (h = 70 in float with AVX2:
 # two panels of 24 columns, a block of 2 packets, then 6 single columns). Small steps
 # (n h^2 <= 2^20) with two or more threads run the recurrence on one thread and the batched
-# products beside it, chunk by chunk (cpp/src/pipeline.hpp): T n = 3,200 rows make two chunks
+# products beside it, chunk by chunk (cpp/src/kernels/overlap.hpp): T n = 3,200 rows make two chunks
 # of 2,048.
 # Deep products (DEEP_PRODUCTS in conftest.py) share each thread's packed operands between its
-# tiles (cpp/src/gemm.hpp).
+# tiles (cpp/src/kernels/gemm.hpp).
 SHAPES = {
     "large_steps": dict(T=45, n=33, d=70, h=300, q=70),
     "row_bands": dict(T=20, n=50, d=30, h=70, q=30),

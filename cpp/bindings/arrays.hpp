@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "bindings.hpp"
-#include "rnnbptt/sequence.hpp"
-#include "rnnbptt/span.hpp"
+#include "rnnbptt/core/sequence.hpp"
+#include "rnnbptt/core/span.hpp"
 
 namespace rnnbptt::bindings {
 

@@ -8,8 +8,8 @@
 #include <thread>
 #include <vector>
 
-#include "rnnbptt/error.hpp"
-#include "rnnbptt/rnn.hpp"
+#include "rnnbptt/core/error.hpp"
+#include "rnnbptt/bptt/model.hpp"
 
 namespace rnnbptt::bindings {
 

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "arrays.hpp"
-#include "rnnbptt/sequence.hpp"
+#include "rnnbptt/core/sequence.hpp"
 
 namespace rnnbptt::bindings {
 

@@ -4,7 +4,7 @@
 #include <pybind11/numpy.h>
 
 #include "bindings.hpp"
-#include "rnnbptt/error.hpp"
+#include "rnnbptt/core/error.hpp"
 #include "rnnbptt/version.hpp"
 
 namespace rnnbptt::bindings {
@@ -138,7 +138,7 @@ PYBIND11_MODULE(RNNBPTT_MODULE, m) {
   m.attr("__version__") = RNNBPTT_VERSION_STRING;
   m.attr("isa") = RNNBPTT_ISA;
   // The Python class of NonFiniteError (a FloatingPointError), then the translation of the
-  // whole hierarchy (rnnbptt/error.hpp) for this module's functions.
+  // whole hierarchy (rnnbptt/core/error.hpp) for this module's functions.
   auto& non_finite = pybind11::register_local_exception<rnnbptt::NonFiniteError>(m, "NonFiniteError",
                                                                                  PyExc_FloatingPointError);
   rb::register_translators(non_finite);

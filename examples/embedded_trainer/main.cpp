@@ -14,10 +14,10 @@
 // --outputs writes the checkpoint's model's outputs on the first (up to) 64 characters of the
 // text, run as one sequence, as hexadecimal floats: tests/test_cpp_examples.py checks that
 // Python computes the same bits. A command-line mistake is one line on stderr, exit code 2.
-#include <rnnbptt/checkpoint.hpp>
-#include <rnnbptt/data.hpp>
+#include <rnnbptt/io/checkpoint.hpp>
+#include <rnnbptt/train/data.hpp>
 #include <rnnbptt/rnnbptt.hpp>
-#include <rnnbptt/text.hpp>
+#include <rnnbptt/io/text.hpp>
 
 #include <chrono>
 #include <cmath>

@@ -8,9 +8,9 @@
 // when both run the same SIMD variant (tests/test_cpp_examples.py checks it); sampling uses
 // rnnbptt::Random, so sampled text differs from Python's. A command-line mistake is one line on
 // stderr with exit code 2.
-#include <rnnbptt/checkpoint.hpp>
+#include <rnnbptt/io/checkpoint.hpp>
 #include <rnnbptt/rnnbptt.hpp>
-#include <rnnbptt/text.hpp>
+#include <rnnbptt/io/text.hpp>
 
 #include <cstdio>
 #include <iostream>

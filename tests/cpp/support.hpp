@@ -173,7 +173,7 @@ struct ReferenceParams {
   template <class Scalar>
   ReferenceParams(const rnnbptt::ModelConfig& config, const std::vector<Scalar>& flat)
       : d(config.input_size), h(config.hidden_size), q(config.output_size) {
-    // The layout of rnnbptt/params.hpp: W_hx, W_hh, b_h, W_qh, b_q, one after another.
+    // The layout of rnnbptt/core/params.hpp: W_hx, W_hh, b_h, W_qh, b_q, one after another.
     std::size_t at = 0;
     auto take = [&](std::vector<double>& out, Index count) {
       out.assign(flat.begin() + at, flat.begin() + at + count);

@@ -1,0 +1,105 @@
+/// @file stream.hpp
+/// @brief Training over a stream far longer than memory: chunks arrive one after another, the
+/// hidden state is carried across them, and memory depends on the chunk and the truncation
+/// window, never on the stream's length.
+///
+/// Regular(k1, k2) windows reach across chunk boundaries exactly: the runner keeps the last
+/// k2 - k1 steps (inputs and states) of history, so a stream cut into chunks gives the same
+/// gradients as the unchunked sequence with the same parameters. Chunk lengths must then be
+/// multiples of k1. For Full and Randomized a chunk boundary is a cut (the state is carried,
+/// the gradient is not): reaching further back would need the whole stream in memory.
+/// Randomized draws depend on the global step index, so cuts do not depend on the chunking.
+///
+/// Lifetimes: the inputs of step() and restore() are read (or copied) during the call only.
+/// state(), history_tokens() and history_states() are views of the runner's buffers, valid
+/// until the next step(), reset() or restore() (or the runner's destruction).
+///
+/// Thread safety: one StreamRunner per thread, and nothing else may use the parameters and
+/// gradients given to step() while it runs. Errors: InvalidArgument (lengths, values, ids,
+/// chunk lengths), SizeError, AllocationError (rnnbptt/core/error.hpp).
+#pragma once
+#include "rnnbptt/core/export.hpp"
+
+#include <cstdint>
+#include <vector>
+
+#include "rnnbptt/core/buffer.hpp"
+
+#include "rnnbptt/core/params.hpp"
+#include "rnnbptt/bptt/model.hpp"
+#include "rnnbptt/core/span.hpp"
+#include "rnnbptt/bptt/truncation.hpp"
+#include "rnnbptt/bptt/workspace.hpp"
+
+namespace rnnbptt {
+
+/// Forward, loss and backward chunk after chunk with a carried state.
+template <class Scalar>
+class RNNBPTT_EXPORT StreamRunner {
+ public:
+  /// Validates `config` (InvalidArgument, SizeError); the truncation is copied.
+  StreamRunner(const ModelConfig& config, Truncation truncation);
+
+  /// Forward, loss and backward over the next chunk (T x n), starting from the carried state;
+  /// overwrites dparams with this chunk's gradient and returns its loss. params and dparams
+  /// hold the model's parameter count each (InvalidArgument otherwise); x and y are checked as
+  /// by Model::forward and Model::loss (T x n targets for the chunk), and the chunk must keep
+  /// the stream's batch size and input kind (dense or tokens). Parameters may change between
+  /// chunks (that is training); history states keep the values they were computed with.
+  double step(Span<const Scalar> params, Span<Scalar> dparams, const SequenceInput<Scalar>& x,
+              const Targets<Scalar>& y);
+  /// The same with a Model's parameters and gradients; its configuration must be the
+  /// runner's (InvalidArgument).
+  double step(Model<Scalar>& model, const SequenceInput<Scalar>& x, const Targets<Scalar>& y) {
+    check_model(model);
+    return step(Span<const Scalar>(model.parameters()), model.gradients(), x, y);
+  }
+
+  /// Start a new stream: zero state, no history. Its first step has global index
+  /// position + 1 (Regular blocks are aligned to it, Randomized draws keyed by it): a trainer
+  /// that restarts streams keeps counting (reset(position())) so that draws never repeat.
+  void reset(std::int64_t position = 0);
+  /// Puts the runner back where a saved run was (a checkpoint taken between chunks): `position`
+  /// steps consumed, the carried state (batch x h values), and the last `history` steps the
+  /// truncation keeps (0 <= history <= k2 - k1): their token ids (history x batch ids, empty
+  /// when history == 0) and states h at those steps and the step after (history + 1 rows of
+  /// batch x h values, empty when history == 0; the last row equals `state`). Everything is
+  /// copied. Throws InvalidArgument naming the argument that does not fit; a restore that
+  /// throws leaves the runner as it was.
+  void restore(std::int64_t position, Index batch, Span<const Scalar> state, Index history,
+               Span<const std::int64_t> history_tokens, Span<const Scalar> history_states);
+
+  /// The history held between chunks, for saving: token ids (history_steps() x batch()); empty
+  /// for a dense stream or with no history. Valid until the next step(), reset() or restore().
+  Span<const std::int64_t> history_tokens() const;
+  /// States of the history: (history_steps() + 1) x batch() x h values; empty with no history.
+  /// Valid until the next step(), reset() or restore().
+  Span<const Scalar> history_states() const;
+  const Truncation& truncation() const { return truncation_; }
+  std::int64_t position() const { return position_; }  ///< steps consumed so far
+  Index batch() const { return batch_; }  ///< n of the stream (0 before its first chunk)
+  /// batch() x h: h_t after the last chunk (empty before the first chunk). Valid until the
+  /// next step(), reset() or restore().
+  Span<const Scalar> state() const;
+  Index history_steps() const { return history_; }
+  const Workspace<Scalar>& workspace() const { return ws_; }
+  /// Bytes held by the runner's buffers (workspace, history, state).
+  std::size_t memory_bytes() const;
+
+ private:
+  void check_model(const Model<Scalar>& model) const;
+
+  ModelConfig config_;
+  ParameterLayout layout_;
+  Truncation truncation_;
+  Workspace<Scalar> ws_;
+  Buffer<Scalar> state_;                 // n x h
+  Buffer<Scalar> dense_history_;         // (history + T) x n x d
+  Buffer<std::int64_t> token_history_;   // (history + T) x n
+  Index history_ = 0;                    // steps of history currently held
+  Index batch_ = 0;
+  int input_kind_ = -1;                  // -1 none yet, 0 dense, 1 tokens
+  std::int64_t position_ = 0;
+};
+
+}  // namespace rnnbptt

@@ -1,0 +1,65 @@
+/// @file workspace.hpp
+/// @brief Every activation and scratch buffer of one forward/backward pair.
+///
+/// Buffers grow when a call needs more room and are reused afterwards: the time loops never
+/// allocate. The buffers may be larger than the last call needed (they never shrink): the
+/// sizes that count are the shapes in the comments with steps, batch and the model's sizes.
+/// Everything here is owned by the workspace and changed by the next rnn_forward /
+/// loss_forward / rnn_backward on it. Thread safety: one thread at a time (as its Model).
+#pragma once
+
+#include <vector>
+
+#include "rnnbptt/core/buffer.hpp"
+
+#include "rnnbptt/core/export.hpp"
+#include "rnnbptt/core/config.hpp"
+#include "rnnbptt/core/sequence.hpp"
+#include "rnnbptt/bptt/truncation.hpp"
+
+namespace rnnbptt {
+
+/// Activations and scratch of one model (or one stream runner), reused from call to call.
+template <class Scalar>
+struct RNNBPTT_EXPORT Workspace {
+  // Shape of the sequence held: context_steps of history (streaming only, no loss) followed
+  // by the steps of this call; steps counts both.
+  Index steps = 0;
+  Index batch = 0;
+  Index context_steps = 0;
+
+  Buffer<Scalar> H;         // (steps + 1) x n x h: h_0 .. h_T
+  Buffer<Scalar> O;         // steps x n x q: o_1 .. o_T
+  Buffer<Scalar> dO;        // steps x n x q: dL/do_t
+  Buffer<Scalar> dA;        // steps x n x h: g^a_t = dL/da_t
+  Buffer<Scalar> dH;        // steps x n x h: W_qh^T g^o_t, when windows run in lanes
+  Buffer<Scalar> lane_g;    // 2 x n x h: g^a of the current and the later step of one lane
+  Buffer<Scalar> W_hh_T;    // h x h: W_hh transposed, read in place by the forward recurrence
+  Buffer<Scalar> W_hx_T;    // d x h: W_hx transposed, rows gathered by token input
+  Buffer<Scalar> dW_hx_T;   // d x h: scatter-add target for token input
+  Buffer<Scalar> flow;      // steps: c_t of the last backward (flow[t] = c_{t+1})
+  Buffer<Scalar> dh_norms;  // steps: ||dL/dh_t|| over the batch, when recorded
+  Buffer<double> row_loss;  // steps x n: l(o_t, y_t) * w_t before the reduction
+  Buffer<double> norm_parts; // steps x n x panels: pieces of ||dL/dh_t||^2 per row and column panel
+  Buffer<Index> lane_owner; // steps: the window of the running lane that holds step t, or -1
+  std::vector<Window> windows;   // the last backward's schedule
+  Index lanes = 0;               // lanes of that schedule
+
+  // Input of the last forward, for the backward pass: dense values are the caller's memory,
+  // kept (not copied: the caller keeps them alive until the last backward), token ids view
+  // `ids`, the workspace's checked copy.
+  SequenceInput<Scalar> input;
+  Buffer<std::int64_t> ids;  // steps x n: token ids of the last forward
+  bool has_forward = false;
+  bool has_output_gradient = false;
+  bool has_dh_norms = false;
+
+  /// Sizes every buffer for (context + steps) x batch. Allocates only when growing. (dH is
+  /// sized by the backward pass that needs it: only schedules that run in lanes do.)
+  /// SizeError for sizes that overflow, AllocationError for memory that cannot be had.
+  void reserve(const ModelConfig& config, Index total_steps, Index batch_size, Index context);
+  /// Bytes held by every buffer (capacity, not size).
+  std::size_t bytes() const;
+};
+
+}  // namespace rnnbptt

@@ -1,0 +1,53 @@
+#include "rnnbptt/core/config.hpp"
+
+#include "rnnbptt/core/error.hpp"
+
+namespace rnnbptt {
+
+using detail::invalid;
+
+const char* to_string(Activation a) {
+  switch (a) {
+    case Activation::identity: return "identity";
+    case Activation::tanh: return "tanh";
+    case Activation::relu: return "relu";
+  }
+  return "unknown";
+}
+
+Activation activation_from_string(const std::string& name) {
+  if (name == "identity") return Activation::identity;
+  if (name == "tanh") return Activation::tanh;
+  if (name == "relu") return Activation::relu;
+  invalid("activation: expected 'identity', 'tanh' or 'relu', got '", name, "'");
+}
+
+void ModelConfig::validate() const {
+  if (input_size <= 0) invalid("input_size: expected a positive integer, got ", input_size);
+  if (hidden_size <= 0) invalid("hidden_size: expected a positive integer, got ", hidden_size);
+  if (output_size <= 0) invalid("output_size: expected a positive integer, got ", output_size);
+  // The parameter count, with every product and sum checked (ParameterLayout then computes
+  // the same offsets with plain arithmetic).
+  const Index d = input_size, h = hidden_size, q = output_size;
+  const char* W_hx_name = d > h ? "input_size" : "hidden_size";
+  const char* W_qh_name = q > h ? "output_size" : "hidden_size";
+  const char* total_name = largest_size_name();
+  const char* what = "the parameter count";
+  Index total = detail::checked_size(W_hx_name, "W_hx (hidden_size x input_size)", {h, d}, 0);
+  total = detail::checked_add(total_name, what, total,
+                              detail::checked_size("hidden_size", "W_hh (hidden_size x hidden_size)", {h, h}, 0));
+  total = detail::checked_add(total_name, what, total,
+                              detail::checked_size(W_qh_name, "W_qh (output_size x hidden_size)", {q, h}, 0));
+  if (bias) {
+    total = detail::checked_add(total_name, what, total, h);
+    total = detail::checked_add(total_name, what, total, q);
+  }
+}
+
+const char* ModelConfig::largest_size_name() const {
+  if (input_size > hidden_size && input_size >= output_size) return "input_size";
+  if (output_size > hidden_size && output_size > input_size) return "output_size";
+  return "hidden_size";
+}
+
+}  // namespace rnnbptt
