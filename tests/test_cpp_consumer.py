@@ -129,7 +129,8 @@ def check_output(stdout: str) -> None:
 
 def test_install_ships_headers_library_and_config(build):
     installed = build.prefix
-    for header in ("rnnbptt.hpp", "span.hpp", "inference.hpp", "checkpoint.hpp", "text.hpp", "data.hpp", "version.hpp"):
+    for header in ("rnnbptt.hpp", "core/span.hpp", "io/inference.hpp", "io/checkpoint.hpp", "io/text.hpp",
+                   "train/data.hpp", "version.hpp"):
         assert (installed / "include" / "rnnbptt" / header).exists(), header
     configs = list(installed.glob("lib*/cmake/rnnbptt/rnnbpttConfig.cmake"))
     assert configs, "no CMake package config installed"
