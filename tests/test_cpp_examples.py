@@ -171,3 +171,29 @@ def test_examples_build_on_their_own_against_the_install(build, tmp_path):
     for folder in ("generate", "embedded_trainer"):
         build_against_install(build, ROOT / "examples" / folder, tmp_path / folder)
         assert (tmp_path / folder / folder).exists()
+
+
+def test_forged_checkpoints_are_refused_by_the_cpp_reader_within_512_mib(build, tmp_path):
+    """The files of tests/forged_checkpoints.py through the C++ reader (the `generate` example),
+    its address space capped at 512 MiB: each is refused as a command-line error naming
+    --checkpoint and the file (exit 2, one line), never a crash, a hang or an allocation failure.
+    Fields of the trainer entry that only Python's Trainer.resume reads may load."""
+    import resource
+
+    import forged_checkpoints as forged
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))
+
+    paths = forged.make_all(tmp_path / "forged")
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    paths.update(fifo=fifo, directory=tmp_path / "forged")
+    for name, path in paths.items():
+        command = [str(build.example("generate")), "--checkpoint", str(path), "--prefix", "t", "--length", "1"]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=60, preexec_fn=cap)
+        if name in forged.TRAINER_ONLY and out.returncode == 0:
+            continue
+        assert out.returncode == 2, (name, out.returncode, out.stderr[-2000:])
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and "argument --checkpoint: " + str(path) in lines[0], (name, out.stderr)

@@ -111,9 +111,12 @@ def problems(draw: Any) -> dict[str, Any]:
     tokens = draw(st.booleans())
     cross_entropy = draw(st.booleans())
     kind = draw(st.sampled_from(["full", "regular", "randomized"]))
+    # Global step positions and block lengths reach the int64 edge: k1 + j and step_offset + T
+    # near 2**63 must neither overflow nor change the schedule's meaning.
+    edge = 2**63 - 1
     if kind == "regular":
-        k1 = draw(st.integers(1, T + 1))
-        strategy = ("regular", k1, draw(st.integers(k1, k1 + T + 1)))
+        k1 = draw(st.integers(1, T + 1) | st.integers(edge - 2 * T, edge))
+        strategy = ("regular", k1, draw(st.integers(k1, min(k1 + T + 1, edge)) | st.just(edge)))
     elif kind == "randomized":
         strategy = ("randomized", draw(st.floats(0.05, 1.0)), draw(st.integers(0, 2**64 - 1)))
     else:
@@ -125,7 +128,7 @@ def problems(draw: Any) -> dict[str, Any]:
         "bias": draw(st.booleans()), "cross_entropy": cross_entropy,
         "masked": draw(st.booleans()), "with_h0": draw(st.booleans()), "with_dh_T": draw(st.booleans()),
         "strategy": strategy,
-        "step_offset": draw(st.integers(0, 50)) if kind != "regular" else 0,
+        "step_offset": draw(st.integers(0, 50) | st.integers(edge - T - 2 * T, edge - T)),
         "seed": draw(st.integers(0, 2**32 - 1)),
     }
 
@@ -135,6 +138,28 @@ def randomized_flow(pi: float, seed: int, T: int, step_offset: int) -> np.ndarra
     for t in range(1, T):
         flow[t] = 1 / pi if rb._core.uniform_at(seed, step_offset + t + 1) < pi else 0.0
     return flow
+
+
+def regular_grads_at(
+    params: dict[str, np.ndarray], x: np.ndarray, targets: np.ndarray, k1: int, k2: int, step_offset: int,
+    **keywords: Any,
+) -> tuple[float, dict[str, np.ndarray]]:
+    """reference.regular_grads with blocks aligned to global multiples of k1 from step_offset,
+    in Python's unbounded integers: one brute-force backward per block."""
+    activation = keywords.get("activation", "tanh")
+    hs, os = reference.forward(params, x, keywords.get("h0"), activation)
+    loss, dos = reference.loss_and_output_grads(os, targets, keywords.get("weights"))
+    T = len(dos)
+    total = {name: np.zeros_like(value, dtype=np.float64) for name, value in params.items()}
+    block = -(step_offset % k1)
+    while block < T:
+        begin, end, first = max(block, 0), min(block + k1, T), max(0, block - (k2 - k1))
+        window_dos = [dos[t] if begin <= t < end else np.zeros_like(dos[t]) for t in range(first, end)]
+        grads, _, _ = reference.backward(params, x[first:end], hs[first : end + 1], window_dos, activation)
+        for name in total:
+            total[name] += grads[name]
+        block += k1
+    return loss, total
 
 
 def core_and_reference(p: dict[str, Any]) -> tuple[float, dict[str, np.ndarray], float, dict[str, np.ndarray]]:
@@ -162,13 +187,14 @@ def core_and_reference(p: dict[str, Any]) -> tuple[float, dict[str, np.ndarray],
     grads = {k: v.copy() for k, v in model.named_gradients().items()}
     params = {k: v.copy() for k, v in model.named_parameters().items()}
     if name == "regular":
-        ref_loss, ref_grads = reference.regular_grads(
-            params, x, targets, p["strategy"][1], p["strategy"][2], h0=h0, weights=weights, activation=p["activation"]
+        ref_loss, ref_grads = regular_grads_at(
+            params, x, targets, p["strategy"][1], p["strategy"][2], p["step_offset"],
+            h0=h0, weights=weights, activation=p["activation"],
         )
         if dh_T is not None:  # redo without dh_T, which the brute-force windows do not model
             model.forward(x, h0)
             model.loss(targets, weights)
-            model.backward(None, truncation)
+            model.backward(None, truncation, step_offset=p["step_offset"])
             grads = {k: v.copy() for k, v in model.named_gradients().items()}
     else:
         flow = None if name == "full" else randomized_flow(p["strategy"][1], p["strategy"][2], T, p["step_offset"])

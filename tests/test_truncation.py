@@ -361,3 +361,88 @@ def test_regular_with_the_largest_k2_is_regular_reaching_the_start():
     for name in huge:
         assert np.array_equal(huge[name], reaching[name]), name
     assert np.any(huge["W_hh"] != 0)
+
+
+def regular_schedule_in_python(k1: int, k2: int, T: int, step_offset: int, context: int = 0):
+    """Regular(k1, k2)'s flow, windows and lane count in Python's unbounded integers: blocks end
+    where the global step index is a multiple of k1, a window reaches k2 - k1 steps before its
+    block, windows are dealt round-robin to ceil(k2 / k1) lanes."""
+    flow, windows, begin = np.zeros(T), [], context
+    while begin < T:
+        block = begin - (step_offset + begin) % k1
+        end, first = min(block + k1, T), max(0, block - (k2 - k1))
+        windows.append((first, begin, end))
+        flow[first + 1 : end] = 1.0
+        if first == 0:
+            flow[0] = 1.0
+        begin = end
+    return flow, windows, min(-(-k2 // k1), len(windows))
+
+
+def test_regular_schedule_at_the_int64_edge():
+    """k1 + j >= 2**63 used to overflow (block + k1) and grow memory until bad_alloc."""
+    flow, windows, lanes = rb.Regular(2**63 - 2).schedule(3, 2**63 - 4)
+    assert windows == [(0, 0, 2), (2, 2, 3)] and lanes == 1
+    assert np.array_equal(flow, [1.0, 1.0, 0.0])
+    assert rb.Regular(2**62).schedule(3, 2**62 - 2)[1] == windows  # the same phase, far from the edge
+
+
+EDGE = 2**63 - 1
+EDGE_CASES = [
+    (k1, k2, T, offset, context)
+    for k1 in (1, 2, 3, 7, 2**62, EDGE - 9, EDGE - 2, EDGE - 1, EDGE)
+    for k2 in sorted({k1, k1 + 1, 2 * k1, EDGE - 1, EDGE} - {k for k in (2 * k1, k1 + 1) if k > EDGE})
+    if k2 >= k1
+    for T in (1, 3, 8)
+    for offset in (0, 1, EDGE - T - 5, EDGE - T - 1, EDGE - T)
+    for context in sorted({0, T - 1})
+]
+
+
+@pytest.mark.parametrize("k1, k2, T, offset, context", EDGE_CASES)
+def test_regular_schedule_matches_unbounded_integers(k1, k2, T, offset, context):
+    flow, windows, lanes = rb.Regular(k1, k2).schedule(T, offset, context)
+    ref_flow, ref_windows, ref_lanes = regular_schedule_in_python(k1, k2, T, offset, context)
+    assert windows == ref_windows and lanes == ref_lanes
+    assert np.array_equal(flow, ref_flow)
+
+
+def test_backward_at_the_int64_edge_equals_the_same_schedule_far_from_it():
+    """backward(step_offset=...) near 2**63 runs its schedule, not bad_alloc: with k1 = 2**63 - 2
+    and offset 2**63 - 6 the blocks are [0, 4) and [4, 4 + k1), reaching one step back, which is
+    Regular(4, 5)'s schedule from offset 0."""
+    p = make_problem(T=5)
+    edge_truncation = rb.Regular(2**63 - 2, 2**63 - 1)
+    assert edge_truncation.schedule(5, 2**63 - 6)[1] == [(0, 0, 4), (3, 4, 5)]
+    edge, edge_dh0 = grads_for(p, edge_truncation, step_offset=2**63 - 6)
+    near, near_dh0 = grads_for(p, rb.Regular(4, 5))
+    for name in near:
+        assert np.array_equal(edge[name], near[name]), name
+    assert np.array_equal(edge_dh0, near_dh0)
+
+
+@pytest.mark.parametrize("spec", [b"full", bytearray(b"full"), b"regular:3", 3, None])
+def test_parse_takes_text_only(spec):
+    with pytest.raises(TypeError, match=r"spec: expected a str, got .*" + type(spec).__name__):
+        rb.Truncation.parse(spec)
+
+
+def test_flow_and_windows_describe_the_backward_of_the_last_forward():
+    """A forward with no backward leaves no schedule to describe: flow (which used to have the
+    new T, padded with zeros) and windows (which still held the old sequence's) both refuse."""
+    p = make_problem(T=6)
+    with pytest.raises(ValueError, match="flow: expected a backward pass after the last forward, got none"):
+        _ = p.model.flow
+    grads_for(p, rb.Regular(2))
+    flow, windows = p.model.flow, p.model.windows
+    expected_flow, expected_windows, _ = rb.Regular(2).schedule(6)
+    assert windows == expected_windows and np.array_equal(flow, expected_flow)
+    longer = np.concatenate([p.x, p.x])
+    p.model.forward(longer)
+    for name in ("flow", "windows"):
+        with pytest.raises(ValueError, match=name + ": expected a backward pass after the last forward, got none"):
+            getattr(p.model, name)
+    p.model.loss(np.concatenate([p.targets, p.targets]))
+    p.model.backward(truncation=rb.Regular(4))
+    assert p.model.windows == rb.Regular(4).schedule(12)[1]
+    assert np.array_equal(p.model.flow, rb.Regular(4).schedule(12)[0])

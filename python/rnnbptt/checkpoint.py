@@ -74,6 +74,10 @@ READABLE_VERSIONS = (1, 2)
 #: numpy dtype <-> safetensors dtype names, for the tensors a checkpoint holds.
 _ST_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int64): "I64"}
 
+#: The deepest nesting of arrays and objects a JSON metadata entry may have (the C++ reader
+#: has the same limit): rnnbptt writes at most 3 levels, and deeper text only costs stack.
+MAX_JSON_DEPTH = 64
+
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, truncated or of another format version."""
@@ -236,13 +240,120 @@ def _check_tensor(
     return value
 
 
+def _json_depth(text: str) -> int:
+    """The deepest nesting of ``[`` and ``{`` in JSON text, outside strings (no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _shallow(path: Path, metadata: dict[str, str], key: str) -> str:
+    """The metadata entry ``key``, refused if its JSON nests deeper than MAX_JSON_DEPTH."""
+    text = metadata[key]
+    depth = _json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise CheckpointError(
+            f"checkpoint: the {key!r} entry of {path}: expected JSON nested at most {MAX_JSON_DEPTH} deep, got {depth}"
+        )
+    return text
+
+
+def _json_entry(path: Path, metadata: dict[str, str], key: str) -> Any:
+    """The metadata entry ``key`` parsed: a JSON object, nested at most MAX_JSON_DEPTH deep."""
+    if key not in metadata:
+        raise CheckpointError(f"checkpoint: {path} has inconsistent contents (no {key!r} entry in its metadata)")
+    text = _shallow(path, metadata, key)
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise CheckpointError(f"checkpoint: the {key!r} entry of {path} is not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(
+            f"checkpoint: the {key!r} entry of {path}: expected a JSON object, got {type(value).__name__}"
+        )
+    return value
+
+
+def _size(path: Path, entry: str, values: dict[str, Any], key: str, minimum: int) -> int:
+    """An integer ``values[key] >= minimum`` that fits in int64 (JSON floats, bools, 1e400 and
+    the like are refused, never truncated)."""
+    value = values.get(key)
+    if type(value) is not int or not minimum <= value <= 2**63 - 1:
+        shown = "none" if key not in values else repr(value)
+        raise CheckpointError(
+            f"checkpoint: {path}: {entry}: expected {key!r} to be an integer >= {minimum}, got {shown}"
+        )
+    return value
+
+
+def _check_optimizer(path: Path, optimizer: dict[str, Any], dtype: str) -> None:
+    """The optimizer entry holds ``{}`` or settings the optimizer itself accepts (its own checks)."""
+    from .optim import SGD, Adam
+
+    if not optimizer:
+        return
+    name = optimizer.get("name")
+    try:
+        if name == "sgd":
+            SGD(optimizer["lr"], optimizer["weight_decay"])
+        elif name == "adam":
+            Adam(1, np.dtype(dtype), optimizer["lr"], optimizer["beta1"], optimizer["beta2"], optimizer["eps"],
+                 optimizer["weight_decay"])
+            if _size(path, "optimizer", optimizer, "step_count", 0) >= 2**62:
+                count = optimizer["step_count"]
+                raise ValueError(f"step_count: expected a number of steps taken in [0, 2**62), got {count}")
+        else:
+            raise ValueError(f"expected 'name' to be 'sgd' or 'adam', got {name!r}")
+    except KeyError as error:
+        raise CheckpointError(f"checkpoint: {path}: optimizer: expected a number {error}, got none") from None
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"checkpoint: {path}: optimizer: {error}") from None
+
+
+def _parameter_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The shape of each parameter tensor of a model with this configuration, computed without
+    building the model (so that a forged config is compared with the file before it allocates)."""
+    d, h, q = config["input_size"], config["hidden_size"], config["output_size"]
+    shapes: dict[str, tuple[int, ...]] = {"W_hx": (h, d), "W_hh": (h, h), "W_qh": (q, h)}
+    if config["bias"] is True:
+        shapes.update(b_h=(h,), b_q=(q,))
+    return shapes
+
+
 def load(path: Union[str, Path]) -> Checkpoint:
-    """Read a checkpoint; :class:`CheckpointError` says what is wrong with a bad file."""
+    """Read a checkpoint; :class:`CheckpointError` says what is wrong with a bad file.
+
+    A hostile file costs at most about its own size in memory before it is refused: tensors
+    are bounded by the file, and the configuration's sizes are compared with the file's
+    tensors before the model is built."""
     from safetensors import safe_open
 
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint: no such file: {path}")
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint: no such file: {path}") from None
+    except OSError as error:
+        raise CheckpointError(f"checkpoint: {path}: cannot read the file ({error.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise CheckpointError(f"checkpoint: {path} is a directory, not a checkpoint file")
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+        raise CheckpointError(f"checkpoint: {path} is not a regular file")
     try:
         with safe_open(str(path), framework="numpy") as f:
             metadata = f.metadata() or {}
@@ -266,8 +377,24 @@ def load(path: Union[str, Path]) -> Checkpoint:
     if metadata.get("sha256") != digest:
         covered = "its tensors" if version == "1" else "its header or tensors"
         raise CheckpointError(f"checkpoint: {path} is corrupt ({covered} fail the SHA-256 check)")
+    config = _json_entry(path, metadata, "config")
+    optimizer = _json_entry(path, metadata, "optimizer")
+    trainer = _json_entry(path, metadata, "trainer")
+    for key in ("input_size", "hidden_size", "output_size"):
+        _size(path, "config", config, key, 1)
+    if "bias" not in config or not isinstance(config["bias"], bool):
+        raise CheckpointError(
+            f"checkpoint: {path}: config: expected 'bias' to be true or false, got {config.get('bias')!r}"
+        )
+    dtype_name = config.get("dtype")
+    if dtype_name not in ("float32", "float64"):
+        raise CheckpointError(
+            f"checkpoint: {path}: config: expected 'dtype' to be \"float32\" or \"float64\", got {dtype_name!r}"
+        )
+    _check_optimizer(path, optimizer, dtype_name)
+    for name, shape in _parameter_shapes(config).items():  # before the model allocates
+        _check_tensor(path, name, tensors.get(name), shape, np.dtype(dtype_name))
     try:
-        config = json.loads(metadata["config"])
         model = RNN(
             config["input_size"], config["hidden_size"], config["output_size"],
             activation=config["activation"], bias=config["bias"], dtype=config["dtype"],
@@ -276,11 +403,7 @@ def load(path: Union[str, Path]) -> Checkpoint:
         for name in model.parameter_names():
             target = model.param(name)
             target[...] = _check_tensor(path, name, tensors.pop(name, None), target.shape, dtype)
-        vocab = Vocab.from_json(metadata["vocab"]) if "vocab" in metadata else None
-        optimizer = json.loads(metadata["optimizer"])
-        trainer = json.loads(metadata["trainer"])
-        if not isinstance(optimizer, dict) or not isinstance(trainer, dict):
-            raise TypeError("optimizer and trainer: expected JSON objects")
+        vocab = Vocab.from_json(_shallow(path, metadata, "vocab")) if "vocab" in metadata else None
         optimizer_state = {}
         if optimizer.get("name") == "adam":
             for name in ("m", "v"):
@@ -300,7 +423,7 @@ def load(path: Union[str, Path]) -> Checkpoint:
         )
     except CheckpointError:
         raise
-    except (KeyError, ValueError, TypeError, AttributeError) as error:
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError, RecursionError) as error:
         raise CheckpointError(f"checkpoint: {path} has inconsistent contents ({error!r})") from None
 
 
@@ -314,18 +437,39 @@ def _trainer_tensors(
             if name in tensors:
                 raise CheckpointError(f"checkpoint: {path} has {name!r} without 'trainer.runner.state'")
         return out
-    n, h = int(trainer["batch_size"]), model.hidden_size
-    out["runner.state"] = _check_tensor(
+    n, h = _size(path, "trainer (with a runner state)", trainer, "batch_size", 1), model.hidden_size
+    out["runner.state"] = state = _check_tensor(
         path, "trainer.runner.state", tensors.pop("trainer.runner.state"), (n, h), model.dtype
     )
+    if not np.isfinite(state).all():
+        raise CheckpointError(
+            f"checkpoint: tensor 'trainer.runner.state' in {path}: expected finite values, got NaN or inf"
+        )
     if "trainer.runner.history_inputs" in tensors or "trainer.runner.history_states" in tensors:
         inputs = tensors.pop("trainer.runner.history_inputs", None)
         k = inputs.shape[0] if inputs is not None and inputs.ndim == 2 else 0
         out["runner.history_inputs"] = _check_tensor(
             path, "trainer.runner.history_inputs", inputs, (k, n), np.dtype(np.int64)
         )
-        out["runner.history_states"] = _check_tensor(
+        out["runner.history_states"] = states = _check_tensor(
             path, "trainer.runner.history_states", tensors.pop("trainer.runner.history_states", None),
             (k + 1, n, h), model.dtype,
         )
+        ids = out["runner.history_inputs"]
+        outside = np.flatnonzero((ids < 0) | (ids >= model.input_size))
+        if outside.size:
+            t, i = divmod(int(outside[0]), n)
+            raise CheckpointError(
+                f"checkpoint: tensor 'trainer.runner.history_inputs' in {path}: expected token ids in "
+                f"[0, {model.input_size}), got {ids[t, i]} at [{t}, {i}]"
+            )
+        if not np.isfinite(states).all():
+            raise CheckpointError(
+                f"checkpoint: tensor 'trainer.runner.history_states' in {path}: expected finite values, got NaN or inf"
+            )
+        if not np.array_equal(states[k], state):
+            raise CheckpointError(
+                f"checkpoint: tensor 'trainer.runner.history_states' in {path}: expected its last row to equal "
+                "'trainer.runner.state' (the carried state), got another"
+            )
     return out

@@ -289,16 +289,21 @@ class RNN:
     # ---- what the last backward did ------------------------------------------------------
     @property
     def flow(self) -> np.ndarray:
-        """``c_t`` for t = 1..T of the last backward (a copy): the factor on the gradient
-        flowing from step t into ``h_{t-1}`` inside a window that holds both steps; 0 where no
-        window carries it (a cut). ``flow[0]`` is the factor into ``h_0``."""
+        """The flow of the last backward (a copy, length T): ``flow[t]`` is the factor on the
+        gradient flowing from step t + 1 into ``h_t`` inside a window that holds both steps; 0
+        where no window carries it (a cut). ``flow[0]`` is the factor into ``h_0``.
+
+        Raises ``ValueError`` when no backward has run since the last forward (the flow and the
+        windows always describe the same backward)."""
         return self._core.flow
 
     @property
     def windows(self) -> list[tuple[int, int, int]]:
         """The last backward's windows ``(first, begin, end)``, 0-based: one backward pass over
         steps ``[first, end)`` injecting the losses of ``[begin, end)``. They tile the sequence
-        for Full, Randomized and Regular(k, k), and overlap for Regular(k1 < k2)."""
+        for Full, Randomized and Regular(k, k), and overlap for Regular(k1 < k2).
+
+        Raises ``ValueError`` when no backward has run since the last forward."""
         return self._core.windows
 
     @property

@@ -619,15 +619,17 @@ class Trainer:
             )
             trainer.optimizer.load_state(loaded.optimizer_state, opt)
             trainer.rng.bit_generator.state = s["rng"]
-            trainer.epoch, trainer.step = int(s["epoch"]), int(s["step"])
-            trainer.epochs_planned = int(s["epochs_planned"])
+            trainer.epoch, trainer.step = (ckpt._size(Path(path), "trainer", s, key, 0) for key in ("epoch", "step"))
+            trainer.epochs_planned = ckpt._size(Path(path), "trainer", s, "epochs_planned", 0)
             trainer.history = [EpochRecord(**r) for r in s["history"]]
             trainer._steps_target = s.get("steps_target")  # absent in format version 1
             in_progress = s.get("epoch_in_progress")
             trainer._in_progress = EpochProgress(**in_progress) if in_progress is not None else None
             if trainer._in_progress is not None and not trainer._is_root:
                 trainer._in_progress.loss = 0.0  # the running loss sum stays on rank 0
-        except (KeyError, TypeError, ValueError) as error:
+        except ckpt.CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as error:
             raise ckpt.CheckpointError(f"checkpoint: {path} has an inconsistent trainer state ({error!r})") from None
         if trainer._in_progress is not None:
             trainer._runner_snapshot = dict(loaded.trainer_state)

@@ -160,10 +160,13 @@ void define_model_class(py::module_& m, const char* name) {
       .def_property_readonly("flow", [](PM& s) {
         BusyGuard guard(s.busy);
         const auto& ws = s.model.workspace();
+        if (!ws.has_schedule) throw StateError("flow: expected a backward pass after the last forward, got none");
         return copy_of<Scalar>(Span<const Scalar>(ws.flow.data(), ws.steps), {ws.steps});
       })
       .def_property_readonly("windows", [](PM& s) {
         BusyGuard guard(s.busy);
+        if (!s.model.workspace().has_schedule)
+          throw StateError("windows: expected a backward pass after the last forward, got none");
         return windows_list(s.model.workspace().windows);
       })
       .def_property_readonly("dh_norms", [](PM& s) -> py::object {

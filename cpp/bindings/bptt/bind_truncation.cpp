@@ -46,7 +46,11 @@ void define_truncation(py::module_& m) {
       .def_static("regular", py::overload_cast<Index, Index>(&Truncation::regular), py::arg("k1"), py::arg("k2"))
       .def_static("randomized", py::overload_cast<std::vector<double>, std::uint64_t>(&Truncation::randomized),
                   py::arg("pi"), py::arg("seed"))
-      .def_static("parse", &Truncation::parse, py::arg("spec"),
+      .def_static("parse", [](py::handle spec) {
+        // std::string would also take bytes and bytearray; the string form is text.
+        if (!PyUnicode_Check(spec.ptr())) throw py::type_error("spec: expected a str, got " + describe(spec));
+        return Truncation::parse(spec.cast<std::string>());
+      }, py::arg("spec"),
                   "From the string form: 'full', 'regular:K', 'regular:K1,K2' or "
                   "'randomized:PI[,PI...][,seed=S]'. Truncation.parse(str(t)) == t.")
       .def_property_readonly("kind", &Truncation::kind)

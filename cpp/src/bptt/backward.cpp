@@ -143,6 +143,7 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
   detail::check_optional_span("dx", options.dx, {ws.steps, n_, config.input_size}, "T x n x d");
   static const Truncation full = Truncation::full();
   const Truncation& truncation = options.truncation != nullptr ? *options.truncation : full;
+  ws.has_schedule = false;
   ws.lanes = truncation.schedule(options.step_offset, ws.steps, ws.context_steps,
                                  Span<Scalar>(ws.flow.data(), ws.steps), ws.windows);
   bool in_place = ws.lanes == 1;  // one lane, every window injecting at every step
@@ -226,6 +227,7 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
     for (Index c = chunks.count() - 1; c >= 0; --c) dW_hh_chunk(c, 0);
   }
   ws.has_dh_norms = options.record_dh_norms;
+  ws.has_schedule = true;
 
   // db_h = sum_t g^a_t and, for token input, dW_hx = sum_t g^a_t x_t^T (a scatter-add of g^a
   // rows into rows id of dW_hx^T), in one pass over g^a. Each thread owns a band of hidden

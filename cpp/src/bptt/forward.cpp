@@ -148,6 +148,7 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
   ws.has_forward = true;
   ws.has_output_gradient = false;
   ws.has_dh_norms = false;
+  ws.has_schedule = false;
 }
 
 template <class Scalar>

@@ -184,10 +184,12 @@ Index Truncation::schedule(std::int64_t step_offset, Index steps, Index context,
     const Index reach = k2_ - k1_, lanes = 1 + (k2_ - 1) / k1_;  // ceil(k2 / k1), without overflow
     std::fill(flow, flow + T, Scalar(0));
     for (Index begin = P; begin < T;) {
+      // The block is [begin - phase, begin - phase + k1); it may start before step 0 and end
+      // after T. Written so that no intermediate leaves int64 when k1 or k2 is near 2^63:
+      // 0 < k1 - phase <= k1 and 0 <= phase + reach < k2.
       const Index phase = static_cast<Index>((step_offset + begin) % k1_);
-      const Index block = begin - phase;  // may lie before step 0
-      const Index end = std::min(block + k1_, T);
-      const Index first = std::max<Index>(0, block - reach);
+      const Index end = k1_ - phase >= T - begin ? T : begin + (k1_ - phase);
+      const Index first = phase + reach >= begin ? 0 : begin - phase - reach;
       windows.push_back({first, begin, end, static_cast<Index>(windows.size()) % lanes});
       for (Index t = first + 1; t < end; ++t) flow[t] = Scalar(1);
       if (first == 0) flow[0] = Scalar(1);

@@ -227,6 +227,8 @@ std::string without_python_constants(std::string_view text) {
 
 // A metadata entry that must be a JSON object (Python's json.loads + isinstance dict).
 json parse_object(std::string_view name, const std::string& key, const std::string& text) {
+  if (const int depth = detail::json_depth(text); depth > detail::kMaxJsonDepth)
+    fail(name, "the '", key, "' entry: expected JSON nested at most ", detail::kMaxJsonDepth, " deep, got ", depth);
   json parsed;
   try {
     parsed = json::parse(without_python_constants(text));
@@ -282,6 +284,9 @@ Container parse_container(Span<const std::uint8_t> bytes, std::string_view name)
   const auto* header = reinterpret_cast<const char*>(bytes.data() + 8);
   if (header_size < 2 || header[0] != '{')
     fail(name, "not a checkpoint (another format): its safetensors header does not start with '{'");
+  if (const int depth = detail::json_depth({header, static_cast<std::size_t>(header_size)}); depth > detail::kMaxJsonDepth)
+    fail(name, "corrupt or not a checkpoint: its safetensors header nests ", depth, " deep (at most ",
+         detail::kMaxJsonDepth, " expected)");
   json parsed;
   try {
     parsed = json::parse(header, header + header_size);
@@ -512,6 +517,43 @@ ModelConfig parse_config(std::string_view name, const json& c, ScalarType& dtype
   return config;
 }
 
+// What StreamRunner::restore will require of a runner state, checked here so that a forged file
+// is refused when it is loaded (naming the file), not at the first step of the resumed run.
+template <class Scalar>
+void check_runner(const RunnerState<Scalar>& r, const ModelConfig& config, std::string_view name) {
+  const auto finite = [](const Buffer<Scalar>& values) {
+    return std::all_of(values.begin(), values.end(), [](Scalar x) { return std::isfinite(x); });
+  };
+  if (!finite(r.state)) fail(name, "tensor 'trainer.runner.state': expected finite values, got NaN or inf");
+  if (!r.has_history) return;
+  for (std::size_t i = 0; i < r.history_tokens.size(); ++i) {
+    const std::int64_t id = r.history_tokens[i];
+    if (id < 0 || id >= config.input_size)
+      fail(name, "tensor 'trainer.runner.history_inputs': expected token ids in [0, ", config.input_size, "), got ", id,
+           " at [", static_cast<Index>(i) / r.batch, ", ", static_cast<Index>(i) % r.batch, "]");
+  }
+  if (!finite(r.history_states))
+    fail(name, "tensor 'trainer.runner.history_states': expected finite values, got NaN or inf");
+  if (!std::equal(r.state.begin(), r.state.end(), r.history_states.end() - static_cast<std::ptrdiff_t>(r.state.size())))
+    fail(name, "tensor 'trainer.runner.history_states': expected its last row to equal 'trainer.runner.state' "
+               "(the carried state), got another");
+}
+
+template <class Scalar>
+void check_runner_tensors(const Validated& v, std::string_view name) {
+  RunnerState<Scalar> r;
+  r.batch = v.runner_batch;
+  r.has_history = v.has_history;
+  read_values<Scalar>(v.tensors.at("trainer.runner.state").data, static_cast<std::size_t>(v.tensors.at("trainer.runner.state").count), r.state);
+  if (v.has_history) {
+    const TensorRef& ids = v.tensors.at("trainer.runner.history_inputs");
+    const TensorRef& states = v.tensors.at("trainer.runner.history_states");
+    read_values<std::int64_t>(ids.data, static_cast<std::size_t>(ids.count), r.history_tokens);
+    read_values<Scalar>(states.data, static_cast<std::size_t>(states.count), r.history_states);
+  }
+  check_runner(r, v.config, name);
+}
+
 Validated validate(Span<const std::uint8_t> bytes, std::string_view name) {
   Container c = parse_container(bytes, name);
   const auto format = c.metadata.find("format");
@@ -617,6 +659,10 @@ Validated validate(Span<const std::uint8_t> bytes, std::string_view name) {
           take_tensor(name, c.tensors, "trainer.runner.history_states", {k + 1, un, h}, scalar);
       out.history = static_cast<Index>(k);
     }
+  }
+  if (out.runner_batch > 0) {
+    if (out.dtype == ScalarType::float32) check_runner_tensors<float>(out, name);
+    else check_runner_tensors<double>(out, name);
   }
   if (!c.tensors.empty()) {
     std::string names;
@@ -745,6 +791,8 @@ std::vector<std::uint8_t> serialize(const Checkpoint<Scalar>& ckpt, std::string_
     tensors["optimizer.v"] = {scalar, {static_cast<std::uint64_t>(P)}, a.v.data(), static_cast<std::uint64_t>(P)};
   }
 
+  if (const int depth = detail::json_depth(ckpt.trainer_json); depth > detail::kMaxJsonDepth)
+    cannot_save(name, "trainer_json: expected JSON nested at most ", detail::kMaxJsonDepth, " deep, got ", depth);
   json trainer;
   try {
     trainer = json::parse(without_python_constants(ckpt.trainer_json));
@@ -852,7 +900,7 @@ std::vector<std::uint8_t> read_file(const std::filesystem::path& path) {
   const std::string name = path.string();
   int fd = -1;
   do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO must not block the open
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) {
     const int error = errno;

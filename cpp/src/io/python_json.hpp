@@ -2,11 +2,37 @@
 // and a vocabulary hold (so files written here digest like files written by Python).
 #pragma once
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <string_view>
 
 namespace rnnbptt::detail {
+
+// The deepest nesting of arrays and objects a JSON text in a checkpoint may have (Python's
+// reader has the same limit): rnnbptt writes at most 3 levels, and deeper text only costs stack
+// (in nlohmann::json's serializer, and in Python's json module).
+inline constexpr int kMaxJsonDepth = 64;
+
+// The deepest nesting of '[' and '{' in JSON text, outside strings; no recursion.
+inline int json_depth(std::string_view text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (const char ch : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (ch == '\\') escaped = true;
+      else if (ch == '"') in_string = false;
+    } else if (ch == '"') {
+      in_string = true;
+    } else if (ch == '[' || ch == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (ch == ']' || ch == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
 
 // json.dumps(s, ensure_ascii=False) for a well-formed UTF-8 string, appended to `out`.
 inline void append_json_string(std::string& out, std::string_view s) {

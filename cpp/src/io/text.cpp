@@ -175,6 +175,8 @@ Vocab Vocab::from_text(std::string_view utf8, bool unknown) {
 
 Vocab Vocab::from_json(std::string_view json) {
   return guard_memory("vocab", [&] {
+    if (const int depth = detail::json_depth(json); depth > detail::kMaxJsonDepth)
+      detail::invalid("vocab: expected JSON nested at most ", detail::kMaxJsonDepth, " deep, got ", depth);
     nlohmann::json parsed;
     try {
       parsed = nlohmann::json::parse(json.begin(), json.end());

@@ -53,6 +53,7 @@ struct RNNBPTT_EXPORT Workspace {
   bool has_forward = false;
   bool has_output_gradient = false;
   bool has_dh_norms = false;
+  bool has_schedule = false;  // flow, windows and lanes describe a backward of the last forward
 
   /// Sizes every buffer for (context + steps) x batch. Allocates only when growing. (dH is
   /// sized by the backward pass that needs it: only schedules that run in lanes do.)

@@ -16,7 +16,12 @@
 /// dtype, overlapping, out-of-range or not covering the data, tensors whose shape or dtype
 /// disagree with the configuration, missing or unexpected tensors, throws CheckpointError
 /// whose message starts with the file's path (or the name given to parse_checkpoint) and
-/// names the problem. No byte sequence makes the reader crash or read out of bounds.
+/// names the problem. No byte sequence makes the reader crash or read out of bounds. Also
+/// refused: anything but a regular file (a FIFO is never opened for blocking reads), JSON
+/// entries nested deeper than 64 levels, a runner state that is not finite or does not equal
+/// the last row of its history states, and history token ids outside [0, input_size). A hostile
+/// file costs at most about its own size in memory before it is refused: every tensor's shape is
+/// checked against the configuration before anything is converted.
 ///
 /// Writing is atomic: the bytes go to `.<name>.<16 hex digits>.tmp` in the target's folder
 /// (created if missing), are flushed and synced, the file is renamed over the target and the
