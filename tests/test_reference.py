@@ -123,7 +123,7 @@ def test_custom_output_gradient_matches_loss_gradient():
 
 # Products over many rows, against the reference:
 # - chunked: T n = 3,000 rows make two chunks of the batched products (cpp/src/kernels/overlap.hpp),
-#   and n h^2 is small: with 2 threads they run beside the recurrence, with 1 after it;
+#   and n h^2 is small: with 2 threads they overlap the recurrence, with 1 after it;
 # - deep: the weight gradients sum over T n = 2,240 rows in several tiles per thread, which
 #   share their packed operands (cpp/src/kernels/gemm.hpp; DEEP_PRODUCTS in conftest.py).
 MANY_ROWS = {

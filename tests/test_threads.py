@@ -20,7 +20,7 @@ from conftest import DEEP_PRODUCTS, make_problem
 # at 3; n = 50 gives row bands of 16, 17 and 17 rows at 3 threads (h = 70 in float with AVX2:
 # two panels of 24 columns, a block of 2 packets, then 6 single columns). Small steps
 # (n h^2 <= 2^20) with two or more threads run the recurrence on one thread and the batched
-# products beside it, chunk by chunk (cpp/src/kernels/overlap.hpp): T n = 3,200 rows make two chunks
+# products overlapped with it, chunk by chunk (cpp/src/kernels/overlap.hpp): T n = 3,200 rows make two chunks
 # of 2,048.
 # Deep products (DEEP_PRODUCTS in conftest.py) share each thread's packed operands between its
 # tiles (cpp/src/kernels/gemm.hpp).

@@ -163,7 +163,7 @@ def brute_force_windows(k1, k2, T, step_offset=0, context=0):
 
 
 def brute_force_flow(truncation, T, step_offset=0, context=0):
-    """c_t per strategy: Full 1; Randomized 1/pi or 0 from the counter-based draws; Regular 1
+    """xi_t per strategy: Full 1; Randomized 1/pi or 0 from the counter-based draws; Regular 1
     wherever some window joins step t to t - 1 (or step 0 to h_0), else 0."""
     if truncation.kind == rb.Truncation.Kind.full:
         return np.ones(T)
@@ -198,7 +198,7 @@ def test_regular_schedule_equals_brute_force(step_offset, context):
 
 
 def test_flow_is_c_t_for_every_strategy():
-    """model.flow is the factor c_t for every strategy (never a count of windows), and for the
+    """model.flow is the factor xi_t for every strategy (never a count of windows), and for the
     strategies that tile the sequence it reproduces the gradient in the NumPy reference."""
     p = make_problem(T=24, masked=True)
     strategies = [rb.Full(), rb.Regular(1), rb.Regular(5), rb.Regular(3, 6), rb.Regular(4, 13),

@@ -7,7 +7,7 @@ by :func:`Full`, :func:`Regular` and :func:`Randomized`, or from its string form
 ``Truncation.parse(str(t)) == t``: command lines, logs and checkpoints use the string, everything
 else the object.
 
-``t.schedule(T, step_offset)`` shows what backward will run: the flow ``c_t`` and the windows
+``t.schedule(T, step_offset)`` shows what backward will run: the flow ``xi_t`` and the windows
 ``(first, begin, end)``: steps ``[first, end)`` of one backward pass, injecting the losses of
 ``[begin, end)``.
 """
@@ -38,7 +38,7 @@ def _probability(value: object, name: str) -> float:
 
 
 def Full() -> Truncation:  # noqa: N802 - named like the strategy it builds
-    """Full BPTT: the gradient flows through every step (``c_t = 1``)."""
+    """Full BPTT: the gradient flows through every step (``xi_t = 1``)."""
     return Truncation.full()
 
 
@@ -59,7 +59,7 @@ def Regular(k1: int, k2: Optional[int] = None) -> Truncation:  # noqa: N802
 
 
 def Randomized(pi: Union[float, Sequence[float]], seed: int = 0) -> Truncation:  # noqa: N802
-    """Randomized truncation: ``c_t = 1/pi_t`` with probability ``pi_t``, else 0 (a cut), so
+    """Randomized truncation: ``xi_t = 1/pi_t`` with probability ``pi_t``, else 0 (a cut), so
     that the gradient is an unbiased estimate of the full one.
 
     ``pi`` is a constant keep probability in (0, 1], or a schedule where

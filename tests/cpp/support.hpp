@@ -300,8 +300,8 @@ struct ReferenceGradients {
 };
 
 /// The backward recursion of docs/design.md section 3 with truncation factors `flow`
-/// (c_1..c_T at index 0..T-1; a window cut where c = 0):
-///   dL/dh_t = W_qh^T dL/do_t + c_{t+1} W_hh^T dL/da_{t+1},   dL/da_t = phi'(a_t) dL/dh_t
+/// (xi_1..xi_T at index 0..T-1; a window cut where xi = 0):
+///   dL/dh_t = W_qh^T dL/do_t + xi_{t+1} W_hh^T dL/da_{t+1},   dL/da_t = phi'(a_t) dL/dh_t
 template <class Scalar>
 ReferenceGradients reference_backward(const Problem<Scalar>& p, const std::vector<Scalar>& params,
                                       const ReferenceForward& f, const std::vector<std::vector<double>>& dos,

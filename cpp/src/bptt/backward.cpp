@@ -1,7 +1,7 @@
 // BPTT (docs/design.md section 3). The recurrence
-//   g^h_t = W_qh^T g^o_t + c_{t+1} W_hh^T g^a_{t+1},   g^a_t = phi'(a_t) * g^h_t
+//   g^h_t = W_qh^T g^o_t + xi_{t+1} W_hh^T g^a_{t+1},   g^a_t = phi'(a_t) * g^h_t
 // is the only sequential part; the weight gradients are GEMMs over all T*n rows (dW_hh chunk by
-// chunk, pipeline.hpp).
+// chunk, overlap.hpp).
 // Rows here are samples, so W_hh^T g becomes g W_hh. Which steps the recurrence joins is the
 // truncation's schedule (truncation.cpp); this file runs any schedule the same way.
 #include <algorithm>
@@ -26,96 +26,137 @@ using detail::invalid;
 
 namespace {
 
-// The recurrence over the schedule in ws.windows / ws.flow, for every strategy. Within one
-// lane, the windows do not overlap, so one pass over the steps runs them all:
-//   g_t = [t injects] W_qh^T g^o_t + c_{t+1} g_{t+1} W_hh   (c_{t+1} only inside a window)
+// The backward recursion over the schedule in ws.windows / ws.flow, for every strategy.
+// Within one lane the windows do not overlap, so one pass over the steps runs them all:
+//   g_t = [t injects] W_qh^T g^o_t + xi_{t+1} g_{t+1} W_hh   (xi_{t+1} only inside a window)
 //   g_t <- phi'(a_t) * g_t,  then dA_t += g_t
 // and each thread owns a block of every step: some sequences or a band of hidden units
-// (recurrence.hpp). A single lane whose windows inject at every
-// step (Full, Randomized, Regular(k, k)) runs in place in ws.dA, which holds W_qh^T g^o_t on
-// entry; otherwise W_qh^T g^o_t is in ws.dH and each lane keeps its last two steps in
-// ws.lane_g, adding into ws.dA (the weight gradients are linear in g^a).
-// With `beside` (one lane, in place; pipeline.hpp), the recurrence runs on this thread alone:
+// (recurrence.hpp). A single lane whose windows inject at every step (Full, Randomized,
+// Regular(k, k)) runs in place in ws.dA, which holds W_qh^T g^o_t on entry; otherwise
+// W_qh^T g^o_t is in ws.dH and each lane keeps its last two steps in ws.lane_g, adding into
+// ws.dA (the weight gradients are linear in g^a).
+// With an Overlap (one lane, in place; overlap.hpp), the recursion runs on this thread alone:
 // before row t it waits until `injected` says row t holds W_qh^T g^o_t, and after row t it
 // publishes t on `finished`.
-struct Beside {
-  const detail::Progress* injected = nullptr;  // rows >= value hold W_qh^T g^o_t
-  detail::Progress* finished = nullptr;        // rows >= value are final g^a
+struct Overlap {
+  const detail::StepCounter* injected = nullptr;  // rows >= value hold W_qh^T g^o_t
+  detail::StepCounter* finished = nullptr;        // rows >= value are final g^a
 };
 
 template <class Scalar>
-void recur(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W, bool in_place,
-           const BackwardOptions<Scalar>& options, const Beside* beside = nullptr) {
-  const Index T = ws.steps, n = ws.batch, h = config.hidden_size;
-  const Scalar* c = ws.flow.data();  // c[t] = c_{t+1}, the flow from row t into row t - 1
-  const Scalar* injected = in_place ? ws.dA.data() : ws.dH.data();
-  Scalar* dA = ws.dA.data();
-  const detail::RecurrencePlan plan = beside != nullptr ? detail::RecurrencePlan{} : detail::recurrence_plan<Scalar>(n, h);
-  // ||dL/dh_t||^2 in pieces per row and panel of the fixed column grid (not per thread), summed
-  // in order: the same value for any thread count and either kind of band. One lane only
-  // (checked by the caller).
-  constexpr Index panel = detail::Simd<Scalar>::panel;
-  const Index panels = (h + panel - 1) / panel;
-  if (options.record_dh_norms) {  // sized by rnn_backward, before any parallel region
-    std::fill(ws.norm_parts.begin(), ws.norm_parts.begin() + T * n * panels, 0.0);  // rows no window holds
-  }
-  const bool want_dh0 = options.dh0.size() != 0;  // length checked by rnn_backward
-  const bool has_dh_T = options.dh_T.size() != 0;
-  if (want_dh0) MatrixMap<Scalar>(options.dh0.data(), n, h).setZero();
-  if (!in_place) MatrixMap<Scalar>(dA, T * n, h).setZero();
-  Index* owner = ws.lane_owner.data();
+class BackwardRecursion {
+ public:
+  BackwardRecursion(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W_hh, bool in_place,
+                    const BackwardOptions<Scalar>& options)
+      : ws_(ws), config_(config), W_hh_(W_hh), in_place_(in_place), options_(options),
+        T_(ws.steps), n_(ws.batch), h_(config.hidden_size), flow_(ws.flow.data()),
+        injected_(in_place ? ws.dA.data() : ws.dH.data()), dA_(ws.dA.data()), owner_(ws.lane_owner.data()),
+        panels_((h_ + panel - 1) / panel) {}
 
-  for (Index lane = 0; lane < ws.lanes; ++lane) {
-    std::fill(owner, owner + T, Index(-1));
-    for (std::size_t w = 0; w < ws.windows.size(); ++w)
-      if (ws.windows[w].lane == lane)
-        std::fill(owner + ws.windows[w].first, owner + ws.windows[w].end, static_cast<Index>(w));
-    // Row t of g: in place, row t of dA; in lanes, one of two n x h slots taken in turn.
-    auto g_row = [&](Index t) { return in_place ? dA + t * n * h : ws.lane_g.data() + (t & 1) * n * h; };
-
-    // Step t on this thread's block: rows [r0, r0 + rows) and columns [begin, end) of g_t.
-    const auto row = [&](Index t, const detail::Band& band) {
-      if (owner[t] < 0) return;  // between this lane's windows
-      const Window& window = ws.windows[owner[t]];
-      const Index r0 = band.row, rows = band.rows, begin = band.begin, width = band.end - band.begin;
-      MatrixMap<Scalar> g_t(g_row(t), n, h);
-      Scalar* g = g_t.data() + r0 * h;
-      auto g_block = g_t.block(r0, begin, rows, width);
-      if (!in_place) {
-        if (t >= window.begin)
-          g_block = ConstMatrixMap<Scalar>(injected + t * n * h, n, h).block(r0, begin, rows, width);
-        else
-          g_block.setZero();
-      }
-      if (t + 1 == T) {
-        if (has_dh_T) g_block += ConstMatrixMap<Scalar>(options.dh_T.data(), n, h).block(r0, begin, rows, width);
-      } else if (t + 1 < window.end && c[t + 1] != Scalar(0)) {
-        detail::gemm_columns(rows, h, g_row(t + 1) + r0 * h, h, W, h, g, h, begin, band.end, c[t + 1]);
-      }
-      if (options.record_dh_norms)
-        for (Index r = r0; r < r0 + rows; ++r)
-          for (Index j = begin; j < band.end; j += panel)
-            ws.norm_parts[(t * n + r) * panels + j / panel] =
-                g_t.row(r).segment(j, std::min(panel, band.end - j)).template cast<double>().squaredNorm();
-      detail::derivative_band(config.activation, g, ws.H.data() + ((t + 1) * n + r0) * h, rows, h, begin, band.end);
-      if (!in_place) MatrixMap<Scalar>(dA + t * n * h, n, h).block(r0, begin, rows, width) += g_block;
-    };
-    detail::run_recurrence<Scalar>(plan, n, h, T, T, -1, [&](Index step, const detail::Band& band) {
-      const Index t = step - 1;  // 0-based row
-      if (beside != nullptr) beside->injected->wait([&](Index from) { return from <= t; });
-      row(t, band);
-      if (beside != nullptr) beside->finished->publish(t);
-    });
-    // dL/dh_0 = c_1 g^a_1 W_hh, from the window (of this lane) that starts at step 0.
-    if (want_dh0 && owner[0] >= 0 && c[0] != Scalar(0))
-      detail::gemm_columns(n, h, g_row(0), h, W, h, options.dh0.data(), h, Index(0), h, c[0]);
-  }
-  if (options.record_dh_norms)
-    for (Index t = 0; t < T; ++t) {
-      double sum = 0.0;
-      for (Index i = 0; i < n * panels; ++i) sum += ws.norm_parts[t * n * panels + i];
-      ws.dh_norms[t] = static_cast<Scalar>(std::sqrt(sum));
+  // Runs every lane, then sums the norms; dh0 (if wanted) is written by each lane's window that
+  // starts at step 0.
+  void run(const Overlap* overlap) {
+    start();
+    const detail::RecurrencePlan plan =
+        overlap != nullptr ? detail::RecurrencePlan{} : detail::recurrence_plan<Scalar>(n_, h_);
+    for (Index lane = 0; lane < ws_.lanes; ++lane) {
+      assign_owners(lane);
+      detail::run_recurrence<Scalar>(plan, n_, h_, T_, T_, -1, [&](Index step, const detail::Band& band) {
+        const Index t = step - 1;  // 0-based row
+        if (overlap != nullptr) overlap->injected->wait([&](Index from) { return from <= t; });
+        step_backward(t, band);
+        if (overlap != nullptr) overlap->finished->publish(t);
+      });
+      dh0_backward();
     }
+    if (options_.record_dh_norms) sum_dh_norms();
+  }
+
+ private:
+  static constexpr Index panel = detail::Simd<Scalar>::panel;
+
+  // Zeroes what the lanes add into. ||dL/dh_t||^2 is kept in pieces per row and panel of the
+  // fixed column grid (not per thread), summed in order: the same value for any thread count
+  // and either kind of band (one lane only, checked by the caller).
+  void start() {
+    if (options_.record_dh_norms)  // sized by rnn_backward, before any parallel region
+      std::fill(ws_.norm_parts.begin(), ws_.norm_parts.begin() + T_ * n_ * panels_, 0.0);  // rows no window holds
+    if (options_.dh0.size() != 0) MatrixMap<Scalar>(options_.dh0.data(), n_, h_).setZero();
+    if (!in_place_) MatrixMap<Scalar>(dA_, T_ * n_, h_).setZero();
+  }
+
+  // owner_[t]: the window of `lane` that holds step t, or -1.
+  void assign_owners(Index lane) {
+    std::fill(owner_, owner_ + T_, Index(-1));
+    for (std::size_t w = 0; w < ws_.windows.size(); ++w)
+      if (ws_.windows[w].lane == lane)
+        std::fill(owner_ + ws_.windows[w].first, owner_ + ws_.windows[w].end, static_cast<Index>(w));
+  }
+
+  // Row t of g: in place, row t of dA; in lanes, one of two n x h slots taken in turn.
+  Scalar* g_row(Index t) const { return in_place_ ? dA_ + t * n_ * h_ : ws_.lane_g.data() + (t & 1) * n_ * h_; }
+
+  // Step t on this thread's block: rows [r0, r0 + rows) and columns [begin, end) of g_t.
+  void step_backward(Index t, const detail::Band& band) {
+    if (owner_[t] < 0) return;  // between this lane's windows
+    const Window& window = ws_.windows[owner_[t]];
+    const Index r0 = band.row, rows = band.rows, begin = band.begin, width = band.end - band.begin;
+    MatrixMap<Scalar> g_t(g_row(t), n_, h_);
+    Scalar* g = g_t.data() + r0 * h_;
+    auto g_block = g_t.block(r0, begin, rows, width);
+    if (!in_place_) {
+      if (t >= window.begin)
+        g_block = ConstMatrixMap<Scalar>(injected_ + t * n_ * h_, n_, h_).block(r0, begin, rows, width);
+      else
+        g_block.setZero();
+    }
+    if (t + 1 == T_) {
+      if (options_.dh_T.size() != 0)
+        g_block += ConstMatrixMap<Scalar>(options_.dh_T.data(), n_, h_).block(r0, begin, rows, width);
+    } else if (t + 1 < window.end && flow_[t + 1] != Scalar(0)) {
+      detail::gemm_columns(rows, h_, g_row(t + 1) + r0 * h_, h_, W_hh_, h_, g, h_, begin, band.end, flow_[t + 1]);
+    }
+    if (options_.record_dh_norms)
+      for (Index r = r0; r < r0 + rows; ++r)
+        for (Index j = begin; j < band.end; j += panel)
+          ws_.norm_parts[(t * n_ + r) * panels_ + j / panel] =
+              g_t.row(r).segment(j, std::min(panel, band.end - j)).template cast<double>().squaredNorm();
+    detail::derivative_band(config_.activation, g, ws_.H.data() + ((t + 1) * n_ + r0) * h_, rows, h_, begin,
+                            band.end);
+    if (!in_place_) MatrixMap<Scalar>(dA_ + t * n_ * h_, n_, h_).block(r0, begin, rows, width) += g_block;
+  }
+
+  // dL/dh_0 = xi_1 g^a_1 W_hh, from the window (of this lane) that starts at step 0.
+  void dh0_backward() {
+    if (options_.dh0.size() != 0 && owner_[0] >= 0 && flow_[0] != Scalar(0))
+      detail::gemm_columns(n_, h_, g_row(0), h_, W_hh_, h_, options_.dh0.data(), h_, Index(0), h_, flow_[0]);
+  }
+
+  void sum_dh_norms() {
+    for (Index t = 0; t < T_; ++t) {
+      double sum = 0.0;
+      for (Index i = 0; i < n_ * panels_; ++i) sum += ws_.norm_parts[t * n_ * panels_ + i];
+      ws_.dh_norms[t] = static_cast<Scalar>(std::sqrt(sum));
+    }
+  }
+
+  Workspace<Scalar>& ws_;
+  const ModelConfig& config_;
+  const Scalar* W_hh_;
+  const bool in_place_;
+  const BackwardOptions<Scalar>& options_;
+  const Index T_, n_, h_;
+  const Scalar* flow_;      // flow_[t] = xi_{t+1}, the factor from row t into row t - 1
+  const Scalar* injected_;  // W_qh^T g^o_t per row
+  Scalar* dA_;
+  Index* owner_;
+  const Index panels_;
+};
+
+template <class Scalar>
+void backward_recursion(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W_hh, bool in_place,
+                        const BackwardOptions<Scalar>& options, const Overlap* overlap = nullptr) {
+  BackwardRecursion<Scalar>(ws, config, W_hh, in_place, options).run(overlap);
 }
 
 }  // namespace
@@ -166,9 +207,9 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
   if (config.bias) dp.b_q = dO_loss.colwise().sum();
 
   // W_qh^T g^o_t, then the recurrence adds the flow from t + 1, then dW_hh = sum_t g^a_t
-  // h_{t-1}^T: chunk by chunk from the last (pipeline.hpp), beside the recurrence when its
-  // steps are small and it runs in place. T x n x h was checked by the forward pass.
-  // What recur needs is allocated here: it may run inside a parallel region (pipeline.hpp).
+  // h_{t-1}^T: chunk by chunk from the last (overlap.hpp), overlapped with the recursion when
+  // its steps are small and it runs in place. T x n x h was checked by the forward pass.
+  // What the recursion needs is allocated here: it may run inside a parallel region.
   if (!in_place) detail::grow_buffer(ws.dH, T * n * h, "x", "the injected gradients T x n x h");
   if (options.record_dh_norms) {
     const Index panels = (h + detail::Simd<Scalar>::panel - 1) / detail::Simd<Scalar>::panel;
@@ -179,40 +220,40 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
   MatrixMap<Scalar> injected(in_place ? ws.dA.data() : ws.dH.data(), T * n, h);
   injected.topRows(P * n).setZero();
   const detail::TimeChunks chunks(0, T, n, h);  // rows t = 0 .. T - 1 of dA (steps t + 1)
-  const auto inject_chunk = [&](Index c, int threads) {
-    const Index t0 = std::max(P, chunks.begin(c)), t1 = chunks.stop(c);
+  const auto inject_chunk = [&](Index chunk, int threads) {
+    const Index t0 = std::max(P, chunks.begin(chunk)), t1 = chunks.stop(chunk);
     if (t1 > t0)
       detail::gemm(injected.middleRows(t0 * n, (t1 - t0) * n), dO.middleRows(t0 * n, (t1 - t0) * n), p.W_qh,
                    false, threads);
   };
-  const auto dW_hh_chunk = [&](Index c, int threads) {
-    const Index t0 = chunks.begin(c), len = chunks.stop(c) - t0;
+  const auto dW_hh_chunk = [&](Index chunk, int threads) {
+    const Index t0 = chunks.begin(chunk), len = chunks.stop(chunk) - t0;
     detail::gemm(dp.W_hh, dA.middleRows(t0 * n, len * n).transpose(), H.middleRows(t0 * n, len * n),
-                 c != chunks.count() - 1, threads);
+                 chunk != chunks.count() - 1, threads);
   };
   const auto output_weights = [&](int threads) {
     detail::gemm(dp.W_qh, dO_loss.transpose(), H.middleRows((P + 1) * n, rows), false, threads);
   };
   bool done = false;
-  if (in_place && detail::products_beside_recurrence(chunks, h, q)) {
-    detail::Progress injected_from(T), finished_from(T);
-    const Beside beside{&injected_from, &finished_from};
+  if (in_place && detail::overlap_products(chunks, h, q)) {
+    detail::StepCounter injected_from(T), finished_from(T);
+    const Overlap overlap{&injected_from, &finished_from};
     // The helper's share is W_qh^T g^o and dW_hh (q + h per h of the recurrence's work), this
     // thread's the recurrence and then dW_qh (h + q): with dW_qh on the helper too, the helper
     // had (2 q + h) / h of the recurrence's work and the recurrence's thread waited for it.
-    done = detail::run_beside(
+    done = detail::run_overlapped(
         [&] {
-          recur(ws, config, p.W_hh.data(), in_place, options, &beside);
+          backward_recursion(ws, config, p.W_hh.data(), in_place, options, &overlap);
           output_weights(1);
         },
         [&] {
-          for (Index c = chunks.count() - 1; c >= 0; --c) {
-            inject_chunk(c, 1);
-            injected_from.publish(chunks.begin(c));
+          for (Index chunk = chunks.count() - 1; chunk >= 0; --chunk) {
+            inject_chunk(chunk, 1);
+            injected_from.publish(chunks.begin(chunk));
           }
-          for (Index c = chunks.count() - 1; c >= 0; --c) {
-            finished_from.wait([&](Index from) { return from <= chunks.begin(c); });
-            dW_hh_chunk(c, 1);
+          for (Index chunk = chunks.count() - 1; chunk >= 0; --chunk) {
+            finished_from.wait([&](Index from) { return from <= chunks.begin(chunk); });
+            dW_hh_chunk(chunk, 1);
           }
         },
         [&] {
@@ -221,10 +262,10 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
         });
   }
   if (!done) {
-    for (Index c = chunks.count() - 1; c >= 0; --c) inject_chunk(c, 0);
+    for (Index chunk = chunks.count() - 1; chunk >= 0; --chunk) inject_chunk(chunk, 0);
     output_weights(0);
-    recur(ws, config, p.W_hh.data(), in_place, options);
-    for (Index c = chunks.count() - 1; c >= 0; --c) dW_hh_chunk(c, 0);
+    backward_recursion(ws, config, p.W_hh.data(), in_place, options);
+    for (Index chunk = chunks.count() - 1; chunk >= 0; --chunk) dW_hh_chunk(chunk, 0);
   }
   ws.has_dh_norms = options.record_dh_norms;
   ws.has_schedule = true;

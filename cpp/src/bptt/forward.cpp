@@ -1,5 +1,5 @@
 // Forward pass and loss: everything that does not depend on the recurrence is a GEMM over many
-// rows at once (all T*n, or chunks of steps: pipeline.hpp); only h_t = phi(a_t + h_{t-1} W_hh^T)
+// rows at once (all T*n, or chunks of steps: overlap.hpp); only h_t = phi(a_t + h_{t-1} W_hh^T)
 // runs step by step.
 #include <algorithm>
 #include <cmath>
@@ -96,7 +96,7 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
     if (config.bias) detail::parallel_for(row_threads, rows, [&](Index r) { A.row(r) += p.b_h; });
   }
   // h_t = phi(a_t + h_{t-1} W_hh^T), each thread on its own block of rows or hidden units
-  // (recurrence.hpp); then o_t = W_qh h_t chunk by chunk (pipeline.hpp), beside the recurrence
+  // (recurrence.hpp); then o_t = W_qh h_t chunk by chunk (overlap.hpp), overlapped with the recurrence
   // when its steps are small.
   MatrixMap<Scalar> W_hh_T(ws.W_hh_T.data(), h, h);
   constexpr Index transpose_block = 64;  // rows of W_hh^T per task
@@ -113,15 +113,15 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
   };
   MatrixMap<Scalar> O(ws.O.data(), T * n, q);
   const detail::TimeChunks chunks(P + 1, T + 1, n, h);  // steps t = P + 1 .. T (rows of H)
-  const auto output_chunk = [&](Index c, int threads) {
-    const Index t0 = chunks.begin(c), len = chunks.stop(c) - t0;
+  const auto output_chunk = [&](Index chunk, int threads) {
+    const Index t0 = chunks.begin(chunk), len = chunks.stop(chunk) - t0;
     detail::gemm(O.middleRows((t0 - 1) * n, len * n), H.middleRows(t0 * n, len * n), p.W_qh.transpose(), false,
                  threads);
   };
   bool done = false;
-  if (detail::products_beside_recurrence(chunks, h, q)) {
-    detail::Progress finished(P);  // h_1 .. h_finished are final
-    done = detail::run_beside(
+  if (detail::overlap_products(chunks, h, q)) {
+    detail::StepCounter finished(P);  // h_1 .. h_finished are final
+    done = detail::run_overlapped(
         [&] {
           detail::run_recurrence<Scalar>(detail::RecurrencePlan{}, n, h, P + 1, T - P, +1,
                                          [&](Index t, const detail::Band& band) {
@@ -130,16 +130,16 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
                                          });
         },
         [&] {
-          for (Index c = 0; c < chunks.count(); ++c) {
-            finished.wait([&](Index t) { return t >= chunks.stop(c) - 1; });
-            output_chunk(c, 1);
+          for (Index chunk = 0; chunk < chunks.count(); ++chunk) {
+            finished.wait([&](Index t) { return t >= chunks.stop(chunk) - 1; });
+            output_chunk(chunk, 1);
           }
         },
         [&] { finished.publish(T); });
   }
   if (!done) {
     detail::run_recurrence<Scalar>(detail::recurrence_plan<Scalar>(n, h), n, h, P + 1, T - P, +1, step);
-    for (Index c = 0; c < chunks.count(); ++c) output_chunk(c, 0);
+    for (Index chunk = 0; chunk < chunks.count(); ++chunk) output_chunk(chunk, 0);
   }
   auto O_loss = O.middleRows(P * n, rows);
   if (config.bias) O_loss.rowwise() += p.b_q;

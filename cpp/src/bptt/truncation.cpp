@@ -1,5 +1,5 @@
 // Every strategy's arithmetic lives here: validation, the string form, and the schedule
-// (windows, lanes and the flow c_t) that the backward driver runs.
+// (windows, lanes and the flow xi_t) that the backward driver runs.
 #include "rnnbptt/bptt/truncation.hpp"
 
 #include <algorithm>

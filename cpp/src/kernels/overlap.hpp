@@ -1,6 +1,6 @@
-// The batched products of a pass (output layer, injected gradients, dW_hh) run over fixed
-// chunks of time steps, and, when the steps are small, beside the recurrence instead of after
-// it.
+// Overlapped execution: the batched products of a pass (output layer, injected gradients,
+// dW_hh) run over fixed chunks of time steps, and, when the steps are small, on a second thread
+// overlapped with the recurrence instead of after it.
 //
 // A step of the recurrence is one n x h times h x h product. When that is small (n h^2 at most
 // 2^20 multiply-adds, e.g. h = 128 with n = 8: a few microseconds), cutting it into column
@@ -13,7 +13,7 @@
 // Backward, the recurrence's thread computes dW_qh once the recurrence is done, so that each
 // thread has about (h + q) / h of the recurrence's work (rnn_backward).
 //
-// The chunks are the same whether or not the products run beside the recurrence and whatever
+// The chunks are the same whether or not the products overlap the recurrence and whatever
 // the thread count, and each chunk's product is the same call (gemm.hpp, whose results do not
 // depend on the thread count), so the results are bit for bit the same in every case.
 #pragma once
@@ -52,20 +52,20 @@ struct TimeChunks {
   Index stop(Index c) const { return std::min(end, first + (c + 1) * steps); }
 };
 
-// Whether the products over `chunks` run beside a recurrence of hidden size h feeding q
+// Whether the products over `chunks` overlap a recurrence of hidden size h feeding q
 // outputs: two threads or more, at least two chunks to overlap (so small steps; a Predictor's
 // single steps stay on one thread), and q <= h, so that the helper's share (about q / h of the
 // recurrence's work forward, (q + h) / h backward) does not make one thread the bottleneck
 // where the products would otherwise have every thread.
-inline bool products_beside_recurrence(const TimeChunks& chunks, Index h, Index q) {
+inline bool overlap_products(const TimeChunks& chunks, Index h, Index q) {
   return get_num_threads() >= 2 && chunks.count() >= 2 && q <= h;
 }
 
 // A step counter one thread publishes and the other waits on (a cache line of its own: the
 // recurrence publishes one at every step while the other thread polls its neighbour).
-class alignas(64) Progress {
+class alignas(64) StepCounter {
  public:
-  explicit Progress(Index start) : value_(start) {}
+  explicit StepCounter(Index start) : value_(start) {}
   void publish(Index value) { value_.store(value, std::memory_order_release); }
   // Waits until ready(value) holds: spins briefly, then yields the core (on a machine with more
   // threads than cores, spinning would keep the publisher off the core it needs).
@@ -92,7 +92,7 @@ class alignas(64) Progress {
 // release() is called (it must publish whatever lets the other thread stop waiting) and the
 // exception is rethrown here once both have returned.
 template <class Main, class Helper, class Release>
-bool run_beside(Main&& main, Helper&& helper, Release&& release) {
+bool run_overlapped(Main&& main, Helper&& helper, Release&& release) {
 #ifdef _OPENMP
   if (omp_in_parallel()) return false;
   std::atomic<int> team{0};

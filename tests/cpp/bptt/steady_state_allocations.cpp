@@ -140,7 +140,7 @@ int main() {
     total += count;
   };
   // Small steps (n h^2 <= 2^20) with T n above one chunk of 2,048 rows and q <= h: the
-  // recurrence runs on one thread and the batched products beside it (cpp/src/kernels/overlap.hpp).
+  // recurrence runs on one thread and the batched products overlapped with it (cpp/src/kernels/overlap.hpp).
   rnnbptt::ModelConfig small_config = config;
   small_config.hidden_size = 64;
   small_config.output_size = 48;

@@ -1,6 +1,6 @@
 // Truncation: the identities that hold bit for bit (Regular(T) and Randomized(1) are Full),
 // the schedules against hand-written windows, Regular and Randomized against the reference
-// backward with independently computed factors c_t, every strategy on every kind of problem
+// backward with independently computed factors xi_t, every strategy on every kind of problem
 // (finite results, both scalar types), and the string forms.
 #include "support.hpp"
 
@@ -46,9 +46,9 @@ TEST(Truncation, RegularOfTheWholeSequenceAndRandomizedOneAreFullBitForBit) {
   expect_full_identities<double>();
 }
 
-/// The factors c_1..c_T of Randomized, from its documented rule: c_1 = 1 (the sequence start
+/// The factors xi_1..xi_T of Randomized, from its documented rule: xi_1 = 1 (the sequence start
 /// hands its gradient to h_0); for t >= 2, with pi = schedule[min(length, size) - 1] and length
-/// the steps the current segment holds, c_t = 1/pi when uniform_at(seed, offset + t) < pi, else
+/// the steps the current segment holds, xi_t = 1/pi when uniform_at(seed, offset + t) < pi, else
 /// a cut (0) that starts a new segment.
 std::vector<double> randomized_flow(const std::vector<double>& schedule, std::uint64_t seed, std::int64_t offset, Index T) {
   std::vector<double> flow(T, 1.0);

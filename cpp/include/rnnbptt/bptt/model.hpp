@@ -96,7 +96,7 @@ struct BackwardOptions {
 
 /// BPTT from ws.dO. Overwrites dparams (layout.total values, same layout as params, which must
 /// be the parameters of the forward) with dL/dparams, and dh0 / dx when given. Afterwards
-/// ws.flow (c_t) and ws.windows hold the schedule that was run.
+/// ws.flow (xi_t) and ws.windows hold the schedule that was run.
 /// Throws StateError with no forward or no dL/do yet; InvalidArgument for a length that
 /// disagrees, step_offset < 0, dx for token input, record_dh_norms for overlapping windows.
 template <class Scalar>

@@ -6,11 +6,11 @@
 /// used by backward passes) from several threads at once. Errors: InvalidArgument.
 //
 // A Truncation says where backward may carry gradient through the recurrence. It is turned
-// into a schedule here, and only here: a list of windows and the per-step factor c_t (the
+// into a schedule here, and only here: a list of windows and the per-step factor xi_t (the
 // flow). The backward driver (rnn_backward.cpp) runs the schedule and knows no strategy.
 //
 //   window  steps [first, end) of one backward pass, injecting the losses of [begin, end)
-//   flow    c_t for t = 1..T: the factor on the gradient flowing from step t into h_{t-1}
+//   flow    xi_t for t = 1..T: the factor on the gradient flowing from step t into h_{t-1}
 //           inside a window that holds both (a window's first step is a cut, except that a
 //           window starting at step 0 hands its gradient on to h_0)
 //   lane    a set of windows that do not overlap: one pass of the recurrence runs a lane
@@ -43,7 +43,7 @@ class RNNBPTT_EXPORT Truncation {
  public:
   enum class Kind { full, regular, randomized };
 
-  /// Full BPTT: c_t = 1, one window.
+  /// Full BPTT: xi_t = 1, one window.
   static Truncation full();
   /// Regular(k) = Regular(k, k): detach the state every k steps.
   static Truncation regular(Index k);
@@ -51,7 +51,7 @@ class RNNBPTT_EXPORT Truncation {
   /// back and injects the losses of the last k1 steps.
   /// Throws InvalidArgument: k1 < 1, k2 < k1.
   static Truncation regular(Index k1, Index k2);
-  /// c_t = 1/pi with probability pi, else 0 (a cut).
+  /// xi_t = 1/pi with probability pi, else 0 (a cut).
   /// Throws InvalidArgument: pi outside (0, 1] (NaN included), an empty schedule.
   static Truncation randomized(double pi, std::uint64_t seed);
   /// pi_t = schedule[min(length, size) - 1], length = steps the current segment already holds.
@@ -80,7 +80,7 @@ class RNNBPTT_EXPORT Truncation {
   /// index step_offset (>= 0), the first `context` (0 <= context < steps) of them history (no
   /// losses). Blocks are aligned to the global index, Randomized draws are keyed by it, so the
   /// schedule of a chunk does not depend on how a stream was cut. Fills `flow`, which must
-  /// hold exactly `steps` values (flow[t] = c_{t+1}), and `windows` (cleared first; no
+  /// hold exactly `steps` values (flow[t] = xi_{t+1}), and `windows` (cleared first; no
   /// allocation once it has capacity). Returns the number of lanes. InvalidArgument naming the
   /// argument that does not fit.
   template <class Scalar>

@@ -37,7 +37,7 @@ struct RNNBPTT_EXPORT Workspace {
   Buffer<Scalar> W_hh_T;    // h x h: W_hh transposed, read in place by the forward recurrence
   Buffer<Scalar> W_hx_T;    // d x h: W_hx transposed, rows gathered by token input
   Buffer<Scalar> dW_hx_T;   // d x h: scatter-add target for token input
-  Buffer<Scalar> flow;      // steps: c_t of the last backward (flow[t] = c_{t+1})
+  Buffer<Scalar> flow;      // steps: xi_t of the last backward (flow[t] = xi_{t+1})
   Buffer<Scalar> dh_norms;  // steps: ||dL/dh_t|| over the batch, when recorded
   Buffer<double> row_loss;  // steps x n: l(o_t, y_t) * w_t before the reduction
   Buffer<double> norm_parts; // steps x n x panels: pieces of ||dL/dh_t||^2 per row and column panel
