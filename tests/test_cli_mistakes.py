@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shlex
 import subprocess
 import sys
@@ -33,6 +35,7 @@ def files(tmp_path, monkeypatch):
     nan_model.W_hh[0, 0] = np.nan
     checkpoint.save("nan.safetensors", checkpoint.Checkpoint(model=nan_model, vocab=vocab))
     (tmp_path / "latin1.txt").write_bytes(b"caf\xe9 " * 50)
+    (tmp_path / "surrogate.txt").write_bytes(b"ab\xed\xa0\x80 " * 50)  # U+D800 spelled as UTF-8 would
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "short.txt").write_text("abcdefghij")
     return tmp_path
@@ -73,6 +76,7 @@ MISTAKES = [
     (f"{TRAIN} --valid-fraction -0.5", "argument --valid-fraction: expected a number in [0, 1), got -0.5"),
     (f"{TRAIN} --text missing.txt", "argument --text: no such file: missing.txt"),
     (f"{TRAIN} --text latin1.txt", "argument --text: expected a UTF-8 file"),
+    (f"{TRAIN} --text surrogate.txt", "argument --text: expected a UTF-8 file"),
     (f"{TRAIN} --text empty.txt", "argument --text: expected a non-empty file"),
     (f"{TRAIN} --text short.txt", "argument --batch-size/--num-steps:"),
     (f"{TRAIN} --text .", "argument --text:"),
@@ -81,6 +85,9 @@ MISTAKES = [
     (f"{TRAIN} --temperature -1", "argument --temperature: expected a finite number >= 0, got -1"),
     (f"{TRAIN} --sample-length -1", "argument --sample-length: expected an integer >= 0, got -1"),
     (f"{TRAIN} --prefix ZZ~", "argument --prefix: expected characters of the model's vocabulary"),
+    # bytes that are not UTF-8 on a command line arrive as lone surrogates (surrogateescape)
+    (f"{TRAIN} --d2l --prefix ab\udcff", "argument --prefix: expected text that UTF-8 can encode, got the lone "
+     "surrogate U+DCFF at index 2"),
     (f"{TRAIN} --log no-such-dir/log.jsonl", "argument --log: no such directory: no-such-dir"),
     (f"{TRAIN} --checkpoint .", "argument --checkpoint: expected a file name, got the directory ."),
     # resuming
@@ -101,6 +108,8 @@ MISTAKES = [
     ("generate --checkpoint nan.safetensors --prefix a", "argument --checkpoint: expected finite parameters"),
     ("generate --checkpoint no-trainer.safetensors --prefix xyz", "argument --prefix: expected characters"),
     ("generate --checkpoint no-trainer.safetensors --prefix ''", "argument --prefix: expected at least one"),
+    ("generate --checkpoint no-trainer.safetensors --prefix \ud800a", "argument --prefix: expected text that UTF-8 "
+     "can encode, got the lone surrogate U+D800 at index 0"),
     # compare, gradcheck, demo, the top level
     ("compare --hidden 8 --epochs 0", "argument --epochs: expected an integer >= 1, got 0"),
     ("compare --hidden 8 --strategies full bogus", "argument --strategies: expected 'full'"),
@@ -114,6 +123,17 @@ MISTAKES = [
     ("compare --lag 0", "argument --lag: expected an integer >= 1, got 0"),
     ("compare --lag 10 --length 10", "argument --length: expected a sequence longer than lag = 10 steps, got 10"),
     ("compare --symbols 1", "argument --symbols: expected an integer >= 2, got 1"),
+    ("compare --task adding --symbols 4", "argument --symbols: applies to --task recall, got --task adding"),
+    ("compare --task adding --symbols 4 --lag 3 --steps 1 --hidden 4 --plot ''",
+     "argument --symbols: applies to --task recall, got --task adding"),
+    ("compare --task text --symbols 4", "argument --symbols: expected --task recall or adding, got --task text"),
+    ("compare --plot c.notaformat --steps 1", "argument --plot: expected a file name ending in an image format "
+     "that matplotlib writes"),
+    ("compare --task text --plot text.notaformat --epochs 1", "argument --plot: expected a file name ending in"),
+    ("compare --plot c --steps 1", "argument --plot: expected a file name ending in an image format that "
+     "matplotlib writes"),
+    (f"{TRAIN} --plot curve.notaformat", "argument --plot: expected a file name ending in an image format that "
+     "matplotlib writes"),
     ("compare --plot no-such-dir/c.png --steps 1", "argument --plot: no such directory: no-such-dir"),
     (f"{TRAIN} --plot no-such-dir/curve.png", "argument --plot: no such directory: no-such-dir"),
     ("gradcheck --batch 0", "argument --batch: expected an integer >= 1, got 0"),
@@ -167,6 +187,10 @@ def test_help_still_exits_0(capsys):
         (f"{TRAIN} --epochs 0", "rnnbptt train: error: argument --epochs: expected an integer >= 1, got 0"),
         (f"{TRAIN} --resume no-trainer.safetensors", "argument --resume: no-trainer.safetensors has no trainer"),
         ("generate --checkpoint nan.safetensors --prefix a", "argument --checkpoint: expected finite parameters"),
+        # the byte 0xff on the command line, which is not UTF-8
+        ("generate --checkpoint no-trainer.safetensors --prefix ab\udcff", "argument --prefix: expected text that "
+         "UTF-8 can encode, got the lone surrogate U+DCFF at index 2"),
+        (f"{TRAIN} --plot c.notaformat", "argument --plot: expected a file name ending in an image format"),
     ],
 )
 def test_no_traceback_reaches_the_terminal(files, command, expected):
@@ -177,3 +201,141 @@ def test_no_traceback_reaches_the_terminal(files, command, expected):
     assert result.returncode == 2, result.stderr
     check_one_line(result.stderr, expected)
     assert "Traceback" not in result.stdout
+
+
+# ---- --plot, before the run ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "command",
+    [f"{TRAIN} --plot curve.notaformat", f"{TRAIN} --plot curve", "compare --steps 1 --hidden 4 --plot c.notaformat",
+     "compare --task text --epochs 1 --hidden 4 --max-tokens 500 --plot c.notaformat"],
+)
+def test_a_plot_format_that_matplotlib_does_not_write_stops_the_run_before_it_starts(files, capsys, command):
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()  # the oracle: matplotlib's own list
+    assert main(shlex.split(command)) == 2
+    captured = capsys.readouterr()
+    check_one_line(captured.err, "argument --plot: expected a file name ending in an image format")
+    assert all(name in captured.err for name in formats)
+    assert captured.out == ""  # nothing ran
+    assert not (files / "rnnbptt-checkpoint.safetensors").exists()
+
+
+@pytest.mark.parametrize("name", ["curve.png", "curve.PDF", "curve.svg"])
+def test_a_plot_format_that_matplotlib_writes_is_accepted(files, capsys, name):
+    assert main(shlex.split(f"{TRAIN} --plot {name}")) == 0
+    assert (files / name).stat().st_size > 0
+
+
+def test_an_explicit_compare_plot_without_matplotlib_is_a_mistake_before_the_run(files, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    assert main(shlex.split("compare --steps 1 --hidden 4 --plot c.png")) == 2
+    captured = capsys.readouterr()
+    check_one_line(captured.err, "argument --plot: plots need matplotlib, from the 'plot' extra")
+    assert captured.out == ""
+    # The default plot is drawn when it can be; without matplotlib the run goes on without it.
+    assert main(shlex.split("compare --lag 2 --steps 1 --hidden 4 --strategies full")) == 0
+    assert "no plot: plots need matplotlib" in capsys.readouterr().out
+
+
+# ---- launched by MPI, Hydra or Slurm ---------------------------------------------------------
+#: One launcher's environment for a job of 2 processes, as seen by rank 0.
+LAUNCHED = {
+    "open-mpi": ("mpirun", "OMPI_COMM_WORLD_SIZE", {"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "0"}),
+    "hydra": ("mpiexec", "PMI_SIZE", {"PMI_SIZE": "2", "PMI_RANK": "0"}),
+    "mvapich": ("mpirun", "MV2_COMM_WORLD_SIZE", {"MV2_COMM_WORLD_SIZE": "2", "MV2_COMM_WORLD_RANK": "0"}),
+    "srun": ("srun", "SLURM_STEP_NUM_TASKS", {"SLURM_NTASKS": "2", "SLURM_STEP_NUM_TASKS": "2", "SLURM_PROCID": "0",
+                                                "SLURM_STEP_ID": "0", "SLURM_JOB_ID": "17"}),
+    "srun-old": ("srun", "SLURM_NTASKS", {"SLURM_NTASKS": "2", "SLURM_PROCID": "0", "SLURM_STEPID": "3"}),
+}
+
+
+@pytest.fixture
+def no_launcher(monkeypatch):
+    """An environment that no launcher has touched."""
+    for name in ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_SIZE", "PMI_RANK", "MV2_COMM_WORLD_SIZE",
+                 "MV2_COMM_WORLD_RANK", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_STEP_ID",
+                 "SLURM_STEPID", "SLURM_JOB_ID"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+class FakeWorld:
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def Get_size(self) -> int:
+        return self.size
+
+
+class FakeMPI:
+    """An mpi4py.MPI whose world has ``size`` processes: the pytest process never initializes
+    MPI itself (tests/test_mpi.py says why)."""
+
+    def __init__(self, size: int) -> None:
+        self.COMM_WORLD = FakeWorld(size)
+
+    @staticmethod
+    def Get_library_version() -> str:
+        return "Fake MPI 1.0, for tests\nmore lines\n"
+
+
+@pytest.mark.parametrize("launch", list(LAUNCHED))
+def test_a_launch_that_mpi_does_not_see_is_refused_on_one_line(files, no_launcher, capsys, launch):
+    """The launcher's environment says 2 processes, MPI's world has 1 (mpi4py built for another MPI,
+    or variables set by hand): each would train alone."""
+    launcher, variable, environment = LAUNCHED[launch]
+    for name, value in environment.items():
+        no_launcher.setenv(name, value)
+    no_launcher.setattr(rb.distributed, "import_mpi", lambda: FakeMPI(1))
+    assert main(shlex.split(TRAIN)) == 2
+    captured = capsys.readouterr()
+    check_one_line(captured.err, f"MPI.COMM_WORLD: expected 2 processes, as {launcher}'s {variable}=2 says, got 1")
+    assert f"unset {variable}" in captured.err and "Fake MPI 1.0" in captured.err
+    assert captured.out == "" and not (files / "rnnbptt-checkpoint.safetensors").exists()
+
+
+@pytest.mark.parametrize("launch", list(LAUNCHED))
+def test_a_launch_without_mpi4py_is_refused_on_one_line(files, no_launcher, capsys, launch):
+    launcher, variable, environment = LAUNCHED[launch]
+    for name, value in environment.items():
+        no_launcher.setenv(name, value)
+    no_launcher.setitem(sys.modules, "mpi4py", None)  # as if not installed
+    assert main(shlex.split(TRAIN)) == 2
+    check_one_line(capsys.readouterr().err, f"launched by {launcher} as 2 processes ({variable}=2), but MPI: mpi4py")
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        {"SLURM_NTASKS": "4", "SLURM_PROCID": "0", "SLURM_JOB_ID": "17"},  # an sbatch script
+        {"SLURM_NTASKS": "4", "SLURM_JOB_ID": "17"},  # an salloc shell
+        {"SLURM_NTASKS": "4", "SLURM_PROCID": "0", "SLURM_STEP_ID": "4294967291"},  # Slurm's batch step
+    ],
+)
+def test_a_slurm_allocation_outside_srun_trains_one_process(files, no_launcher, capsys, environment):
+    for name, value in environment.items():
+        no_launcher.setenv(name, value)
+
+    def no_mpi():
+        raise AssertionError("MPI imported outside a launched job")
+
+    no_launcher.setattr(rb.distributed, "import_mpi", no_mpi)
+    assert main(shlex.split(TRAIN)) == 0
+    assert "data parallel" not in capsys.readouterr().out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="needs mpi4py (the mpi extra)")
+def test_the_launcher_variables_without_the_launcher_are_refused_with_the_real_mpi(files):
+    """Issue 23: OMPI_COMM_WORLD_SIZE=2 without mpirun gave 'data parallel on 1 processes' and
+    exit 0. Here the real mpi4py initializes a world of 1 process, in a subprocess."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMI_", "PMIX_", "SLURM_"))}
+    environment.update(OMPI_COMM_WORLD_SIZE="2", OMPI_COMM_WORLD_RANK="0", OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "rnnbptt", *shlex.split(TRAIN)],
+        cwd=files, capture_output=True, text=True, timeout=120, env=environment,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    check_one_line(result.stderr, "MPI.COMM_WORLD: expected 2 processes, as mpirun's OMPI_COMM_WORLD_SIZE=2 says, "
+                                  "got 1")
+    assert "data parallel" not in result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import json
 import threading
 from pathlib import Path
 
@@ -32,6 +33,44 @@ def test_vocab_round_trip_and_files(tmp_path):
     with_unknown = data.Vocab.from_text(text, unknown=True)
     assert with_unknown.tokens[0] == data.UNKNOWN
     assert with_unknown.decode(with_unknown.encode("z")) == data.UNKNOWN
+
+
+@pytest.mark.parametrize("surrogate", ["\ud800", "\udbff", "\udc00", "\udcff", "\udfff"])
+@pytest.mark.parametrize("position", [0, 2, 7])
+def test_a_vocabulary_is_never_built_from_text_that_utf8_cannot_encode(tmp_path, surrogate, position):
+    """A lone surrogate is a Python string that no UTF-8 file (vocab.json, a checkpoint) can hold:
+    refused where the vocabulary is built, naming its index, rather than when it is saved."""
+    text = "abcdefghij"[:position] + surrogate + "abcdefghij"[position:]
+    with pytest.raises(UnicodeEncodeError):  # what saving such a vocabulary used to raise
+        text.encode("utf-8")
+    code = f"U\\+{ord(surrogate):04X}"
+    with pytest.raises(ValueError, match=f"text: expected text that UTF-8 can encode, got the lone surrogate "
+                                         f"{code} at index {position}$"):
+        data.Vocab.from_text(text)
+    with pytest.raises(ValueError, match=f"text: .* at index {position}$"):
+        data.Vocab.from_text(text, unknown=True)
+    symbols = list("abcdefghij")
+    symbols.insert(position, surrogate)
+    with pytest.raises(ValueError, match=f"tokens: expected symbols that UTF-8 can encode, got the lone "
+                                         f"surrogate {code} at index {position}$"):
+        data.Vocab(symbols)
+    symbols[position] = "x" + surrogate  # inside a longer symbol
+    with pytest.raises(ValueError, match=f"tokens: .*{code} in the symbol .* at index {position}$"):
+        data.Vocab(symbols)
+    escaped = json.dumps({"tokens": ["a", surrogate]})  # JSON's \uXXXX escapes can spell one
+    with pytest.raises(ValueError, match=f"tokens: .*{code} at index 1$"):
+        data.Vocab.from_json(escaped)
+    (tmp_path / "vocab.json").write_text(escaped, encoding="utf-8")
+    with pytest.raises(ValueError, match=f"tokens: .*{code} at index 1$"):
+        data.Vocab.load(tmp_path / "vocab.json")
+
+
+def test_text_that_utf8_can_encode_still_builds_and_saves(tmp_path):
+    text = "a\U0001F600b\u20ac\ufffd\x00"  # astral, BMP, the replacement character, NUL: all encodable
+    vocab = data.Vocab.from_text(text)
+    vocab.save(tmp_path / "vocab.json")
+    assert data.Vocab.load(tmp_path / "vocab.json") == vocab
+    assert vocab.decode(vocab.encode(text)) == text
 
 
 @needs_text

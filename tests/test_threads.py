@@ -58,6 +58,28 @@ def test_set_and_get(restore_threads):
         rb.set_num_threads(0)
 
 
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        (True, r"threads: expected an integer, got True \(bool\)"),
+        (np.True_, r"threads: expected an integer, got (np\.)?True_? \(bool_?\)"),
+        (2.0, r"threads: expected an integer, got 2\.0 \(float\)"),
+        ("2", r"threads: expected an integer, got '2' \(str\)"),
+        (None, r"threads: expected an integer, got None \(NoneType\)"),
+    ],
+)
+def test_set_num_threads_refuses_what_is_not_an_integer(restore_threads, value, message):
+    """As every integer argument (rnnbptt._checks.check_integer): a bool is not a thread count."""
+    rb.set_num_threads(3)
+    with pytest.raises(TypeError, match=message):
+        rb.set_num_threads(value)
+    assert rb.get_num_threads() == 3  # unchanged
+    rb.set_num_threads(np.int64(2))  # NumPy integers are integers
+    assert rb.get_num_threads() == 2
+    with pytest.raises(ValueError, match=r"threads: expected an integer >= 1 and < 2\*\*31, got 2147483648"):
+        rb.set_num_threads(2**31)
+
+
 def test_omp_num_threads_is_respected():
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-c", "import rnnbptt; print(rnnbptt.get_num_threads())"],

@@ -75,7 +75,13 @@ struct Ours {
   long T, n;
 
   Ours(long h, long n_, long T_, const std::vector<float>& x_, const std::vector<float>& d_out_)
-      : model(config(h)), x(x_), d_out(d_out_), dx(static_cast<std::size_t>(T_ * n_ * h)), dh0(static_cast<std::size_t>(n_ * h)), T(T_), n(n_) {
+      : model(config(h)),
+        x(x_),
+        d_out(d_out_),
+        dx(static_cast<std::size_t>(T_ * n_ * h)),
+        dh0(static_cast<std::size_t>(n_ * h)),
+        T(T_),
+        n(n_) {
     model.init_uniform(1.0 / std::sqrt(static_cast<double>(h)), 0);
   }
   static rnnbptt::ModelConfig config(long h) {
@@ -115,8 +121,8 @@ struct Theirs {
          const rnnbptt::Model<float>& ours)
       : T(T_), n(n_), h(h_) {
     const memory::dims tnc{T, n, h}, ldnc{1, 1, n, h}, ldigo{1, 1, h, 1, h}, ldgo{1, 1, 1, h};
-    const memory::desc md_tnc(tnc, dt::f32, tag::tnc), md_ldnc(ldnc, dt::f32, tag::ldnc), md_w(ldigo, dt::f32, tag::ldigo),
-        md_b(ldgo, dt::f32, tag::ldgo), md_w_any(ldigo, dt::f32, tag::any), none;
+    const memory::desc md_tnc(tnc, dt::f32, tag::tnc), md_ldnc(ldnc, dt::f32, tag::ldnc),
+        md_w(ldigo, dt::f32, tag::ldigo), md_b(ldgo, dt::f32, tag::ldgo), md_w_any(ldigo, dt::f32, tag::any), none;
     x = memory(md_tnc, engine, x_data.data());
     dy = memory(md_tnc, engine, dy_data.data());
     y = memory(md_tnc, engine);
@@ -146,12 +152,12 @@ struct Theirs {
 
     const auto direction = dnnl::rnn_direction::unidirectional_left2right;
     const auto tanh = dnnl::algorithm::eltwise_tanh;
-    dnnl::vanilla_rnn_forward::desc fwd_d(dnnl::prop_kind::forward_training, tanh, direction, md_tnc, md_ldnc,
-                                          md_w_any, md_w_any, md_b, md_tnc, none);
+    dnnl::vanilla_rnn_forward::desc fwd_d(dnnl::prop_kind::forward_training, tanh, direction, md_tnc, md_ldnc, md_w_any,
+                                          md_w_any, md_b, md_tnc, none);
     fwd_pd = dnnl::vanilla_rnn_forward::primitive_desc(fwd_d, engine);
     dnnl::vanilla_rnn_backward::desc bwd_d(dnnl::prop_kind::backward, tanh, direction, md_tnc, md_ldnc, md_w_any,
-                                           md_w_any, md_b, md_tnc, none, md_tnc, md_ldnc, md_w_any, md_w_any,
-                                           md_b, md_tnc, none);
+                                           md_w_any, md_b, md_tnc, none, md_tnc, md_ldnc, md_w_any, md_w_any, md_b,
+                                           md_tnc, none);
     bwd_pd = dnnl::vanilla_rnn_backward::primitive_desc(bwd_d, engine, fwd_pd);
     fwd = dnnl::vanilla_rnn_forward(fwd_pd);
     bwd = dnnl::vanilla_rnn_backward(bwd_pd);
@@ -160,23 +166,20 @@ struct Theirs {
     fwd_w_iter = memory(fwd_pd.weights_iter_desc(), engine);
     bwd_w_layer = memory(bwd_pd.weights_layer_desc(), engine);
     bwd_w_iter = memory(bwd_pd.weights_iter_desc(), engine);
-    bwd_dw_layer = bwd_pd.diff_weights_layer_desc() == md_w ? dw_layer : memory(bwd_pd.diff_weights_layer_desc(), engine);
+    bwd_dw_layer =
+        bwd_pd.diff_weights_layer_desc() == md_w ? dw_layer : memory(bwd_pd.diff_weights_layer_desc(), engine);
     bwd_dw_iter = bwd_pd.diff_weights_iter_desc() == md_w ? dw_iter : memory(bwd_pd.diff_weights_iter_desc(), engine);
   }
 
   // True when the primitive wants a layout other than the plain one (a reorder per step).
-  bool reorders(const memory& plain, const memory& wanted) const {
-    return plain.get_desc() != wanted.get_desc();
-  }
-  void copy(memory& from, memory& to) {
-    dnnl::reorder(from, to).execute(stream, from, to);
-  }
+  bool reorders(const memory& plain, const memory& wanted) const { return plain.get_desc() != wanted.get_desc(); }
+  void copy(memory& from, memory& to) { dnnl::reorder(from, to).execute(stream, from, to); }
   std::string layouts() const {
     auto name = [](bool differs) { return differs ? "reordered" : "plain"; };
     return std::string("forward weights ") + name(reorders(w_layer, fwd_w_layer)) + "/" +
-           name(reorders(w_iter, fwd_w_iter)) + ", backward weights " + name(reorders(w_layer, bwd_w_layer)) +
-           "/" + name(reorders(w_iter, bwd_w_iter)) + ", weight gradients " +
-           name(reorders(dw_layer, bwd_dw_layer)) + "/" + name(reorders(dw_iter, bwd_dw_iter));
+           name(reorders(w_iter, fwd_w_iter)) + ", backward weights " + name(reorders(w_layer, bwd_w_layer)) + "/" +
+           name(reorders(w_iter, bwd_w_iter)) + ", weight gradients " + name(reorders(dw_layer, bwd_dw_layer)) + "/" +
+           name(reorders(dw_iter, bwd_dw_iter));
   }
 
   void forward() {
@@ -274,9 +277,11 @@ int main(int argc, char** argv) {
   const float* dwi = static_cast<const float*>(theirs.dw_iter.get_data_handle());
   for (long o = 0; o < h; ++o)
     for (long i = 0; i < h; ++i) {
-      grad_diff = std::max({grad_diff, std::fabs(static_cast<double>(g[layout.W_hx().offset + o * h + i]) - dwl[i * h + o]),
-                            std::fabs(static_cast<double>(g[layout.W_hh().offset + o * h + i]) - dwi[i * h + o])});
-      grad_max = std::max({grad_max, std::fabs(static_cast<double>(dwl[i * h + o])), std::fabs(static_cast<double>(dwi[i * h + o]))});
+      grad_diff =
+          std::max({grad_diff, std::fabs(static_cast<double>(g[layout.W_hx().offset + o * h + i]) - dwl[i * h + o]),
+                    std::fabs(static_cast<double>(g[layout.W_hh().offset + o * h + i]) - dwi[i * h + o])});
+      grad_max = std::max(
+          {grad_max, std::fabs(static_cast<double>(dwl[i * h + o])), std::fabs(static_cast<double>(dwi[i * h + o]))});
     }
 
   double bias_diff = 0, dx_diff = 0;

@@ -3,14 +3,17 @@
 namespace rnnbptt::bindings {
 
 template <>
-const char* dtype_name<float>() { return "float32"; }
+const char* dtype_name<float>() {
+  return "float32";
+}
 template <>
-const char* dtype_name<double>() { return "float64"; }
+const char* dtype_name<double>() {
+  return "float64";
+}
 
 std::string describe(py::handle obj) {
   if (!py::isinstance<py::array>(obj))
-    return std::string("an object of type ") +
-           py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>();
+    return std::string("an object of type ") + py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>();
   auto a = py::reinterpret_borrow<py::array>(obj);
   std::string text = py::str(a.dtype()).cast<std::string>() + " array of shape (";
   for (py::ssize_t i = 0; i < a.ndim(); ++i)
@@ -33,29 +36,22 @@ py::array as_array(py::handle obj, const char* name, const std::string& expected
   return py::reinterpret_borrow<py::array>(obj);
 }
 
-void check_layout(const py::array& a, const char* name, const std::string& dtype,
-                  const Shape& shape) {
-  const std::string expected =
-      std::string("a C-contiguous ") + dtype + " array of shape " + shape_text(shape);
+void check_layout(const py::array& a, const char* name, const std::string& dtype, const Shape& shape) {
+  const std::string expected = std::string("a C-contiguous ") + dtype + " array of shape " + shape_text(shape);
   bool ok = a.ndim() == static_cast<py::ssize_t>(shape.sizes.size());
-  for (py::ssize_t i = 0; ok && i < a.ndim(); ++i)
-    ok = shape.sizes[i] < 0 || a.shape(i) == shape.sizes[i];
+  for (py::ssize_t i = 0; ok && i < a.ndim(); ++i) ok = shape.sizes[i] < 0 || a.shape(i) == shape.sizes[i];
   if (!ok) throw InvalidArgument(std::string(name) + ": expected " + expected + ", got " + describe(a));
   if (!(a.flags() & py::array::c_style))
     throw InvalidArgument(std::string(name) + ": expected " + expected + ", got " + describe(a) +
                           " (pass np.ascontiguousarray(...) to copy it explicitly)");
 }
 
-bool is_id_array(const py::array& a) {
-  return has_dtype<std::int32_t>(a) || has_dtype<std::int64_t>(a);
-}
+bool is_id_array(const py::array& a) { return has_dtype<std::int32_t>(a) || has_dtype<std::int64_t>(a); }
 
 Ids require_ids(py::handle obj, const char* name, const Shape& shape) {
-  const std::string expected =
-      "a C-contiguous int32 or int64 array of shape " + shape_text(shape);
+  const std::string expected = "a C-contiguous int32 or int64 array of shape " + shape_text(shape);
   py::array a = as_array(obj, name, expected);
-  if (!is_id_array(a))
-    throw py::type_error(std::string(name) + ": expected " + expected + ", got " + describe(a));
+  if (!is_id_array(a)) throw py::type_error(std::string(name) + ": expected " + expected + ", got " + describe(a));
   check_layout(a, name, "int32 or int64", shape);
   const IdType type = has_dtype<std::int32_t>(a) ? IdType::int32 : IdType::int64;
   return Ids{a, IdView(a.data(), type, static_cast<Index>(a.size()))};

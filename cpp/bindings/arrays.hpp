@@ -24,7 +24,7 @@ struct Shape {
   std::vector<std::string> names;
 };
 
-std::string describe(py::handle obj);       // "float64 array of shape (3, 2), not C-contiguous"
+std::string describe(py::handle obj);        // "float64 array of shape (3, 2), not C-contiguous"
 std::string shape_text(const Shape& shape);  // "(T, n, d=28)"
 
 template <class T>
@@ -39,8 +39,7 @@ bool has_dtype(const py::array& a) {
 py::array as_array(py::handle obj, const char* name, const std::string& expected);
 
 // Checks C-contiguity and shape (ValueError) of an array whose dtype was already checked.
-void check_layout(const py::array& a, const char* name, const std::string& dtype,
-                  const Shape& shape);
+void check_layout(const py::array& a, const char* name, const std::string& dtype, const Shape& shape);
 
 // The whole check for one dtype: TypeError on a wrong type or dtype, ValueError on layout/shape.
 template <class T>
@@ -48,8 +47,7 @@ py::array require(py::handle obj, const char* name, const Shape& shape) {
   const std::string expected =
       std::string("a C-contiguous ") + dtype_name<T>() + " array of shape " + shape_text(shape);
   py::array a = as_array(obj, name, expected);
-  if (!has_dtype<T>(a))
-    throw py::type_error(std::string(name) + ": expected " + expected + ", got " + describe(a));
+  if (!has_dtype<T>(a)) throw py::type_error(std::string(name) + ": expected " + expected + ", got " + describe(a));
   check_layout(a, name, dtype_name<T>(), shape);
   return a;
 }
@@ -57,8 +55,7 @@ py::array require(py::handle obj, const char* name, const Shape& shape) {
 template <class T>
 py::array require_writeable(py::handle obj, const char* name, const Shape& shape) {
   py::array a = require<T>(obj, name, shape);
-  if (!a.writeable())
-    throw InvalidArgument(std::string(name) + ": expected a writeable array, got a read-only one");
+  if (!a.writeable()) throw InvalidArgument(std::string(name) + ": expected a writeable array, got a read-only one");
   return a;
 }
 
@@ -99,11 +96,17 @@ auto by_dtype(py::handle obj, const char* name, const Shape& shape, bool writeab
   // model's lock: never during another thread's forward/backward on it.
   BufferGuard guard(a);
   if (has_dtype<float>(a)) {
-    if (writeable) require_writeable<float>(a, name, shape); else require<float>(a, name, shape);
+    if (writeable)
+      require_writeable<float>(a, name, shape);
+    else
+      require<float>(a, name, shape);
     return f(a, static_cast<float*>(nullptr));
   }
   if (has_dtype<double>(a)) {
-    if (writeable) require_writeable<double>(a, name, shape); else require<double>(a, name, shape);
+    if (writeable)
+      require_writeable<double>(a, name, shape);
+    else
+      require<double>(a, name, shape);
     return f(a, static_cast<double*>(nullptr));
   }
   throw py::type_error(std::string(name) + ": expected " + expected + ", got " + describe(a));

@@ -8,8 +8,8 @@
 #include <thread>
 #include <vector>
 
-#include "rnnbptt/core/error.hpp"
 #include "rnnbptt/bptt/model.hpp"
+#include "rnnbptt/core/error.hpp"
 
 namespace rnnbptt::bindings {
 

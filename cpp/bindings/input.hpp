@@ -18,18 +18,15 @@ struct Input {
 template <class Scalar>
 Input<Scalar> input_from(py::handle x, Index d) {
   const std::string d_name = "d=" + std::to_string(d);
-  const std::string expected = std::string("dense ") + dtype_name<Scalar>() +
-                               " values of shape (T, n, " + d_name +
+  const std::string expected = std::string("dense ") + dtype_name<Scalar>() + " values of shape (T, n, " + d_name +
                                ") or int32/int64 token ids of shape (T, n)";
   py::array a = as_array(x, "x", expected);
   if (is_id_array(a)) {
     Ids ids = require_ids(a, "x", Shape{{-1, -1}, {"T", "n"}});
     return {ids.array, SequenceInput<Scalar>::from_tokens(ids.view, a.shape(0), a.shape(1))};
   }
-  if (!has_dtype<Scalar>(a))
-    throw py::type_error("x: expected " + expected + ", got " + describe(a));
-  if (a.ndim() != 3 || a.shape(2) != d)
-    throw InvalidArgument("x: expected " + expected + ", got " + describe(a));
+  if (!has_dtype<Scalar>(a)) throw py::type_error("x: expected " + expected + ", got " + describe(a));
+  if (a.ndim() != 3 || a.shape(2) != d) throw InvalidArgument("x: expected " + expected + ", got " + describe(a));
   check_layout(a, "x", dtype_name<Scalar>(), Shape{{-1, -1, d}, {"T", "n", d_name}});
   return {a, SequenceInput<Scalar>::from_dense(span_of<Scalar>(a), a.shape(0), a.shape(1))};
 }
@@ -45,17 +42,15 @@ struct TargetArrays {
 // weights: optional (T, n) of the model's dtype.
 template <class Scalar>
 TargetArrays<Scalar> targets_from(py::handle targets, py::handle weights, Index T, Index n, Index q) {
-  const std::string t = "T=" + std::to_string(T), b = "n=" + std::to_string(n),
-                    c = "q=" + std::to_string(q);
+  const std::string t = "T=" + std::to_string(T), b = "n=" + std::to_string(n), c = "q=" + std::to_string(q);
   TargetArrays<Scalar> out;
   Span<const Scalar> w;  // empty: not given
   if (!weights.is_none()) {
     out.weights = require<Scalar>(weights, "weights", Shape{{T, n}, {t, b}});
     w = span_of<Scalar>(out.weights);
   }
-  const std::string expected = "int32/int64 class ids of shape (" + t + ", " + b + ") or " +
-                               dtype_name<Scalar>() + " values of shape (" + t + ", " + b +
-                               ", " + c + ")";
+  const std::string expected = "int32/int64 class ids of shape (" + t + ", " + b + ") or " + dtype_name<Scalar>() +
+                               " values of shape (" + t + ", " + b + ", " + c + ")";
   py::array a = as_array(targets, "targets", expected);
   if (is_id_array(a)) {
     Ids ids = require_ids(a, "targets", Shape{{T, n}, {t, b}});
@@ -63,8 +58,7 @@ TargetArrays<Scalar> targets_from(py::handle targets, py::handle weights, Index 
     out.targets = Targets<Scalar>::from_classes(ids.view, w);
     return out;
   }
-  if (!has_dtype<Scalar>(a))
-    throw py::type_error("targets: expected " + expected + ", got " + describe(a));
+  if (!has_dtype<Scalar>(a)) throw py::type_error("targets: expected " + expected + ", got " + describe(a));
   check_layout(a, "targets", dtype_name<Scalar>(), Shape{{T, n, q}, {t, b, c}});
   out.values = a;
   out.targets = Targets<Scalar>::from_dense(span_of<Scalar>(a), w);

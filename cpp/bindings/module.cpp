@@ -40,7 +40,8 @@ std::mutex* model_lock(py::handle obj) {
 // The module's NonFiniteError class (set once, when the module is built).
 PyObject* non_finite_error = nullptr;
 
-void translate(std::exception_ptr error) {
+// By value: pybind11's exception translators are void(*)(std::exception_ptr).
+void translate(std::exception_ptr error) {  // NOLINT(performance-unnecessary-value-param)
   try {
     if (error) std::rethrow_exception(error);
   } catch (const ConcurrentUseError& e) {
@@ -88,8 +89,9 @@ BufferGuard::~BufferGuard() {
 
 void check_forward_thread(const std::thread::id& forward_thread) {
   if (forward_thread != std::this_thread::get_id())
-    throw ConcurrentUseError("model: expected the thread that ran forward, got another thread "
-                             "(use one model per thread)");
+    throw ConcurrentUseError(
+        "model: expected the thread that ran forward, got another thread "
+        "(use one model per thread)");
 }
 
 #ifdef RNNBPTT_DISPATCH
@@ -100,12 +102,11 @@ std::string choose_isa() {
                       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
   const char* forced = std::getenv("RNNBPTT_ISA");
   if (forced != nullptr && *forced != '\0') {
-    const std::string choice = forced;
+    std::string choice = forced;
     if (choice != "baseline" && choice != "avx2" && choice != "avx512")
       throw pybind11::import_error("RNNBPTT_ISA: expected 'baseline', 'avx2' or 'avx512', got '" + choice + "'");
     if ((choice == "avx2" && !avx2) || (choice == "avx512" && !avx512))
-      throw pybind11::import_error("RNNBPTT_ISA: expected an instruction set this CPU supports, got '" +
-                                   choice + "'");
+      throw pybind11::import_error("RNNBPTT_ISA: expected an instruction set this CPU supports, got '" + choice + "'");
     return choice;
   }
   return avx512 ? "avx512" : avx2 ? "avx2" : "baseline";
@@ -139,8 +140,8 @@ PYBIND11_MODULE(RNNBPTT_MODULE, m) {
   m.attr("isa") = RNNBPTT_ISA;
   // The Python class of NonFiniteError (a FloatingPointError), then the translation of the
   // whole hierarchy (rnnbptt/core/error.hpp) for this module's functions.
-  auto& non_finite = pybind11::register_local_exception<rnnbptt::NonFiniteError>(m, "NonFiniteError",
-                                                                                 PyExc_FloatingPointError);
+  auto& non_finite =
+      pybind11::register_local_exception<rnnbptt::NonFiniteError>(m, "NonFiniteError", PyExc_FloatingPointError);
   rb::register_translators(non_finite);
   rb::define_truncation(m);
   rb::define_model(m);

@@ -105,8 +105,8 @@ class CommandLine {
     const double value = std::strtod(s.c_str(), &end);
     if (s.empty() || *end != '\0') throw UsageError("argument --" + name + ": expected a number, got '" + s + "'");
     if (!std::isfinite(value) || (strict ? !(value > minimum) : !(value >= minimum)))
-      throw UsageError("argument --" + name + ": expected a finite number " + (strict ? "> " : ">= ") +
-                       shown(minimum) + ", got " + s);
+      throw UsageError("argument --" + name + ": expected a finite number " + (strict ? "> " : ">= ") + shown(minimum) +
+                       ", got " + s);
     return value;
   }
 

@@ -22,7 +22,7 @@ void print_array(const char* name, rnnbptt::Span<const T> data, bool last = fals
 int main() {
   using rnnbptt::Index;
   rnnbptt::ModelConfig config;
-  config.input_size = 5;   // vocabulary
+  config.input_size = 5;  // vocabulary
   config.hidden_size = 4;
   config.output_size = 5;
   config.activation = rnnbptt::Activation::tanh;

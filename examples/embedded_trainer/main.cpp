@@ -15,9 +15,9 @@
 // text, run as one sequence, as hexadecimal floats: tests/test_cpp_examples.py checks that
 // Python computes the same bits. A command-line mistake is one line on stderr, exit code 2.
 #include <rnnbptt/io/checkpoint.hpp>
-#include <rnnbptt/train/data.hpp>
-#include <rnnbptt/rnnbptt.hpp>
 #include <rnnbptt/io/text.hpp>
+#include <rnnbptt/rnnbptt.hpp>
+#include <rnnbptt/train/data.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -63,10 +63,11 @@ struct Settings {
 };
 
 Settings parse(int argc, char** argv, bool& help) {
-  const example::CommandLine args(argc, argv,
-                                  {"steps", "seconds", "hidden", "batch", "num-steps", "truncation", "lr", "clip",
-                                   "seed", "checkpoint", "prefix", "sample-length", "temperature", "threads", "outputs"},
-                                  {"help"});
+  const example::CommandLine args(
+      argc, argv,
+      {"steps", "seconds", "hidden", "batch", "num-steps", "truncation", "lr", "clip", "seed", "checkpoint", "prefix",
+       "sample-length", "temperature", "threads", "outputs"},
+      {"help"});
   help = args.has("help");
   Settings s;
   if (help) return s;
@@ -129,7 +130,8 @@ void train(rnnbptt::Model<float>& model, rnnbptt::Adam<float>& adam, const rnnbp
   for (; step < s.steps; ++step) {
     const Index chunk = step % streams.chunks();
     if (chunk == 0 && step > 0) runner.reset(runner.position());  // a new epoch: fresh streams, steps keep counting
-    const auto x = rnnbptt::SequenceInput<float>::from_tokens(streams.chunk_inputs(chunk), streams.num_steps, streams.batch);
+    const auto x =
+        rnnbptt::SequenceInput<float>::from_tokens(streams.chunk_inputs(chunk), streams.num_steps, streams.batch);
     const auto y = rnnbptt::Targets<float>::from_classes(streams.chunk_targets(chunk));
     loss_sum += runner.step(model, x, y);  // forward, loss, backward: model.gradients() is this chunk's
     ++losses;
@@ -139,7 +141,7 @@ void train(rnnbptt::Model<float>& model, rnnbptt::Adam<float>& adam, const rnnbp
     const bool out_of_time = s.seconds > 0 && elapsed >= s.seconds;
     if ((step + 1) % report_every == 0 || step + 1 == s.steps || out_of_time) {
       const double loss = loss_sum / static_cast<double>(losses);
-      std::printf("step %lld  loss %.4f  perplexity %.3f  %.0f tokens/s\n", static_cast<long long>(step + 1), loss,
+      std::printf("step %lld  loss %.4f  perplexity %.3f  %.0f tokens/s\n", static_cast<long long>(step) + 1, loss,
                   std::exp(loss), static_cast<double>((step + 1) * streams.num_steps * streams.batch) / elapsed);
       std::fflush(stdout);
       loss_sum = 0.0;
@@ -177,7 +179,8 @@ int run(int argc, char** argv) {
   const std::vector<std::int64_t> corpus = vocab.encode(text);
   // The first 90% for training, the rest for validation (Python's data.split(corpus, 0.1)).
   const auto cut = static_cast<std::ptrdiff_t>(std::llround(static_cast<double>(corpus.size()) * 0.9));
-  const std::vector<std::int64_t> train_ids(corpus.begin(), corpus.begin() + cut), valid_ids(corpus.begin() + cut, corpus.end());
+  const std::vector<std::int64_t> train_ids(corpus.begin(), corpus.begin() + cut),
+      valid_ids(corpus.begin() + cut, corpus.end());
   rnnbptt::Streams streams;
   try {
     streams = rnnbptt::split_streams(train_ids, s.batch, s.num_steps);
@@ -186,7 +189,8 @@ int run(int argc, char** argv) {
                               std::to_string(s.num_steps) + " (" + error.what() + ")");
   }
   std::string prefix = s.prefix;
-  if (prefix.empty()) prefix = vocab.decode(rnnbptt::Span<const std::int64_t>(train_ids.data(), std::min<Index>(10, cut)));
+  if (prefix.empty())
+    prefix = vocab.decode(rnnbptt::Span<const std::int64_t>(train_ids.data(), std::min<Index>(10, cut)));
   try {
     vocab.encode(prefix);
   } catch (const rnnbptt::InvalidArgument& error) {
@@ -199,11 +203,12 @@ int run(int argc, char** argv) {
   rnnbptt::Model<float> model(config);
   model.init_normal(0.1, s.seed);
   rnnbptt::Adam<float> adam(model.num_parameters(), s.lr);
-  std::printf("training on %s: %zu tokens (%zu held out), %lld symbols, hidden %lld, truncation %s, "
-              "%lld streams x %lld steps, %s\n",
-              s.text_path.c_str(), train_ids.size(), valid_ids.size(), static_cast<long long>(vocab.size()),
-              static_cast<long long>(s.hidden), s.truncation.to_string().c_str(), static_cast<long long>(s.batch),
-              static_cast<long long>(s.num_steps), rnnbptt::simd_instruction_sets());
+  std::printf(
+      "training on %s: %zu tokens (%zu held out), %lld symbols, hidden %lld, truncation %s, "
+      "%lld streams x %lld steps, %s\n",
+      s.text_path.c_str(), train_ids.size(), valid_ids.size(), static_cast<long long>(vocab.size()),
+      static_cast<long long>(s.hidden), s.truncation.to_string().c_str(), static_cast<long long>(s.batch),
+      static_cast<long long>(s.num_steps), rnnbptt::simd_instruction_sets());
   train(model, adam, streams, s);
   if (valid_ids.size() >= 2) {
     const double valid = rnnbptt::evaluate(model, valid_ids);

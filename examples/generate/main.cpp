@@ -9,8 +9,8 @@
 // rnnbptt::Random, so sampled text differs from Python's. A command-line mistake is one line on
 // stderr with exit code 2.
 #include <rnnbptt/io/checkpoint.hpp>
-#include <rnnbptt/rnnbptt.hpp>
 #include <rnnbptt/io/text.hpp>
+#include <rnnbptt/rnnbptt.hpp>
 
 #include <cstdio>
 #include <iostream>
@@ -52,7 +52,8 @@ int run(int argc, char** argv) {
   if (!args.has("prefix")) throw example::UsageError("the following arguments are required: --prefix");
   const std::string path = args.text("checkpoint", "rnnbptt-checkpoint.safetensors");
   const std::string prefix = args.text("prefix", "");
-  if (prefix.empty()) throw example::UsageError("argument --prefix: expected at least one character, got an empty string");
+  if (prefix.empty())
+    throw example::UsageError("argument --prefix: expected at least one character, got an empty string");
   const rnnbptt::Index length = args.integer("length", 200, 0);
   rnnbptt::GenerateOptions options;
   options.temperature = args.real("temperature", 0.0, 0.0, false);
@@ -65,7 +66,7 @@ int run(int argc, char** argv) {
     throw example::UsageError(std::string("argument --checkpoint: ") + error.what());
   }
   const std::string text = type == rnnbptt::ScalarType::float32 ? generate<float>(path, prefix, length, options)
-                                                                  : generate<double>(path, prefix, length, options);
+                                                                : generate<double>(path, prefix, length, options);
   std::cout << text << "\n";
   return 0;
 }

@@ -7,6 +7,7 @@ recursion, clipping and optimizer updates on flat buffers that NumPy sees withou
 from __future__ import annotations
 
 from . import _core, gradcheck, reference
+from ._checks import check_integer
 from .checkpoint import Checkpoint, CheckpointError
 from .clip import ClipReport, NonFiniteError, clip_grad_norm, clip_grad_value, global_norm
 from .data import Vocab
@@ -24,7 +25,17 @@ __version__: str = _core.__version__
 def set_num_threads(threads: int) -> None:
     """Threads for the core's OpenMP loops and its own tiled matrix products (Eigen itself
     runs single-threaded inside them); default ``OMP_NUM_THREADS``, else all cores. Results
-    are bit-identical for any thread count."""
+    are bit-identical for any thread count.
+
+    Parameters
+    ----------
+    threads : int
+        At least 1 (and below 2**31): a Python or NumPy integer, never a bool, float or
+        string (TypeError).
+    """
+    threads = check_integer(threads, "threads", minimum=1)
+    if threads >= 2**31:
+        raise ValueError(f"threads: expected an integer >= 1 and < 2**31, got {threads}")
     _core.set_num_threads(threads)
 
 

@@ -59,3 +59,17 @@ def check_flag(value: Any, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {shown(value)} ({type(value).__name__})")
     return bool(value)
+
+
+def check_utf8(text: str, name: str) -> None:
+    """ValueError unless UTF-8 can encode ``text``: a Python string may hold lone surrogates
+    (U+D800 to U+DFFF, from ``"\\ud800"`` or from bytes that were not UTF-8, decoded with
+    ``surrogateescape``), which no UTF-8 file or checkpoint can store. The message names the
+    index of the first one."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"{name}: expected text that UTF-8 can encode, got the lone surrogate "
+            f"U+{ord(text[error.start]):04X} at index {error.start}"
+        ) from None

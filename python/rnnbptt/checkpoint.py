@@ -64,6 +64,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from . import _core
 from .data import Vocab
 from .model import RNN
 
@@ -314,7 +315,7 @@ def _check_optimizer(path: Path, optimizer: dict[str, Any], dtype: str) -> None:
         elif name == "adam":
             Adam(1, np.dtype(dtype), optimizer["lr"], optimizer["beta1"], optimizer["beta2"], optimizer["eps"],
                  optimizer["weight_decay"])
-            if _size(path, "optimizer", optimizer, "step_count", 0) >= 2**62:
+            if _size(path, "optimizer", optimizer, "step_count", 0) >= _core.ADAM_MAX_STEPS:
                 count = optimizer["step_count"]
                 raise ValueError(f"step_count: expected a number of steps taken in [0, 2**62), got {count}")
         else:

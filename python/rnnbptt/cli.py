@@ -18,6 +18,7 @@ from typing import NoReturn, Optional
 import numpy as np
 
 from . import build_info, data, distributed, get_num_threads, gradcheck, reference, set_num_threads
+from ._checks import check_utf8
 from .checkpoint import CheckpointError
 from .checkpoint import load as load_checkpoint
 from .generate import generate
@@ -170,6 +171,10 @@ def _check_prefix(prefix: Optional[str], vocab: data.Vocab) -> None:
         return
     if not prefix:
         raise UsageError("argument --prefix: expected at least one character, got an empty string")
+    try:
+        check_utf8(prefix, "prefix")  # bytes that are not UTF-8 arrive as lone surrogates (surrogateescape)
+    except ValueError as error:
+        raise UsageError(_as_flag(f"{error} (bytes on the command line that are not UTF-8?)")) from None
     if vocab.unknown is None:
         missing = sorted({c for c in prefix if c not in vocab.index})
         if missing:
@@ -303,12 +308,13 @@ def _resume(args: argparse.Namespace, comm: object = None) -> Trainer:
 
 
 def _mpi_world(args: argparse.Namespace) -> object:
-    """MPI's world when ``mpirun -n P`` (P > 1) started this process, else None. Only rank 0
+    """MPI's world when a launcher (``mpirun -n P``, ``srun -n P``, P > 1) started this process,
+    else None; a mistake when the launcher's environment and MPI disagree on P. Only rank 0
     prints; each rank runs ``--threads``, else ``OMP_NUM_THREADS``, else its share of the
     machine's cores."""
     try:
         comm = distributed.launched_world()
-    except ImportError as error:
+    except (ImportError, distributed.LaunchError) as error:
         raise UsageError(str(error)) from None
     if comm is None:
         return None
@@ -401,14 +407,38 @@ def _train(args: argparse.Namespace, comm: object) -> int:
 
 
 def _check_plot(path: Optional[str], *, required: bool) -> None:
-    """``--plot``: its folder must exist; without matplotlib, a mistake when the plot was asked
-    for (``required``), else the run goes on and says that it draws no plot."""
+    """``--plot``, before any training: its folder must exist and its extension must name a
+    format that matplotlib writes. Without matplotlib, a mistake when the plot was asked for
+    (``required``), else the run goes on and says that it draws no plot."""
     if not path:
         return
     if not Path(path).parent.is_dir():
         raise UsageError(f"argument --plot: no such directory: {Path(path).parent}")
-    if required and importlib.util.find_spec("matplotlib") is None:
-        raise UsageError("argument --plot: plots need matplotlib, from the 'plot' extra: pip install 'rnnbptt[plot]'")
+    formats = _plot_formats()
+    if formats is None:
+        if required:
+            raise UsageError(
+                "argument --plot: plots need matplotlib, from the 'plot' extra: pip install 'rnnbptt[plot]'"
+            )
+        return
+    extension = Path(path).suffix[1:].lower()
+    if extension not in formats:
+        got = f"the extension {Path(path).suffix!r}" if extension else "no extension"
+        raise UsageError(
+            f"argument --plot: expected a file name ending in an image format that matplotlib writes "
+            f"({', '.join(sorted(formats))}), got {got} in {path}"
+        )
+
+
+def _plot_formats() -> Optional[set[str]]:
+    """The file extensions that matplotlib saves figures as, or None without matplotlib."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return None
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    return {name.lower() for name in Figure().canvas.get_supported_filetypes()}
 
 
 #: The start of the final samples on the built-in corpus (elsewhere: the text's first characters).
@@ -474,6 +504,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``rnnbptt compare --plot`` when it is not given (drawn only with matplotlib installed).
+DEFAULT_COMPARE_PLOT = "compare.png"
+
 #: compare's defaults on text (``--task text``) for the flags that apply to text only.
 COMPARE_TEXT_DEFAULTS = {"hidden": 256, "epochs": 40, "num_steps": 35, "init_std": 0.01, "valid_fraction": 0.1,
                          "batch_size": 32}
@@ -483,11 +516,12 @@ _TEXT_ONLY = {"text": "--text", "timemachine": "--timemachine", "d2l": "--d2l", 
               "valid_fraction": "--valid-fraction", "epochs": "--epochs", "num_steps": "--num-steps",
               "init_std": "--init-std"}
 _TASK_ONLY = {"lag": "--lag", "length": "--length", "symbols": "--symbols"}
+_RECALL_ONLY = {"symbols": "--symbols"}
 
 
 def _compare_task(args: argparse.Namespace) -> str:
     """``--task``, else text when a text was named (``--text``, ``--timemachine``), else recall;
-    a flag of the other kind is a mistake."""
+    a flag of another task (``--symbols`` with adding, say) is a mistake."""
     reads_text = args.text is not None or args.timemachine
     task = args.task or ("text" if reads_text else "recall")
     if task == "text":
@@ -501,6 +535,9 @@ def _compare_task(args: argparse.Namespace) -> str:
         for name, flag in _TEXT_ONLY.items():
             if getattr(args, name) not in (None, False):
                 raise UsageError(f"argument {flag}: applies to --task text, got --task {task}")
+        for name, flag in _RECALL_ONLY.items():
+            if task != "recall" and getattr(args, name) is not None:
+                raise UsageError(f"argument {flag}: applies to --task recall, got --task {task}")
         for name, value in COMPARE_TASK_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, value)
@@ -509,7 +546,10 @@ def _compare_task(args: argparse.Namespace) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     task_name = _compare_task(args)
-    _check_plot(args.plot, required=False)
+    asked = args.plot is not None  # an explicit --plot needs matplotlib; the default plot does not
+    if not asked:
+        args.plot = DEFAULT_COMPARE_PLOT
+    _check_plot(args.plot, required=asked)
     if task_name != "text":
         return _compare_on_task(args, task_name)
     strategies = args.strategies or [Truncation.parse(s) for s in ("full", "regular:5", "randomized:0.8")]
@@ -720,8 +760,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategies", nargs="+", type=_truncation,
                    help="truncations to compare, as for train --truncation (default on the tasks: full "
                    "regular:LAG/2 regular:2xLAG randomized:0.9; on text: full regular:5 randomized:0.8)")
-    p.add_argument("--plot", default="compare.png",
-                   help="learning curves, and ||dL/dh_t|| in NAME-gradients.png (needs the 'plot' extra); '' for none")
+    p.add_argument("--plot",
+                   help=f"learning curves, and ||dL/dh_t|| in NAME-gradients.png (default {DEFAULT_COMPARE_PLOT}, "
+                   "written when the 'plot' extra is installed); '' for none")
     p.set_defaults(run=cmd_compare)
     return parser
 

@@ -17,7 +17,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ._checks import check_integer
+from ._checks import check_integer, check_utf8
 
 #: d2l's copy of H. G. Wells' *The Time Machine* (public domain) and its SHA-1.
 TIME_MACHINE_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
@@ -33,7 +33,9 @@ class Vocab:
     Parameters
     ----------
     tokens : sequence of str
-        The symbols, in id order. ``"<unk>"`` (if present) receives unknown characters.
+        The symbols, in id order: distinct, non-empty strings that UTF-8 can encode (no lone
+        surrogates; ValueError naming the symbol's index otherwise), so that the vocabulary can
+        be saved. ``"<unk>"`` (if present) receives unknown characters.
     """
 
     def __init__(self, tokens: Sequence[str]) -> None:
@@ -42,6 +44,14 @@ class Vocab:
         for i, token in enumerate(tokens):
             if not isinstance(token, str) or not token:
                 raise TypeError(f"tokens: expected non-empty strings, got {token!r} at index {i}")
+            try:
+                token.encode("utf-8")
+            except UnicodeEncodeError as error:
+                where = f"in the symbol {token!r} " if len(token) > 1 else ""
+                raise ValueError(
+                    f"tokens: expected symbols that UTF-8 can encode, got the lone surrogate "
+                    f"U+{ord(token[error.start]):04X} {where}at index {i}"
+                ) from None
         if len(tokens) == 0:
             raise ValueError("tokens: expected at least one symbol, got none")
         if len(set(tokens)) != len(tokens):
@@ -53,7 +63,16 @@ class Vocab:
     @classmethod
     def from_text(cls, text: str, *, unknown: bool = False) -> Vocab:
         """Every distinct character of ``text``, most frequent first (ties by first use);
-        with ``unknown``, ``"<unk>"`` first, as d2l does."""
+        with ``unknown``, ``"<unk>"`` first, as d2l does.
+
+        Raises
+        ------
+        ValueError
+            When UTF-8 cannot encode ``text`` (a lone surrogate, such as ``"\\ud800"``), naming the
+            index of the first such character: the vocabulary could not be saved.
+        """
+        if isinstance(text, str):
+            check_utf8(text, "text")
         counts = collections.Counter(text)
         ordered = sorted(counts, key=lambda c: -counts[c])
         return cls(([UNKNOWN] if unknown else []) + ordered)

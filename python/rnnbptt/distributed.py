@@ -18,15 +18,31 @@ import hashlib
 import os
 import pickle
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 
 INSTALL = 'install the mpi extra: pip install "rnnbptt[mpi]" (pip install ".[mpi]" in a source tree)'
 
-#: Environment variables through which MPI launchers (Open MPI's mpirun, MPICH's and Intel
-#: MPI's Hydra, MVAPICH) tell a process how many processes the job has.
-LAUNCHER_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
+#: The environment variables through which launchers tell each process how many processes the
+#: job has and which one it is, in the order they are read: ``(size, rank, launcher)``. Open
+#: MPI's mpirun; MPICH's and Intel MPI's Hydra (``mpiexec``, also Slurm's ``srun --mpi=pmi2``);
+#: MVAPICH; and Slurm's srun, which counts only inside a job step (:func:`launched`).
+LAUNCHERS = (
+    ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "mpirun"),
+    ("PMI_SIZE", "PMI_RANK", "mpiexec"),
+    ("MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK", "mpirun"),
+    ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "srun"),
+    ("SLURM_NTASKS", "SLURM_PROCID", "srun"),
+)
+
+#: Every variable that can give the job's size (:data:`LAUNCHERS`).
+LAUNCHER_SIZE_VARIABLES = tuple(size for size, _, _ in LAUNCHERS)
+
+#: Slurm's job step ids from this one up are its special steps (the batch script, the extern
+#: step, salloc's interactive step), not tasks that srun started.
+SLURM_SPECIAL_STEPS = 0xFFFFFFF0
 
 #: Debug mode: every N optimizer steps, compare a hash of every process's parameters and
 #: optimizer state (see :meth:`DataParallel.check_replicas`).
@@ -42,37 +58,119 @@ def import_mpi() -> Any:
     return MPI
 
 
+class LaunchError(RuntimeError):
+    """The launcher's environment and MPI disagree on the number of processes: the processes
+    that the launcher started do not form one MPI job, and each would train alone."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a launcher's environment says about this process (see :func:`launched`)."""
+
+    launcher: str  #: the launcher named in messages: ``"mpirun"``, ``"mpiexec"`` or ``"srun"``
+    variable: str  #: the environment variable that gave the size, e.g. ``"OMPI_COMM_WORLD_SIZE"``
+    value: str  #: its text, as found
+    size: int  #: processes in the job (at least 1)
+    rank: int  #: this process's rank (0 when the rank variable is absent or not an integer)
+
+
+def _slurm_task_step() -> bool:
+    """Whether srun started this process as a task of a job step: ``SLURM_STEP_ID`` (or the old
+    ``SLURM_STEPID``) is set to an ordinary step id, and so is ``SLURM_PROCID``. An sbatch batch
+    script or an salloc shell also holds ``SLURM_NTASKS`` (and a batch script ``SLURM_PROCID=0``)
+    but no ``SLURM_STEP_ID``; Slurm's special steps (batch, extern, interactive) have ids from
+    :data:`SLURM_SPECIAL_STEPS` up."""
+    step = os.environ.get("SLURM_STEP_ID", os.environ.get("SLURM_STEPID"))
+    if step is None or os.environ.get("SLURM_PROCID") is None:
+        return False
+    try:
+        return 0 <= int(step, 10) < SLURM_SPECIAL_STEPS
+    except ValueError:
+        return False
+
+
+def launched() -> Optional[Launch]:
+    """What the launcher that started this process says, read from the environment without
+    importing MPI; None when no launcher did.
+
+    The first of :data:`LAUNCHERS` whose size variable holds an integer counts: Open MPI's
+    ``OMPI_COMM_WORLD_SIZE``, then ``PMI_SIZE`` (Hydra), ``MV2_COMM_WORLD_SIZE`` (MVAPICH), then
+    Slurm's. An MPI launcher's variables come first because mpirun inside a Slurm allocation
+    starts its processes through srun steps of its own, whose Slurm variables count nodes, not
+    processes. Slurm's count only in a task of a job step (``SLURM_STEP_ID`` set, by
+    ``srun``): ``SLURM_STEP_NUM_TASKS``, else ``SLURM_NTASKS``, with the rank in
+    ``SLURM_PROCID``. In an sbatch script or an salloc shell, which hold ``SLURM_NTASKS`` for the
+    whole allocation but run as one process, Slurm's variables are ignored.
+    """
+    for size_name, rank_name, launcher in LAUNCHERS:
+        value = os.environ.get(size_name)
+        if value is None or launcher == "srun" and not _slurm_task_step():
+            continue
+        try:
+            size = int(value, 10)
+        except ValueError:
+            continue
+        try:
+            rank = int(os.environ.get(rank_name, "0"), 10)
+        except ValueError:
+            rank = 0
+        return Launch(launcher, size_name, value, max(1, size), rank)
+    return None
+
+
 def launched_size() -> int:
-    """How many processes the MPI launcher that started this one says the job has (1 when
-    no launcher started it), read from the environment without importing MPI."""
-    for name in LAUNCHER_SIZE_VARIABLES:
-        value = os.environ.get(name)
-        if value is not None:
-            try:
-                return max(1, int(value))
-            except ValueError:
-                continue
-    return 1
+    """How many processes the launcher that started this one says the job has (1 when no
+    launcher started it; :func:`launched` says which variables count)."""
+    launch = launched()
+    return launch.size if launch is not None else 1
+
+
+def launched_rank() -> int:
+    """This process's rank as the launcher's environment says (0 without a launcher)."""
+    launch = launched()
+    return launch.rank if launch is not None else 0
 
 
 def launched_world() -> Optional[Any]:
-    """``MPI.COMM_WORLD`` when an MPI launcher started this process as one of several, else
-    None (a single process, as without MPI).
+    """``MPI.COMM_WORLD`` when a launcher started this process as one of several, else None
+    (a single process, as without MPI).
 
     Raises
     ------
     ImportError
         When a launcher started several processes but mpi4py (or its MPI) is missing: each
         would otherwise train a model of its own.
+    LaunchError
+        When ``MPI.COMM_WORLD`` does not have the size that the launcher's variable says (an
+        mpi4py built for another MPI than the launcher's, or launcher variables that no
+        launcher set): each process would train alone, as a world of its own.
     """
-    size = launched_size()
-    if size <= 1:
+    launch = launched()
+    if launch is None or launch.size <= 1:
         return None
+    said = f"{launch.variable}={launch.value}"
     try:
         MPI = import_mpi()
     except ImportError as error:
-        raise ImportError(f"launched by mpirun as {size} processes, but {error}") from None
-    return MPI.COMM_WORLD
+        raise ImportError(f"launched by {launch.launcher} as {launch.size} processes ({said}), but {error}") from None
+    world = MPI.COMM_WORLD
+    size = int(world.Get_size())
+    if size != launch.size:
+        try:
+            library = MPI.Get_library_version().splitlines()[0].split(",")[0].strip()
+        except Exception:  # an MPI too old to say
+            library = "an MPI library"
+        hint = (
+            f"srun starts one MPI job with an MPI built for Slurm and the right --mpi plugin (mpi4py's MPI is "
+            f"{library})" if launch.launcher == "srun" else
+            f"launch with the mpirun of mpi4py's MPI, {library}, or name another with MPI4PY_LIBMPI"
+        )
+        raise LaunchError(
+            f"MPI.COMM_WORLD: expected {launch.size} processes, as {launch.launcher}'s {said} says, got {size}: "
+            f"the processes started are not one MPI job, and each would train alone ({hint}; unset "
+            f"{launch.variable} to train in one process)"
+        )
+    return world
 
 
 def batch_share(batch_size: int, size: int, rank: int) -> slice:
@@ -257,15 +355,3 @@ def agreement(comm: Any) -> Iterator[None]:
     if error is not None and errors.index(first) == dp.rank:
         raise error
     raise pickle.loads(first)
-
-
-def launched_rank() -> int:
-    """This process's rank as the MPI launcher's environment says (0 without a launcher)."""
-    for name in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK"):
-        value = os.environ.get(name)
-        if value is not None:
-            try:
-                return int(value)
-            except ValueError:
-                continue
-    return 0

@@ -128,8 +128,10 @@ class Adam:
             count = count[()]  # a 0-d array, as npz files hold numbers
         if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
             raise ValueError(f"config['step_count']: expected an integer, got {count!r}")
-        if not 0 <= int(count) < 2**62:
-            raise ValueError(f"config['step_count']: expected a number of steps taken in [0, 2**62), got {count}")
+        if not 0 <= int(count) < _core.ADAM_MAX_STEPS:
+            raise ValueError(
+                f"config['step_count']: expected a number of steps taken in [0, 2**62), got {count}"
+            )
         self._core.m[...] = m
         self._core.v[...] = v
         self._core.step_count = int(count)

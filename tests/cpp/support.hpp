@@ -37,15 +37,16 @@ class Draw {
   /// Uniform in [lo, hi).
   double uniform(double lo, double hi) { return lo + (hi - lo) * static_cast<double>(next() >> 11) * 0x1.0p-53; }
   /// Uniform in [0, bound).
-  std::int64_t below(std::int64_t bound) { return static_cast<std::int64_t>(next() % static_cast<std::uint64_t>(bound)); }
+  std::int64_t below(std::int64_t bound) {
+    return static_cast<std::int64_t>(next() % static_cast<std::uint64_t>(bound));
+  }
 
  private:
   std::uint64_t state_;
 };
 
 inline rnnbptt::ModelConfig config_of(Index d, Index h, Index q,
-                                      rnnbptt::Activation activation = rnnbptt::Activation::tanh,
-                                      bool bias = true) {
+                                      rnnbptt::Activation activation = rnnbptt::Activation::tanh, bool bias = true) {
   rnnbptt::ModelConfig config;
   config.input_size = d;
   config.hidden_size = h;
@@ -71,24 +72,22 @@ struct Problem {
   InputKind input = InputKind::int64;
   rnnbptt::LossKind loss = rnnbptt::LossKind::cross_entropy;
   bool weighted = false;
-  std::vector<Scalar> params;          // num_parameters
-  std::vector<Scalar> dense;           // T x n x d
-  std::vector<std::int64_t> ids64;     // T x n
-  std::vector<std::int32_t> ids32;     // T x n (the same ids)
-  std::vector<std::int64_t> classes64; // T x n
-  std::vector<std::int32_t> classes32; // T x n
-  std::vector<Scalar> dense_targets;   // T x n x q
-  std::vector<Scalar> weights;         // T x n, some zero (empty when not weighted)
-  std::vector<Scalar> h0;              // n x h
-  std::vector<Scalar> dh_T;            // n x h
+  std::vector<Scalar> params;           // num_parameters
+  std::vector<Scalar> dense;            // T x n x d
+  std::vector<std::int64_t> ids64;      // T x n
+  std::vector<std::int32_t> ids32;      // T x n (the same ids)
+  std::vector<std::int64_t> classes64;  // T x n
+  std::vector<std::int32_t> classes32;  // T x n
+  std::vector<Scalar> dense_targets;    // T x n x q
+  std::vector<Scalar> weights;          // T x n, some zero (empty when not weighted)
+  std::vector<Scalar> h0;               // n x h
+  std::vector<Scalar> dh_T;             // n x h
 
   Index d() const { return config.input_size; }
   Index h() const { return config.hidden_size; }
   Index q() const { return config.output_size; }
 
-  rnnbptt::SequenceInput<Scalar> x(Index first, Index steps) const {
-    return x_from(dense, first, steps);
-  }
+  rnnbptt::SequenceInput<Scalar> x(Index first, Index steps) const { return x_from(dense, first, steps); }
   /// The same view over other dense values (a perturbed copy).
   rnnbptt::SequenceInput<Scalar> x_from(const std::vector<Scalar>& values, Index first, Index steps) const {
     using In = rnnbptt::SequenceInput<Scalar>;
@@ -193,9 +192,12 @@ struct ReferenceParams {
 
 inline double phi(rnnbptt::Activation a, double v) {
   switch (a) {
-    case rnnbptt::Activation::tanh: return std::tanh(v);
-    case rnnbptt::Activation::relu: return v > 0 ? v : 0.0;
-    case rnnbptt::Activation::identity: break;
+    case rnnbptt::Activation::tanh:
+      return std::tanh(v);
+    case rnnbptt::Activation::relu:
+      return v > 0 ? v : 0.0;
+    case rnnbptt::Activation::identity:
+      break;
   }
   return v;
 }
@@ -203,9 +205,12 @@ inline double phi(rnnbptt::Activation a, double v) {
 /// phi'(a), read off h = phi(a) as the design notes do.
 inline double dphi(rnnbptt::Activation a, double h) {
   switch (a) {
-    case rnnbptt::Activation::tanh: return 1.0 - h * h;
-    case rnnbptt::Activation::relu: return h > 0 ? 1.0 : 0.0;
-    case rnnbptt::Activation::identity: break;
+    case rnnbptt::Activation::tanh:
+      return 1.0 - h * h;
+    case rnnbptt::Activation::relu:
+      return h > 0 ? 1.0 : 0.0;
+    case rnnbptt::Activation::identity:
+      break;
   }
   return 1.0;
 }
@@ -277,8 +282,7 @@ double reference_loss(const Problem<Scalar>& p, const ReferenceForward& f, std::
         for (Index k = 0; k < q; ++k) z += std::exp(o[k] - top);
         loss += w * (std::log(z) + top - o[c]);
         if (g)
-          for (Index k = 0; k < q; ++k)
-            g[k] = w * (std::exp(o[k] - top) / z - (k == c ? 1.0 : 0.0)) / total_weight;
+          for (Index k = 0; k < q; ++k) g[k] = w * (std::exp(o[k] - top) / z - (k == c ? 1.0 : 0.0)) / total_weight;
       } else {
         const double* y = nullptr;
         std::vector<double> yy(q);
@@ -367,8 +371,8 @@ template <class A, class B>
   for (std::size_t i = 0; i < static_cast<std::size_t>(expected.size()); ++i) {
     const double a = static_cast<double>(actual[i]), e = static_cast<double>(expected[i]);
     if (!(std::fabs(a - e) <= atol + rtol * std::fabs(e)))
-      return ::testing::AssertionFailure() << "at " << i << ": " << a << " vs " << e << " (difference "
-                                           << std::fabs(a - e) << ")";
+      return ::testing::AssertionFailure()
+             << "at " << i << ": " << a << " vs " << e << " (difference " << std::fabs(a - e) << ")";
   }
   return ::testing::AssertionSuccess();
 }

@@ -26,8 +26,8 @@ template <class Scalar>
 py::array copy_of(Span<const Scalar> values, std::vector<py::ssize_t> shape) {
   auto out = empty<Scalar>(shape);
   if (static_cast<Index>(out.size()) != values.size())
-    throw StateError("copy: expected " + std::to_string(out.size()) + " values, got " +
-                     std::to_string(values.size()) + " (a bug in the bindings)");
+    throw StateError("copy: expected " + std::to_string(out.size()) + " values, got " + std::to_string(values.size()) +
+                     " (a bug in the bindings)");
   std::copy(values.begin(), values.end(), out.mutable_data());
   return out;
 }
@@ -36,139 +36,170 @@ template <class Scalar>
 void define_model_class(py::module_& m, const char* name) {
   using PM = PyModel<Scalar>;
   py::class_<PM>(m, name, "Elman RNN with BPTT over flat parameter/gradient buffers.")
-      .def(py::init([](Index input_size, Index hidden_size, Index output_size,
-                       const std::string& activation, bool bias) {
-             ModelConfig config;
-             config.input_size = input_size;
-             config.hidden_size = hidden_size;
-             config.output_size = output_size;
-             config.activation = activation_from_string(activation);
-             config.bias = bias;
-             config.validate();
-             return new PM(config);
-           }),
-           py::arg("input_size"), py::arg("hidden_size"), py::arg("output_size"),
-           py::arg("activation") = "tanh", py::arg("bias") = true)
+      .def(py::init(
+               [](Index input_size, Index hidden_size, Index output_size, const std::string& activation, bool bias) {
+                 ModelConfig config;
+                 config.input_size = input_size;
+                 config.hidden_size = hidden_size;
+                 config.output_size = output_size;
+                 config.activation = activation_from_string(activation);
+                 config.bias = bias;
+                 config.validate();
+                 return new PM(config);
+               }),
+           py::arg("input_size"), py::arg("hidden_size"), py::arg("output_size"), py::arg("activation") = "tanh",
+           py::arg("bias") = true)
       .def_property_readonly("input_size", [](PM& s) { return s.model.config().input_size; })
       .def_property_readonly("hidden_size", [](PM& s) { return s.model.config().hidden_size; })
       .def_property_readonly("output_size", [](PM& s) { return s.model.config().output_size; })
-      .def_property_readonly("activation",
-                             [](PM& s) { return std::string(to_string(s.model.config().activation)); })
+      .def_property_readonly("activation", [](PM& s) { return std::string(to_string(s.model.config().activation)); })
       .def_property_readonly("bias", [](PM& s) { return s.model.config().bias; })
       .def_property_readonly("num_parameters", [](PM& s) { return s.model.num_parameters(); })
-      .def_property_readonly("params", [](py::object self) {
-        PM& s = self.cast<PM&>();
-        return view_of<Scalar>(self, s.model.parameters().data(), {s.model.num_parameters()});
-      })
-      .def_property_readonly("grads", [](py::object self) {
-        PM& s = self.cast<PM&>();
-        return view_of<Scalar>(self, s.model.gradients().data(), {s.model.num_parameters()});
-      })
-      .def("param", [](py::object self, const std::string& name) {
-        PM& s = self.cast<PM&>();
-        return tensor_view<Scalar>(self, s.model.parameters().data(), s.model.layout().find(name));
-      }, py::arg("name"))
-      .def("grad", [](py::object self, const std::string& name) {
-        PM& s = self.cast<PM&>();
-        return tensor_view<Scalar>(self, s.model.gradients().data(), s.model.layout().find(name));
-      }, py::arg("name"))
-      .def("init_uniform", [](PM& s, double bound, std::uint64_t seed) {
-        BusyGuard guard(s.busy);
-        s.model.init_uniform(bound, seed);
-      }, py::arg("bound"), py::arg("seed"))
-      .def("init_normal", [](PM& s, double init_std, std::uint64_t seed) {
-        BusyGuard guard(s.busy);
-        s.model.init_normal(init_std, seed);
-      }, py::arg("init_std"), py::arg("seed"))
-      .def("forward", [](PM& s, py::handle x, py::handle h0) {
-        BusyGuard guard(s.busy);
-        const ModelConfig& c = s.model.config();
-        Input<Scalar> in = input_from<Scalar>(x, c.input_size);
-        const Index n = in.sequence.batch, h = c.hidden_size;
-        Span<const Scalar> h0_data;  // empty: zeros
-        py::array h0_array;
-        if (!h0.is_none()) {
-          h0_array = require<Scalar>(h0, "h0", Shape{{n, h}, {"n=" + std::to_string(n), "h=" + std::to_string(h)}});
-          h0_data = span_of<Scalar>(h0_array);
-        }
-        {
-          py::gil_scoped_release release;
-          s.model.forward(in.sequence, h0_data);
-        }
-        s.input = in.array;
-        s.forward_thread = std::this_thread::get_id();
-        const Index T = in.sequence.steps;
-        return py::make_tuple(copy_of<Scalar>(s.model.outputs(), {T, n, c.output_size}),
-                              copy_of<Scalar>(s.model.final_state(), {n, h}));
-      }, py::arg("x"), py::arg("h0") = py::none())
-      .def("loss", [](PM& s, py::handle targets, py::handle weights) {
-        BusyGuard guard(s.busy);
-        if (s.input.is_none() || !s.model.workspace().has_forward)
-          throw StateError("loss: expected a forward pass first, got none");
-        check_forward_thread(s.forward_thread);
-        const Index T = s.model.steps(), n = s.model.batch(), q = s.model.config().output_size;
-        TargetArrays<Scalar> y = targets_from<Scalar>(targets, weights, T, n, q);
-        py::gil_scoped_release release;
-        return s.model.loss(y.targets);
-      }, py::arg("targets"), py::arg("weights") = py::none())
-      .def("set_output_gradient", [](PM& s, py::handle d_outputs) {
-        BusyGuard guard(s.busy);
-        if (s.input.is_none() || !s.model.workspace().has_forward)
-          throw StateError("d_outputs: expected a forward pass first, got none");
-        check_forward_thread(s.forward_thread);
-        const Index T = s.model.steps(), n = s.model.batch(), q = s.model.config().output_size;
-        py::array g = require<Scalar>(d_outputs, "d_outputs",
-                                      Shape{{T, n, q}, {"T=" + std::to_string(T), "n=" + std::to_string(n), "q=" + std::to_string(q)}});
-        py::gil_scoped_release release;
-        s.model.set_output_gradient(span_of<Scalar>(g));
-      }, py::arg("d_outputs"))
-      .def("backward", [](PM& s, py::handle dh_T, const Truncation& truncation,
-                          std::int64_t step_offset, bool record_dh_norms, bool want_dx) {
-        BusyGuard guard(s.busy);
-        if (s.input.is_none() || !s.model.workspace().has_forward)
-          throw StateError("backward: expected a forward pass first, got none");
-        check_forward_thread(s.forward_thread);
-        const ModelConfig& c = s.model.config();
-        const Index T = s.model.steps(), n = s.model.batch(), h = c.hidden_size;
-        BackwardOptions<Scalar> options;
-        options.truncation = &truncation;
-        options.step_offset = step_offset;
-        options.record_dh_norms = record_dh_norms;
-        py::array dh_T_array;
-        if (!dh_T.is_none()) {
-          dh_T_array = require<Scalar>(dh_T, "dh_T", Shape{{n, h}, {"n=" + std::to_string(n), "h=" + std::to_string(h)}});
-          options.dh_T = span_of<Scalar>(dh_T_array);
-        }
-        py::array dh0 = empty<Scalar>({n, h});
-        options.dh0 = mutable_span_of<Scalar>(dh0);
-        py::object dx = py::none();
-        if (want_dx) {
-          if (s.model.workspace().input.is_tokens())
-            throw InvalidArgument("dx: expected dense input, got token ids (there is no "
-                                  "gradient with respect to an id)");
-          py::array dx_array = empty<Scalar>({T, n, c.input_size});
-          options.dx = mutable_span_of<Scalar>(dx_array);
-          dx = dx_array;
-        }
-        {
-          py::gil_scoped_release release;
-          s.model.backward(options);
-        }
-        return py::make_tuple(dh0, dx);
-      }, py::arg("dh_T") = py::none(), py::arg("truncation") = Truncation::full(),
-         py::arg("step_offset") = 0, py::arg("record_dh_norms") = false, py::arg("dx") = false)
-      .def_property_readonly("flow", [](PM& s) {
-        BusyGuard guard(s.busy);
-        const auto& ws = s.model.workspace();
-        if (!ws.has_schedule) throw StateError("flow: expected a backward pass after the last forward, got none");
-        return copy_of<Scalar>(Span<const Scalar>(ws.flow.data(), ws.steps), {ws.steps});
-      })
-      .def_property_readonly("windows", [](PM& s) {
-        BusyGuard guard(s.busy);
-        if (!s.model.workspace().has_schedule)
-          throw StateError("windows: expected a backward pass after the last forward, got none");
-        return windows_list(s.model.workspace().windows);
-      })
+      .def_property_readonly("params",
+                             [](py::object self) {
+                               PM& s = self.cast<PM&>();
+                               return view_of<Scalar>(self, s.model.parameters().data(), {s.model.num_parameters()});
+                             })
+      .def_property_readonly("grads",
+                             [](py::object self) {
+                               PM& s = self.cast<PM&>();
+                               return view_of<Scalar>(self, s.model.gradients().data(), {s.model.num_parameters()});
+                             })
+      .def(
+          "param",
+          [](py::object self, const std::string& name) {
+            PM& s = self.cast<PM&>();
+            return tensor_view<Scalar>(self, s.model.parameters().data(), s.model.layout().find(name));
+          },
+          py::arg("name"))
+      .def(
+          "grad",
+          [](py::object self, const std::string& name) {
+            PM& s = self.cast<PM&>();
+            return tensor_view<Scalar>(self, s.model.gradients().data(), s.model.layout().find(name));
+          },
+          py::arg("name"))
+      .def(
+          "init_uniform",
+          [](PM& s, double bound, std::uint64_t seed) {
+            BusyGuard guard(s.busy);
+            s.model.init_uniform(bound, seed);
+          },
+          py::arg("bound"), py::arg("seed"))
+      .def(
+          "init_normal",
+          [](PM& s, double init_std, std::uint64_t seed) {
+            BusyGuard guard(s.busy);
+            s.model.init_normal(init_std, seed);
+          },
+          py::arg("init_std"), py::arg("seed"))
+      .def(
+          "forward",
+          [](PM& s, py::handle x, py::handle h0) {
+            BusyGuard guard(s.busy);
+            const ModelConfig& c = s.model.config();
+            Input<Scalar> in = input_from<Scalar>(x, c.input_size);
+            const Index n = in.sequence.batch, h = c.hidden_size;
+            Span<const Scalar> h0_data;  // empty: zeros
+            py::array h0_array;
+            if (!h0.is_none()) {
+              h0_array = require<Scalar>(h0, "h0", Shape{{n, h}, {"n=" + std::to_string(n), "h=" + std::to_string(h)}});
+              h0_data = span_of<Scalar>(h0_array);
+            }
+            {
+              py::gil_scoped_release release;
+              s.model.forward(in.sequence, h0_data);
+            }
+            s.input = in.array;
+            s.forward_thread = std::this_thread::get_id();
+            const Index T = in.sequence.steps;
+            return py::make_tuple(copy_of<Scalar>(s.model.outputs(), {T, n, c.output_size}),
+                                  copy_of<Scalar>(s.model.final_state(), {n, h}));
+          },
+          py::arg("x"), py::arg("h0") = py::none())
+      .def(
+          "loss",
+          [](PM& s, py::handle targets, py::handle weights) {
+            BusyGuard guard(s.busy);
+            if (s.input.is_none() || !s.model.workspace().has_forward)
+              throw StateError("loss: expected a forward pass first, got none");
+            check_forward_thread(s.forward_thread);
+            const Index T = s.model.steps(), n = s.model.batch(), q = s.model.config().output_size;
+            TargetArrays<Scalar> y = targets_from<Scalar>(targets, weights, T, n, q);
+            py::gil_scoped_release release;
+            return s.model.loss(y.targets);
+          },
+          py::arg("targets"), py::arg("weights") = py::none())
+      .def(
+          "set_output_gradient",
+          [](PM& s, py::handle d_outputs) {
+            BusyGuard guard(s.busy);
+            if (s.input.is_none() || !s.model.workspace().has_forward)
+              throw StateError("d_outputs: expected a forward pass first, got none");
+            check_forward_thread(s.forward_thread);
+            const Index T = s.model.steps(), n = s.model.batch(), q = s.model.config().output_size;
+            py::array g = require<Scalar>(
+                d_outputs, "d_outputs",
+                Shape{{T, n, q}, {"T=" + std::to_string(T), "n=" + std::to_string(n), "q=" + std::to_string(q)}});
+            py::gil_scoped_release release;
+            s.model.set_output_gradient(span_of<Scalar>(g));
+          },
+          py::arg("d_outputs"))
+      .def(
+          "backward",
+          [](PM& s, py::handle dh_T, const Truncation& truncation, std::int64_t step_offset, bool record_dh_norms,
+             bool want_dx) {
+            BusyGuard guard(s.busy);
+            if (s.input.is_none() || !s.model.workspace().has_forward)
+              throw StateError("backward: expected a forward pass first, got none");
+            check_forward_thread(s.forward_thread);
+            const ModelConfig& c = s.model.config();
+            const Index T = s.model.steps(), n = s.model.batch(), h = c.hidden_size;
+            BackwardOptions<Scalar> options;
+            options.truncation = &truncation;
+            options.step_offset = step_offset;
+            options.record_dh_norms = record_dh_norms;
+            py::array dh_T_array;
+            if (!dh_T.is_none()) {
+              dh_T_array =
+                  require<Scalar>(dh_T, "dh_T", Shape{{n, h}, {"n=" + std::to_string(n), "h=" + std::to_string(h)}});
+              options.dh_T = span_of<Scalar>(dh_T_array);
+            }
+            py::array dh0 = empty<Scalar>({n, h});
+            options.dh0 = mutable_span_of<Scalar>(dh0);
+            py::object dx = py::none();
+            if (want_dx) {
+              if (s.model.workspace().input.is_tokens())
+                throw InvalidArgument(
+                    "dx: expected dense input, got token ids (there is no "
+                    "gradient with respect to an id)");
+              py::array dx_array = empty<Scalar>({T, n, c.input_size});
+              options.dx = mutable_span_of<Scalar>(dx_array);
+              dx = dx_array;
+            }
+            {
+              py::gil_scoped_release release;
+              s.model.backward(options);
+            }
+            return py::make_tuple(dh0, dx);
+          },
+          py::arg("dh_T") = py::none(), py::arg("truncation") = Truncation::full(), py::arg("step_offset") = 0,
+          py::arg("record_dh_norms") = false, py::arg("dx") = false)
+      .def_property_readonly("flow",
+                             [](PM& s) {
+                               BusyGuard guard(s.busy);
+                               const auto& ws = s.model.workspace();
+                               if (!ws.has_schedule)
+                                 throw StateError("flow: expected a backward pass after the last forward, got none");
+                               return copy_of<Scalar>(Span<const Scalar>(ws.flow.data(), ws.steps), {ws.steps});
+                             })
+      .def_property_readonly("windows",
+                             [](PM& s) {
+                               BusyGuard guard(s.busy);
+                               if (!s.model.workspace().has_schedule)
+                                 throw StateError("windows: expected a backward pass after the last forward, got none");
+                               return windows_list(s.model.workspace().windows);
+                             })
       .def_property_readonly("dh_norms", [](PM& s) -> py::object {
         BusyGuard guard(s.busy);
         const auto& ws = s.model.workspace();

@@ -12,8 +12,7 @@ namespace {
 template <class Scalar>
 struct PyStream {
   PyStream(py::object model_object, const Truncation& truncation)
-      : model(std::move(model_object)),
-        runner(model.template cast<PyModel<Scalar>&>().model.config(), truncation) {}
+      : model(std::move(model_object)), runner(model.template cast<PyModel<Scalar>&>().model.config(), truncation) {}
   py::object model;
   StreamRunner<Scalar> runner;
 };
@@ -24,93 +23,106 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
   py::class_<PS>(m, name, "Chunk-by-chunk BPTT over a long stream with a carried state.")
       .def(py::init([model_name](py::object model, const Truncation& truncation) {
              if (!py::isinstance<PyModel<Scalar>>(model))
-               throw py::type_error(std::string("model: expected a ") + model_name +
-                                    ", got " + describe(model));
+               throw py::type_error(std::string("model: expected a ") + model_name + ", got " + describe(model));
              return new PS(model, truncation);
            }),
            py::arg("model"), py::arg("truncation"))
-      .def("step", [](PS& s, py::handle x, py::handle targets, py::handle weights) {
-        PyModel<Scalar>& pm = s.model.template cast<PyModel<Scalar>&>();
-        BusyGuard guard(pm.busy);
-        const ModelConfig& c = pm.model.config();
-        Input<Scalar> in = input_from<Scalar>(x, c.input_size);
-        TargetArrays<Scalar> y = targets_from<Scalar>(targets, weights, in.sequence.steps,
-                                                      in.sequence.batch, c.output_size);
-        py::gil_scoped_release release;
-        return s.runner.step(pm.model, in.sequence, y.targets);
-      }, py::arg("x"), py::arg("targets"), py::arg("weights") = py::none(),
-         "Forward, loss and backward over the next chunk; overwrites model.grads; returns the loss.")
-      .def("reset", [](PS& s, std::int64_t position, py::handle state, py::handle history) {
-        PyModel<Scalar>& pm = s.model.template cast<PyModel<Scalar>&>();
-        BusyGuard guard(pm.busy);
-        if (state.is_none()) {
-          if (!history.is_none())
-            throw InvalidArgument("history: expected None without a state, got a history");
-          s.runner.reset(position);
-          return;
-        }
-        const Index h = pm.model.config().hidden_size;
-        py::array state_array = require<Scalar>(state, "state", Shape{{-1, h}, {"n", "h=" + std::to_string(h)}});
-        const Index n = state_array.shape(0);
-        const Span<const Scalar> state_data = span_of<Scalar>(state_array);
-        if (history.is_none()) {
-          s.runner.restore(position, n, state_data, 0, {}, {});
-          return;
-        }
-        if (!py::isinstance<py::tuple>(history) || py::len(history) != 2)
-          throw py::type_error("history: expected a tuple (inputs, states), got " + describe(history));
-        const py::tuple pair = history.cast<py::tuple>();
-        Ids inputs = require_ids(pair[0], "history inputs", Shape{{-1, n}, {"k", "n=" + std::to_string(n)}});
-        const Index k = inputs.array.shape(0);
-        py::array states = require<Scalar>(pair[1], "history states",
-                                           Shape{{k + 1, n, h}, {"k+1=" + std::to_string(k + 1), "n=" + std::to_string(n), "h=" + std::to_string(h)}});
-        if (k == 0) {  // an empty history: nothing to restore but the state
-          s.runner.restore(position, n, state_data, 0, {}, {});
-          return;
-        }
-        if (inputs.view.type == IdType::int64) {
-          s.runner.restore(position, n, state_data, k, span_of<std::int64_t>(inputs.array), span_of<Scalar>(states));
-          return;
-        }
-        // int32 history ids: widened (k x n ids, once per restore), as the runner keeps int64.
-        std::vector<std::int64_t> ids(static_cast<std::size_t>(k * n));
-        for (Index i = 0; i < k * n; ++i) ids[static_cast<std::size_t>(i)] = inputs.view[i];
-        s.runner.restore(position, n, state_data, k, ids, span_of<Scalar>(states));
-      }, py::arg("position") = 0, py::arg("state") = py::none(), py::arg("history") = py::none(),
-         "Start a new stream at global step `position`: zero state and no history, or the carried "
-         "state (n, h) and history (token ids (k, n), states (k + 1, n, h)) of a saved run.")
-      .def_property_readonly("history", [](PS& s) -> py::object {
-        BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
-        const Index k = s.runner.history_steps(), n = s.runner.batch();
-        const Span<const std::int64_t> tokens = s.runner.history_tokens();
-        if (k == 0 || tokens.empty()) return py::none();
-        const Span<const Scalar> history_states = s.runner.history_states();
-        const Index h = s.model.template cast<PyModel<Scalar>&>().model.config().hidden_size;
-        auto inputs = empty<std::int64_t>({k, n});
-        auto states = empty<Scalar>({k + 1, n, h});
-        if (tokens.size() != static_cast<Index>(inputs.size()) || history_states.size() != static_cast<Index>(states.size()))
-          throw StateError("history: expected k x n ids and (k + 1) x n x h states, got other lengths (a bug)");
-        std::copy(tokens.begin(), tokens.end(), inputs.mutable_data());
-        std::copy(history_states.begin(), history_states.end(), states.mutable_data());
-        return py::make_tuple(inputs, states);
-      })
+      .def(
+          "step",
+          [](PS& s, py::handle x, py::handle targets, py::handle weights) {
+            PyModel<Scalar>& pm = s.model.template cast<PyModel<Scalar>&>();
+            BusyGuard guard(pm.busy);
+            const ModelConfig& c = pm.model.config();
+            Input<Scalar> in = input_from<Scalar>(x, c.input_size);
+            TargetArrays<Scalar> y =
+                targets_from<Scalar>(targets, weights, in.sequence.steps, in.sequence.batch, c.output_size);
+            py::gil_scoped_release release;
+            return s.runner.step(pm.model, in.sequence, y.targets);
+          },
+          py::arg("x"), py::arg("targets"), py::arg("weights") = py::none(),
+          "Forward, loss and backward over the next chunk; overwrites model.grads; returns the loss.")
+      .def(
+          "reset",
+          [](PS& s, std::int64_t position, py::handle state, py::handle history) {
+            PyModel<Scalar>& pm = s.model.template cast<PyModel<Scalar>&>();
+            BusyGuard guard(pm.busy);
+            if (state.is_none()) {
+              if (!history.is_none()) throw InvalidArgument("history: expected None without a state, got a history");
+              s.runner.reset(position);
+              return;
+            }
+            const Index h = pm.model.config().hidden_size;
+            py::array state_array = require<Scalar>(state, "state", Shape{{-1, h}, {"n", "h=" + std::to_string(h)}});
+            const Index n = state_array.shape(0);
+            const Span<const Scalar> state_data = span_of<Scalar>(state_array);
+            if (history.is_none()) {
+              s.runner.restore(position, n, state_data, 0, {}, {});
+              return;
+            }
+            if (!py::isinstance<py::tuple>(history) || py::len(history) != 2)
+              throw py::type_error("history: expected a tuple (inputs, states), got " + describe(history));
+            const py::tuple pair = history.cast<py::tuple>();
+            Ids inputs = require_ids(pair[0], "history inputs", Shape{{-1, n}, {"k", "n=" + std::to_string(n)}});
+            const Index k = inputs.array.shape(0);
+            py::array states = require<Scalar>(
+                pair[1], "history states",
+                Shape{{k + 1, n, h},
+                      {"k+1=" + std::to_string(k + 1), "n=" + std::to_string(n), "h=" + std::to_string(h)}});
+            if (k == 0) {  // an empty history: nothing to restore but the state
+              s.runner.restore(position, n, state_data, 0, {}, {});
+              return;
+            }
+            if (inputs.view.type == IdType::int64) {
+              s.runner.restore(position, n, state_data, k, span_of<std::int64_t>(inputs.array),
+                               span_of<Scalar>(states));
+              return;
+            }
+            // int32 history ids: widened (k x n ids, once per restore), as the runner keeps int64.
+            std::vector<std::int64_t> ids(static_cast<std::size_t>(k * n));
+            for (Index i = 0; i < k * n; ++i) ids[static_cast<std::size_t>(i)] = inputs.view[i];
+            s.runner.restore(position, n, state_data, k, ids, span_of<Scalar>(states));
+          },
+          py::arg("position") = 0, py::arg("state") = py::none(), py::arg("history") = py::none(),
+          "Start a new stream at global step `position`: zero state and no history, or the carried "
+          "state (n, h) and history (token ids (k, n), states (k + 1, n, h)) of a saved run.")
+      .def_property_readonly(
+          "history",
+          [](PS& s) -> py::object {
+            BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
+            const Index k = s.runner.history_steps(), n = s.runner.batch();
+            const Span<const std::int64_t> tokens = s.runner.history_tokens();
+            if (k == 0 || tokens.empty()) return py::none();
+            const Span<const Scalar> history_states = s.runner.history_states();
+            const Index h = s.model.template cast<PyModel<Scalar>&>().model.config().hidden_size;
+            auto inputs = empty<std::int64_t>({k, n});
+            auto states = empty<Scalar>({k + 1, n, h});
+            if (tokens.size() != static_cast<Index>(inputs.size()) ||
+                history_states.size() != static_cast<Index>(states.size()))
+              throw StateError("history: expected k x n ids and (k + 1) x n x h states, got other lengths (a bug)");
+            std::copy(tokens.begin(), tokens.end(), inputs.mutable_data());
+            std::copy(history_states.begin(), history_states.end(), states.mutable_data());
+            return py::make_tuple(inputs, states);
+          })
       .def_property_readonly("truncation", [](PS& s) { return s.runner.truncation(); })
       .def_property_readonly("position", [](PS& s) { return s.runner.position(); })
-      .def_property_readonly("memory_bytes", [](PS& s) {
-        BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
-        return s.runner.memory_bytes();
-      })
-      .def_property_readonly("state", [](PS& s) -> py::object {
-        BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
-        const Index n = s.runner.batch(), h = s.model.template cast<PyModel<Scalar>&>().model.config().hidden_size;
-        const Span<const Scalar> state = s.runner.state();
-        if (n == 0 || state.empty()) return py::none();
-        auto out = empty<Scalar>({n, h});
-        if (state.size() != static_cast<Index>(out.size()))
-          throw StateError("state: expected n x h values, got another length (a bug)");
-        std::copy(state.begin(), state.end(), out.mutable_data());
-        return out;
-      })
+      .def_property_readonly("memory_bytes",
+                             [](PS& s) {
+                               BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
+                               return s.runner.memory_bytes();
+                             })
+      .def_property_readonly("state",
+                             [](PS& s) -> py::object {
+                               BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
+                               const Index n = s.runner.batch(),
+                                           h = s.model.template cast<PyModel<Scalar>&>().model.config().hidden_size;
+                               const Span<const Scalar> state = s.runner.state();
+                               if (n == 0 || state.empty()) return py::none();
+                               auto out = empty<Scalar>({n, h});
+                               if (state.size() != static_cast<Index>(out.size()))
+                                 throw StateError("state: expected n x h values, got another length (a bug)");
+                               std::copy(state.begin(), state.end(), out.mutable_data());
+                               return out;
+                             })
       .def_property_readonly("windows", [](PS& s) {
         BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
         if (!s.runner.workspace().has_schedule)

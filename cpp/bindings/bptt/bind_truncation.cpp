@@ -14,7 +14,8 @@ namespace {
 
 std::string python_repr(const Truncation& t) {
   switch (t.kind()) {
-    case Truncation::Kind::full: return "Full()";
+    case Truncation::Kind::full:
+      return "Full()";
     case Truncation::Kind::regular:
       return "Regular(" + std::to_string(t.k1()) + ", " + std::to_string(t.k2()) + ")";
     case Truncation::Kind::randomized: {
@@ -46,33 +47,42 @@ void define_truncation(py::module_& m) {
       .def_static("regular", py::overload_cast<Index, Index>(&Truncation::regular), py::arg("k1"), py::arg("k2"))
       .def_static("randomized", py::overload_cast<std::vector<double>, std::uint64_t>(&Truncation::randomized),
                   py::arg("pi"), py::arg("seed"))
-      .def_static("parse", [](py::handle spec) {
-        // std::string would also take bytes and bytearray; the string form is text.
-        if (!PyUnicode_Check(spec.ptr())) throw py::type_error("spec: expected a str, got " + describe(spec));
-        return Truncation::parse(spec.cast<std::string>());
-      }, py::arg("spec"),
-                  "From the string form: 'full', 'regular:K', 'regular:K1,K2' or "
-                  "'randomized:PI[,PI...][,seed=S]'. Truncation.parse(str(t)) == t.")
+      .def_static(
+          "parse",
+          [](py::handle spec) {
+            // std::string would also take bytes and bytearray; the string form is text.
+            if (!PyUnicode_Check(spec.ptr())) throw py::type_error("spec: expected a str, got " + describe(spec));
+            return Truncation::parse(spec.cast<std::string>());
+          },
+          py::arg("spec"),
+          "From the string form: 'full', 'regular:K', 'regular:K1,K2' or "
+          "'randomized:PI[,PI...][,seed=S]'. Truncation.parse(str(t)) == t.")
       .def_property_readonly("kind", &Truncation::kind)
       .def_property_readonly("k1", &Truncation::k1)
       .def_property_readonly("k2", &Truncation::k2)
       .def_property_readonly("keep_probability", &Truncation::keep_probability)
       .def_property_readonly("seed", &Truncation::seed)
-      .def("check_chunk", [](const Truncation& t, Index steps, const std::string& argument) {
-        t.check_chunk(steps, argument.c_str());
-      }, py::arg("steps"), py::arg("argument"))
-      .def("schedule", [](const Truncation& t, Index steps, std::int64_t step_offset, Index context) {
-        if (steps < 1) throw InvalidArgument("steps: expected a positive number of steps, got " + std::to_string(steps));
-        py::array flow = empty<double>({steps});
-        std::vector<Window> windows;
-        const Index lanes = t.schedule(step_offset, steps, context, mutable_span_of<double>(flow), windows);
-        return py::make_tuple(flow, windows_list(windows), lanes);
-      }, py::arg("steps"), py::arg("step_offset") = 0, py::arg("context") = 0)
+      .def(
+          "check_chunk",
+          [](const Truncation& t, Index steps, const std::string& argument) { t.check_chunk(steps, argument.c_str()); },
+          py::arg("steps"), py::arg("argument"))
+      .def(
+          "schedule",
+          [](const Truncation& t, Index steps, std::int64_t step_offset, Index context) {
+            if (steps < 1)
+              throw InvalidArgument("steps: expected a positive number of steps, got " + std::to_string(steps));
+            py::array flow = empty<double>({steps});
+            std::vector<Window> windows;
+            const Index lanes = t.schedule(step_offset, steps, context, mutable_span_of<double>(flow), windows);
+            return py::make_tuple(flow, windows_list(windows), lanes);
+          },
+          py::arg("steps"), py::arg("step_offset") = 0, py::arg("context") = 0)
       .def("__str__", &Truncation::to_string)
       .def("__repr__", &python_repr)
-      .def("__eq__", [](const Truncation& a, const py::object& b) {
-        return py::isinstance<Truncation>(b) && a == b.cast<const Truncation&>();
-      })
+      .def("__eq__",
+           [](const Truncation& a, const py::object& b) {
+             return py::isinstance<Truncation>(b) && a == b.cast<const Truncation&>();
+           })
       .def("__hash__", [](const Truncation& t) { return std::hash<std::string>()(t.to_string()); })
       .def(py::pickle([](const Truncation& t) { return t.to_string(); },
                       [](const std::string& spec) { return Truncation::parse(spec); }));

@@ -22,30 +22,39 @@ void define_clip(py::module_& m) {
                ", finite=" + (r.finite ? "True" : "False") + ")";
       });
 
-  m.def("global_norm", [](py::handle g) {
-    return by_dtype(g, "grads", flat, false, [](py::array& a, auto* tag) {
-      using S = std::remove_pointer_t<decltype(tag)>;
-      const Span<const S> data = span_of<S>(a);
-      py::gil_scoped_release release;
-      return global_norm<S>(data);
-    });
-  }, py::arg("grads"));
-  m.def("clip_grad_norm", [](py::handle g, double max_norm, NonFinitePolicy policy) {
-    return by_dtype(g, "grads", flat, true, [&](py::array& a, auto* tag) {
-      using S = std::remove_pointer_t<decltype(tag)>;
-      const Span<S> data = mutable_span_of<S>(a);
-      py::gil_scoped_release release;
-      return clip_grad_norm<S>(data, max_norm, policy);
-    });
-  }, py::arg("grads"), py::arg("max_norm"), py::arg("policy") = NonFinitePolicy::raise);
-  m.def("clip_grad_value", [](py::handle g, double limit) {
-    return by_dtype(g, "grads", flat, true, [&](py::array& a, auto* tag) {
-      using S = std::remove_pointer_t<decltype(tag)>;
-      const Span<S> data = mutable_span_of<S>(a);
-      py::gil_scoped_release release;
-      return clip_grad_value<S>(data, limit);
-    });
-  }, py::arg("grads"), py::arg("clip_value"));
+  m.def(
+      "global_norm",
+      [](py::handle g) {
+        return by_dtype(g, "grads", flat, false, [](py::array& a, auto* tag) {
+          using S = std::remove_pointer_t<decltype(tag)>;
+          const Span<const S> data = span_of<S>(a);
+          py::gil_scoped_release release;
+          return global_norm<S>(data);
+        });
+      },
+      py::arg("grads"));
+  m.def(
+      "clip_grad_norm",
+      [](py::handle g, double max_norm, NonFinitePolicy policy) {
+        return by_dtype(g, "grads", flat, true, [&](py::array& a, auto* tag) {
+          using S = std::remove_pointer_t<decltype(tag)>;
+          const Span<S> data = mutable_span_of<S>(a);
+          py::gil_scoped_release release;
+          return clip_grad_norm<S>(data, max_norm, policy);
+        });
+      },
+      py::arg("grads"), py::arg("max_norm"), py::arg("policy") = NonFinitePolicy::raise);
+  m.def(
+      "clip_grad_value",
+      [](py::handle g, double limit) {
+        return by_dtype(g, "grads", flat, true, [&](py::array& a, auto* tag) {
+          using S = std::remove_pointer_t<decltype(tag)>;
+          const Span<S> data = mutable_span_of<S>(a);
+          py::gil_scoped_release release;
+          return clip_grad_value<S>(data, limit);
+        });
+      },
+      py::arg("grads"), py::arg("clip_value"));
 }
 
 }  // namespace rnnbptt::bindings

@@ -16,8 +16,8 @@
 #include "kernels/gemm.hpp"
 #include "kernels/overlap.hpp"
 #include "kernels/recurrence.hpp"
-#include "rnnbptt/core/error.hpp"
 #include "rnnbptt/bptt/model.hpp"
+#include "rnnbptt/core/error.hpp"
 #include "rnnbptt/kernels/threads.hpp"
 
 namespace rnnbptt {
@@ -48,9 +48,18 @@ class BackwardRecursion {
  public:
   BackwardRecursion(Workspace<Scalar>& ws, const ModelConfig& config, const Scalar* W_hh, bool in_place,
                     const BackwardOptions<Scalar>& options)
-      : ws_(ws), config_(config), W_hh_(W_hh), in_place_(in_place), options_(options),
-        T_(ws.steps), n_(ws.batch), h_(config.hidden_size), flow_(ws.flow.data()),
-        injected_(in_place ? ws.dA.data() : ws.dH.data()), dA_(ws.dA.data()), owner_(ws.lane_owner.data()),
+      : ws_(ws),
+        config_(config),
+        W_hh_(W_hh),
+        in_place_(in_place),
+        options_(options),
+        T_(ws.steps),
+        n_(ws.batch),
+        h_(config.hidden_size),
+        flow_(ws.flow.data()),
+        injected_(in_place ? ws.dA.data() : ws.dH.data()),
+        dA_(ws.dA.data()),
+        owner_(ws.lane_owner.data()),
         panels_((h_ + panel - 1) / panel) {}
 
   // Runs every lane, then sums the norms; dh0 (if wanted) is written by each lane's window that
@@ -121,8 +130,7 @@ class BackwardRecursion {
         for (Index j = begin; j < band.end; j += panel)
           ws_.norm_parts[(t * n_ + r) * panels_ + j / panel] =
               g_t.row(r).segment(j, std::min(panel, band.end - j)).template cast<double>().squaredNorm();
-    detail::derivative_band(config_.activation, g, ws_.H.data() + ((t + 1) * n_ + r0) * h_, rows, h_, begin,
-                            band.end);
+    detail::derivative_band(config_.activation, g, ws_.H.data() + ((t + 1) * n_ + r0) * h_, rows, h_, begin, band.end);
     if (!in_place_) MatrixMap<Scalar>(dA_ + t * n_ * h_, n_, h_).block(r0, begin, rows, width) += g_block;
   }
 
@@ -162,9 +170,8 @@ void backward_recursion(Workspace<Scalar>& ws, const ModelConfig& config, const 
 }  // namespace
 
 template <class Scalar>
-void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& ws,
-                  const ModelConfig& config, const ParameterLayout& layout,
-                  Span<const detail::identity_t<Scalar>> params,
+void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& ws, const ModelConfig& config,
+                  const ParameterLayout& layout, Span<const detail::identity_t<Scalar>> params,
                   const BackwardOptions<detail::identity_t<Scalar>>& options) {
   if (!ws.has_forward) throw StateError("backward: expected a forward pass first, got none");
   if (!ws.has_output_gradient)
@@ -190,8 +197,8 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
   bool in_place = ws.lanes == 1;  // one lane, every window injecting at every step
   for (const Window& window : ws.windows) in_place = in_place && window.begin == window.first;
   if (options.record_dh_norms && ws.lanes > 1)
-    invalid("record_dh_norms: expected Full, Randomized or Regular(k, k) truncation, got ",
-            truncation.to_string(), " whose windows overlap (dL/dh_t differs per window)");
+    invalid("record_dh_norms: expected Full, Randomized or Regular(k, k) truncation, got ", truncation.to_string(),
+            " whose windows overlap (dL/dh_t differs per window)");
 
   const Index T = ws.steps, n = ws.batch, P = ws.context_steps;
   const Index d = config.input_size, h = config.hidden_size, q = config.output_size;
@@ -223,8 +230,8 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
   const auto inject_chunk = [&](Index chunk, int threads) {
     const Index t0 = std::max(P, chunks.begin(chunk)), t1 = chunks.stop(chunk);
     if (t1 > t0)
-      detail::gemm(injected.middleRows(t0 * n, (t1 - t0) * n), dO.middleRows(t0 * n, (t1 - t0) * n), p.W_qh,
-                   false, threads);
+      detail::gemm(injected.middleRows(t0 * n, (t1 - t0) * n), dO.middleRows(t0 * n, (t1 - t0) * n), p.W_qh, false,
+                   threads);
   };
   const auto dW_hh_chunk = [&](Index chunk, int threads) {
     const Index t0 = chunks.begin(chunk), len = chunks.stop(chunk) - t0;
@@ -302,10 +309,10 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
 }
 
 template RNNBPTT_EXPORT void rnn_backward<float>(Span<float>, Workspace<float>&, const ModelConfig&,
-                                  const ParameterLayout&, Span<const float>,
-                                  const BackwardOptions<float>&);
+                                                 const ParameterLayout&, Span<const float>,
+                                                 const BackwardOptions<float>&);
 template RNNBPTT_EXPORT void rnn_backward<double>(Span<double>, Workspace<double>&, const ModelConfig&,
-                                   const ParameterLayout&, Span<const double>,
-                                   const BackwardOptions<double>&);
+                                                  const ParameterLayout&, Span<const double>,
+                                                  const BackwardOptions<double>&);
 
 }  // namespace rnnbptt

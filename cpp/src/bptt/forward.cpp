@@ -9,8 +9,8 @@
 #include "kernels/gemm.hpp"
 #include "kernels/overlap.hpp"
 #include "kernels/recurrence.hpp"
-#include "rnnbptt/core/error.hpp"
 #include "rnnbptt/bptt/model.hpp"
+#include "rnnbptt/core/error.hpp"
 #include "rnnbptt/kernels/threads.hpp"
 
 namespace rnnbptt {
@@ -38,8 +38,7 @@ void check_input(const SequenceInput<Scalar>& x, const ModelConfig& config) {
 
 template <class Scalar>
 void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const ParameterLayout& layout,
-                 Span<const detail::identity_t<Scalar>> params,
-                 const SequenceInput<detail::identity_t<Scalar>>& x,
+                 Span<const detail::identity_t<Scalar>> params, const SequenceInput<detail::identity_t<Scalar>>& x,
                  Span<const detail::identity_t<Scalar>> h0, Index context_steps) {
   detail::check_span("params", params, {layout.total}, "num_parameters");
   check_input(x, config);
@@ -152,8 +151,7 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
 }
 
 template <class Scalar>
-double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config,
-                    const Targets<detail::identity_t<Scalar>>& y) {
+double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Targets<detail::identity_t<Scalar>>& y) {
   if (!ws.has_forward) throw StateError("loss: expected a forward pass first, got none");
   const Index n = ws.batch, P = ws.context_steps, q = config.output_size;
   const Index rows = (ws.steps - P) * n, T = ws.steps - P;
@@ -162,8 +160,7 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config,
     for (Index r = 0; r < rows; ++r) {
       const std::int64_t c = y.classes[r];
       if (c < 0 || c >= q)
-        invalid("targets: expected class ids in [0, ", q, "), got ", c, " at [", r / n, ", ",
-                r % n, "]");
+        invalid("targets: expected class ids in [0, ", q, "), got ", c, " at [", r / n, ", ", r % n, "]");
     }
   } else if (y.kind == LossKind::squared_error) {
     detail::check_span("targets", y.dense, {T, n, q}, "T x n x q");
@@ -209,8 +206,7 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config,
       const std::int64_t c = y.classes[r];
       // (m - o_c) + log s, not m + log s - o_c: with logits of 1e16 and more, m + log s rounds
       // to m and the loss to 0 instead of log s.
-      ws.row_loss[r] = w * ((static_cast<double>(m) - static_cast<double>(o[c])) +
-                            std::log(static_cast<double>(s)));
+      ws.row_loss[r] = w * ((static_cast<double>(m) - static_cast<double>(o[c])) + std::log(static_cast<double>(s)));
       g *= w_inv_sum / s;
       g[c] -= w_inv_sum;
     } else {
@@ -228,12 +224,11 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config,
   return total / weight_sum;
 }
 
-#define RNNBPTT_INSTANTIATE(Scalar)                                                             \
-  template RNNBPTT_EXPORT void rnn_forward<Scalar>(Workspace<Scalar>&, const ModelConfig&,                     \
-                                    const ParameterLayout&, Span<const Scalar>,                 \
-                                    const SequenceInput<Scalar>&, Span<const Scalar>, Index);   \
-  template RNNBPTT_EXPORT double loss_forward<Scalar>(Workspace<Scalar>&, const ModelConfig&,                  \
-                                       const Targets<Scalar>&);
+#define RNNBPTT_INSTANTIATE(Scalar)                                                                                \
+  template RNNBPTT_EXPORT void rnn_forward<Scalar>(Workspace<Scalar>&, const ModelConfig&, const ParameterLayout&, \
+                                                   Span<const Scalar>, const SequenceInput<Scalar>&,               \
+                                                   Span<const Scalar>, Index);                                     \
+  template RNNBPTT_EXPORT double loss_forward<Scalar>(Workspace<Scalar>&, const ModelConfig&, const Targets<Scalar>&);
 RNNBPTT_INSTANTIATE(float)
 RNNBPTT_INSTANTIATE(double)
 #undef RNNBPTT_INSTANTIATE

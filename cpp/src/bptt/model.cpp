@@ -1,12 +1,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <random>
 
 #include "core/checks.hpp"
 #include "core/finite.hpp"
-#include "rnnbptt/core/error.hpp"
 #include "rnnbptt/bptt/model.hpp"
+#include "rnnbptt/core/error.hpp"
+#include "rnnbptt/core/random.hpp"
 
 namespace rnnbptt {
 
@@ -36,28 +36,24 @@ const char* scalar_name() {
 
 template <class Scalar>
 void Model<Scalar>::init_uniform(double bound, std::uint64_t seed) {
-  if (!(bound >= 0.0) || !std::isfinite(bound))
-    invalid("bound: expected a finite value >= 0, got ", bound);
+  if (!(bound >= 0.0) || !std::isfinite(bound)) invalid("bound: expected a finite value >= 0, got ", bound);
   // Draws lie in [-bound, bound): finite in Scalar when bound is, and the distribution's
   // width 2 * bound must be finite in double.
   if (bound > std::min(scalar_max<Scalar>(), std::numeric_limits<double>::max() / 2))
     invalid("bound: expected a finite value >= 0, got ", bound, " (parameters would not be finite in ",
             scalar_name<Scalar>(), ")");
-  std::mt19937_64 engine(seed);
-  std::uniform_real_distribution<double> dist(-bound, bound);
-  for (Scalar& v : params_) v = static_cast<Scalar>(dist(engine));
+  Random rng(seed);  // rnnbptt/core/random.hpp: the same weights on every platform
+  for (Scalar& v : params_) v = static_cast<Scalar>((2.0 * rng.uniform() - 1.0) * bound);
 }
 
 template <class Scalar>
 void Model<Scalar>::init_normal(double init_std, std::uint64_t seed) {
-  if (!(init_std >= 0.0) || !std::isfinite(init_std))
-    invalid("init_std: expected a finite value >= 0, got ", init_std);
+  if (!(init_std >= 0.0) || !std::isfinite(init_std)) invalid("init_std: expected a finite value >= 0, got ", init_std);
   auto draw = [&](auto&& use) {
-    std::mt19937_64 engine(seed);
-    std::normal_distribution<double> dist(0.0, init_std);
+    Random rng(seed);  // rnnbptt/core/random.hpp: the same weights on every platform
     for (const Tensor& t : layout_.tensors)
       for (Index i = 0; i < t.size(); ++i)
-        use(t.offset + i, t.vector ? Scalar(0) : static_cast<Scalar>(dist(engine)));
+        use(t.offset + i, t.vector ? Scalar(0) : static_cast<Scalar>(init_std * rng.normal()));
   };
   // A normal draw is unbounded: when std is within a factor 2^20 of the type's largest value,
   // a draw could round to infinity, so the same draws are made once without writing, and the

@@ -18,11 +18,10 @@ template <class Scalar>
 void StreamRunner<Scalar>::check_model(const Model<Scalar>& model) const {
   const ModelConfig& c = model.config();
   if (c.input_size != config_.input_size || c.hidden_size != config_.hidden_size ||
-      c.output_size != config_.output_size || c.activation != config_.activation ||
-      c.bias != config_.bias)
+      c.output_size != config_.output_size || c.activation != config_.activation || c.bias != config_.bias)
     invalid("model: expected the configuration the runner was built for (d=", config_.input_size,
-            ", h=", config_.hidden_size, ", q=", config_.output_size, "), got d=", c.input_size,
-            ", h=", c.hidden_size, ", q=", c.output_size);
+            ", h=", config_.hidden_size, ", q=", config_.output_size, "), got d=", c.input_size, ", h=", c.hidden_size,
+            ", q=", c.output_size);
 }
 
 template <class Scalar>
@@ -38,9 +37,8 @@ void StreamRunner<Scalar>::reset(std::int64_t position) {
 }
 
 template <class Scalar>
-void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, Span<const Scalar> state,
-                                   Index history, Span<const std::int64_t> history_tokens,
-                                   Span<const Scalar> history_states) {
+void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, Span<const Scalar> state, Index history,
+                                   Span<const std::int64_t> history_tokens, Span<const Scalar> history_states) {
   // Everything is checked and every buffer grown before anything changes: a restore that
   // throws leaves the runner as it was.
   if (position < 0) invalid("position: expected a global step index >= 0, got ", position);
@@ -49,8 +47,7 @@ void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, Span<cons
   if (batch < 1) invalid("state: expected at least one sequence (n >= 1), got n = ", batch);
   if (history < 0 || history > keep)
     invalid("history: expected 0 to ", keep, " steps for ", truncation_.to_string(), ", got ", history);
-  if (history > position)
-    invalid("history: expected at most the ", position, " steps consumed, got ", history);
+  if (history > position) invalid("history: expected at most the ", position, " steps consumed, got ", history);
   const Index state_size = detail::checked_size("state", "the carried state n x h", {batch, h}, sizeof(Scalar));
   detail::check_span("state", state, {batch, h}, "n x h");
   detail::check_finite("state", state.data(), {batch, h});
@@ -67,11 +64,12 @@ void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, Span<cons
       invalid("history states: expected the last row to equal state (the carried h_t), got another");
     for (Index i = 0; i < history * batch; ++i)
       if (history_tokens[i] < 0 || history_tokens[i] >= config_.input_size)
-        invalid("history inputs: expected token ids in [0, ", config_.input_size, "), got ",
-                history_tokens[i], " at [", i / batch, ", ", i % batch, "]");
+        invalid("history inputs: expected token ids in [0, ", config_.input_size, "), got ", history_tokens[i], " at [",
+                i / batch, ", ", i % batch, "]");
     detail::grow_buffer(token_history_, detail::checked_size("history", "the token history", {history, batch}, 8),
                         "history", "the token history");
-    detail::grow_buffer(ws_.H, detail::checked_size("history", "the history states", {history + 1, batch, h}, sizeof(Scalar)),
+    detail::grow_buffer(ws_.H,
+                        detail::checked_size("history", "the history states", {history + 1, batch, h}, sizeof(Scalar)),
                         "history", "the history states");
   }
   detail::grow_buffer(state_, state_size, "state", "the carried state n x h");
@@ -107,8 +105,8 @@ Span<const Scalar> StreamRunner<Scalar>::state() const {
 }
 
 template <class Scalar>
-double StreamRunner<Scalar>::step(Span<const Scalar> params, Span<Scalar> dparams,
-                                  const SequenceInput<Scalar>& x, const Targets<Scalar>& y) {
+double StreamRunner<Scalar>::step(Span<const Scalar> params, Span<Scalar> dparams, const SequenceInput<Scalar>& x,
+                                  const Targets<Scalar>& y) {
   detail::check_span("params", params, {layout_.total}, "num_parameters");
   detail::check_span("dparams", dparams, {layout_.total}, "num_parameters");
   if (x.steps <= 0) invalid("x: expected at least one time step (T >= 1), got T = ", x.steps);
@@ -118,8 +116,8 @@ double StreamRunner<Scalar>::step(Span<const Scalar> params, Span<Scalar> dparam
             " (reset() starts a new stream)");
   const int kind = x.is_tokens() ? 1 : 0;
   if (input_kind_ >= 0 && kind != input_kind_)
-    invalid("x: expected ", input_kind_ == 1 ? "token ids" : "dense values",
-            " as in the stream's earlier chunks, got ", kind == 1 ? "token ids" : "dense values");
+    invalid("x: expected ", input_kind_ == 1 ? "token ids" : "dense values", " as in the stream's earlier chunks, got ",
+            kind == 1 ? "token ids" : "dense values");
   truncation_.check_chunk(x.steps, "x: the chunk length T");
 
   const Index n = x.batch, h = config_.hidden_size, d = config_.input_size;
@@ -132,8 +130,10 @@ double StreamRunner<Scalar>::step(Span<const Scalar> params, Span<Scalar> dparam
   const Index state_size = detail::checked_size("x", "the carried state n x h", {n, h}, sizeof(Scalar));
   const Index keep = truncation_.history_steps();
   const Index total = detail::checked_add("x", "the history and chunk steps", history_, x.steps);
-  const Index token_size = kind == 0 ? 0 : detail::checked_size("x", "the token history T x n", {total, n}, sizeof(std::int64_t));
-  const Index dense_size = kind == 1 ? 0 : detail::checked_size("x", "the input history T x n x d", {total, n, d}, sizeof(Scalar));
+  const Index token_size =
+      kind == 0 ? 0 : detail::checked_size("x", "the token history T x n", {total, n}, sizeof(std::int64_t));
+  const Index dense_size =
+      kind == 1 ? 0 : detail::checked_size("x", "the input history T x n x d", {total, n, d}, sizeof(Scalar));
   if (state_.size() != static_cast<std::size_t>(state_size)) {
     detail::grow_buffer(state_, state_size, "x", "the carried state n x h");
     state_.resize(static_cast<std::size_t>(state_size));
@@ -168,11 +168,9 @@ double StreamRunner<Scalar>::step(Span<const Scalar> params, Span<Scalar> dparam
     const Index from = total - kept;
     std::copy(ws_.H.begin() + from * n * h, ws_.H.begin() + (total + 1) * n * h, ws_.H.begin());
     if (kind == 1)
-      std::copy(token_history_.begin() + from * n, token_history_.begin() + total * n,
-                token_history_.begin());
+      std::copy(token_history_.begin() + from * n, token_history_.begin() + total * n, token_history_.begin());
     else
-      std::copy(dense_history_.begin() + from * n * d, dense_history_.begin() + total * n * d,
-                dense_history_.begin());
+      std::copy(dense_history_.begin() + from * n * d, dense_history_.begin() + total * n * d, dense_history_.begin());
   }
   history_ = kept;
   batch_ = n;
@@ -183,8 +181,8 @@ double StreamRunner<Scalar>::step(Span<const Scalar> params, Span<Scalar> dparam
 
 template <class Scalar>
 std::size_t StreamRunner<Scalar>::memory_bytes() const {
-  return ws_.bytes() + state_.capacity() * sizeof(Scalar) +
-         dense_history_.capacity() * sizeof(Scalar) + token_history_.capacity() * sizeof(std::int64_t);
+  return ws_.bytes() + state_.capacity() * sizeof(Scalar) + dense_history_.capacity() * sizeof(Scalar) +
+         token_history_.capacity() * sizeof(std::int64_t);
 }
 
 template class RNNBPTT_EXPORT StreamRunner<float>;

@@ -29,13 +29,10 @@ Truncation Truncation::regular(Index k1, Index k2) {
   return t;
 }
 
-Truncation Truncation::randomized(double pi, std::uint64_t seed) {
-  return randomized(std::vector<double>{pi}, seed);
-}
+Truncation Truncation::randomized(double pi, std::uint64_t seed) { return randomized(std::vector<double>{pi}, seed); }
 
 Truncation Truncation::randomized(std::vector<double> schedule, std::uint64_t seed) {
-  if (schedule.empty())
-    invalid("pi: expected a probability or a non-empty schedule, got an empty schedule");
+  if (schedule.empty()) invalid("pi: expected a probability or a non-empty schedule, got an empty schedule");
   for (std::size_t i = 0; i < schedule.size(); ++i)
     if (!(schedule[i] > 0.0 && schedule[i] <= 1.0))
       invalid("pi: expected every keep probability in (0, 1], got ", schedule[i], " at index ", i);
@@ -47,8 +44,8 @@ Truncation Truncation::randomized(std::vector<double> schedule, std::uint64_t se
 }
 
 bool Truncation::operator==(const Truncation& other) const {
-  return kind_ == other.kind_ && k1_ == other.k1_ && k2_ == other.k2_ &&
-         keep_probability_ == other.keep_probability_ && seed_ == other.seed_;
+  return kind_ == other.kind_ && k1_ == other.k1_ && k2_ == other.k2_ && keep_probability_ == other.keep_probability_ &&
+         seed_ == other.seed_;
 }
 
 // ---- the string form ----------------------------------------------------------------------
@@ -58,8 +55,7 @@ namespace {
 const char* const kForms = "'full', 'regular:K', 'regular:K1,K2' or 'randomized:PI[,PI...][,seed=S]'";
 
 [[noreturn]] void bad_spec(const std::string& spec, const std::string& why) {
-  invalid("truncation: expected ", kForms, ", got '", spec, "'", why.empty() ? "" : " (", why,
-          why.empty() ? "" : ")");
+  invalid("truncation: expected ", kForms, ", got '", spec, "'", why.empty() ? "" : " (", why, why.empty() ? "" : ")");
 }
 
 // The whole of `text` as a number, or bad_spec.
@@ -128,7 +124,8 @@ Truncation Truncation::parse(const std::string& spec) {
 
 std::string Truncation::to_string() const {
   switch (kind_) {
-    case Kind::full: return "full";
+    case Kind::full:
+      return "full";
     case Kind::regular:
       return k1_ == k2_ ? detail::concat("regular:", k1_) : detail::concat("regular:", k1_, ",", k2_);
     case Kind::randomized: {
@@ -148,29 +145,15 @@ void Truncation::check_chunk(Index steps, const char* argument) const {
 
 // ---- the schedule -------------------------------------------------------------------------
 
-double uniform_at(std::uint64_t seed, std::int64_t step) {
-  // splitmix64 of (seed, step): a bijective mixer, so distinct steps give independent-looking
-  // draws; the top 53 bits become a double in [0, 1).
-  std::uint64_t z = seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(step);
-  for (int round = 0; round < 2; ++round) {
-    z += 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    z ^= z >> 31;
-  }
-  return static_cast<double>(z >> 11) * 0x1.0p-53;
-}
-
 template <class Scalar>
 Index Truncation::schedule(std::int64_t step_offset, Index steps, Index context, Span<Scalar> flow_span,
                            std::vector<Window>& windows) const {
   if (step_offset < 0) invalid("step_offset: expected a global step index >= 0, got ", step_offset);
   if (steps < 1) invalid("steps: expected at least one step, got ", steps);
   if (step_offset > std::numeric_limits<std::int64_t>::max() - steps)
-    invalid("step_offset: expected at most 2**63 - 1 - T = ",
-            std::numeric_limits<std::int64_t>::max() - steps, " (global step indices must fit), got ", step_offset);
-  if (context < 0 || context >= steps)
-    invalid("context: expected 0 <= context < steps = ", steps, ", got ", context);
+    invalid("step_offset: expected at most 2**63 - 1 - T = ", std::numeric_limits<std::int64_t>::max() - steps,
+            " (global step indices must fit), got ", step_offset);
+  if (context < 0 || context >= steps) invalid("context: expected 0 <= context < steps = ", steps, ", got ", context);
   detail::check_span("flow", flow_span, {steps}, "steps");
   Scalar* flow = flow_span.data();
   const Index T = steps, P = context;
@@ -224,7 +207,9 @@ Index Truncation::schedule(std::int64_t step_offset, Index steps, Index context,
   return 1;
 }
 
-template RNNBPTT_EXPORT Index Truncation::schedule<float>(std::int64_t, Index, Index, Span<float>, std::vector<Window>&) const;
-template RNNBPTT_EXPORT Index Truncation::schedule<double>(std::int64_t, Index, Index, Span<double>, std::vector<Window>&) const;
+template RNNBPTT_EXPORT Index Truncation::schedule<float>(std::int64_t, Index, Index, Span<float>,
+                                                          std::vector<Window>&) const;
+template RNNBPTT_EXPORT Index Truncation::schedule<double>(std::int64_t, Index, Index, Span<double>,
+                                                           std::vector<Window>&) const;
 
 }  // namespace rnnbptt

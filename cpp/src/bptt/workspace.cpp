@@ -3,8 +3,7 @@
 namespace rnnbptt {
 
 template <class Scalar>
-void Workspace<Scalar>::reserve(const ModelConfig& config, Index total_steps, Index batch_size,
-                                Index context) {
+void Workspace<Scalar>::reserve(const ModelConfig& config, Index total_steps, Index batch_size, Index context) {
   using detail::checked_size;
   using detail::grow_buffer;
   const Index T = total_steps, n = batch_size;
@@ -38,8 +37,8 @@ void Workspace<Scalar>::reserve(const ModelConfig& config, Index total_steps, In
     try {
       windows.reserve(static_cast<std::size_t>(T));
     } catch (const std::bad_alloc&) {
-      throw AllocationError(detail::concat("x: cannot allocate ", T * sizeof(Window),
-                                           " bytes for the windows of T = ", T, " steps"));
+      throw AllocationError(
+          detail::concat("x: cannot allocate ", T * sizeof(Window), " bytes for the windows of T = ", T, " steps"));
     }
   }
   steps = T;
@@ -49,12 +48,10 @@ void Workspace<Scalar>::reserve(const ModelConfig& config, Index total_steps, In
 
 template <class Scalar>
 std::size_t Workspace<Scalar>::bytes() const {
-  const std::size_t scalars = H.capacity() + O.capacity() + dO.capacity() + dA.capacity() +
-                              dH.capacity() + lane_g.capacity() + W_hh_T.capacity() +
-                              W_hx_T.capacity() + dW_hx_T.capacity() + flow.capacity() +
-                              dh_norms.capacity();
-  return scalars * sizeof(Scalar) + lane_owner.capacity() * sizeof(Index) +
-         ids.capacity() * sizeof(std::int64_t) +
+  const std::size_t scalars = H.capacity() + O.capacity() + dO.capacity() + dA.capacity() + dH.capacity() +
+                              lane_g.capacity() + W_hh_T.capacity() + W_hx_T.capacity() + dW_hx_T.capacity() +
+                              flow.capacity() + dh_norms.capacity();
+  return scalars * sizeof(Scalar) + lane_owner.capacity() * sizeof(Index) + ids.capacity() * sizeof(std::int64_t) +
          row_loss.capacity() * sizeof(double) + norm_parts.capacity() * sizeof(double) +
          windows.capacity() * sizeof(Window);
 }

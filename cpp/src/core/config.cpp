@@ -8,9 +8,12 @@ using detail::invalid;
 
 const char* to_string(Activation a) {
   switch (a) {
-    case Activation::identity: return "identity";
-    case Activation::tanh: return "tanh";
-    case Activation::relu: return "relu";
+    case Activation::identity:
+      return "identity";
+    case Activation::tanh:
+      return "tanh";
+    case Activation::relu:
+      return "relu";
   }
   return "unknown";
 }

@@ -19,8 +19,7 @@ template <class Scalar>
 void check_finite(const char* name, const Scalar* data, std::initializer_list<Index> dims) {
   Index size = 1;
   for (Index d : dims) size *= d;
-  if (size <= 0 || Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>(data, size).allFinite())
-    return;
+  if (size <= 0 || Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>(data, size).allFinite()) return;
   for (Index i = 0; i < size; ++i) {
     if (std::isfinite(data[i])) continue;
     std::ostringstream where;

@@ -10,11 +10,11 @@
 //   3. the conversion of the checked tensors into a Checkpoint<Scalar>.
 #include "rnnbptt/io/checkpoint.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -35,10 +35,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "rnnbptt/core/error.hpp"
 #include "io/python_json.hpp"
-#include "rnnbptt/core/params.hpp"
 #include "io/sha256.hpp"
+#include "rnnbptt/core/error.hpp"
+#include "rnnbptt/core/params.hpp"
 
 namespace rnnbptt {
 namespace {
@@ -112,7 +112,8 @@ void append_values(std::vector<std::uint8_t>& out, const T* values, std::size_t 
   if (count == 0) return;
   std::memcpy(out.data() + start, values, count * sizeof(T));
   if (!host_is_little_endian())
-    for (std::size_t i = 0; i < count; ++i) std::reverse(out.data() + start + i * sizeof(T), out.data() + start + (i + 1) * sizeof(T));
+    for (std::size_t i = 0; i < count; ++i)
+      std::reverse(out.data() + start + i * sizeof(T), out.data() + start + (i + 1) * sizeof(T));
 }
 
 // `count` little-endian values of T from `bytes` into `out` (resized).
@@ -284,7 +285,8 @@ Container parse_container(Span<const std::uint8_t> bytes, std::string_view name)
   const auto* header = reinterpret_cast<const char*>(bytes.data() + 8);
   if (header_size < 2 || header[0] != '{')
     fail(name, "not a checkpoint (another format): its safetensors header does not start with '{'");
-  if (const int depth = detail::json_depth({header, static_cast<std::size_t>(header_size)}); depth > detail::kMaxJsonDepth)
+  if (const int depth = detail::json_depth({header, static_cast<std::size_t>(header_size)});
+      depth > detail::kMaxJsonDepth)
     fail(name, "corrupt or not a checkpoint: its safetensors header nests ", depth, " deep (at most ",
          detail::kMaxJsonDepth, " expected)");
   json parsed;
@@ -310,7 +312,8 @@ Container parse_container(Span<const std::uint8_t> bytes, std::string_view name)
       continue;
     }
     const std::string what = "tensor " + shown_string(key);
-    if (!value.is_object()) fail(name, "corrupt: ", what, " is described by a JSON ", value.type_name(), ", not an object");
+    if (!value.is_object())
+      fail(name, "corrupt: ", what, " is described by a JSON ", value.type_name(), ", not an object");
     for (const auto& field : value.items())
       if (field.key() != "dtype" && field.key() != "shape" && field.key() != "data_offsets")
         fail(name, "corrupt: ", what, " has an unknown field ", shown_string(field.key()),
@@ -319,7 +322,10 @@ Container parse_container(Span<const std::uint8_t> bytes, std::string_view name)
     const auto shape = value.find("shape");
     const auto offsets = value.find("data_offsets");
     if (dtype == value.end() || shape == value.end() || offsets == value.end())
-      fail(name, "corrupt: ", what, " lacks ", dtype == value.end() ? "dtype" : shape == value.end() ? "shape" : "data_offsets");
+      fail(name, "corrupt: ", what, " lacks ",
+           dtype == value.end()   ? "dtype"
+           : shape == value.end() ? "shape"
+                                  : "data_offsets");
     TensorRef tensor;
     if (!dtype->is_string()) fail(name, "corrupt: ", what, ": dtype is a JSON ", dtype->type_name(), ", not a string");
     const std::string dtype_text = dtype->get<std::string>();
@@ -396,7 +402,8 @@ void hash_string(detail::Sha256& h, std::string_view s) {
 }
 
 // Format version 2: the module documentation of python/rnnbptt/checkpoint.py.
-std::string digest_v2(const std::map<std::string, std::string>& metadata, const std::map<std::string, TensorRef>& tensors) {
+std::string digest_v2(const std::map<std::string, std::string>& metadata,
+                      const std::map<std::string, TensorRef>& tensors) {
   detail::Sha256 h;
   hash_string(h, "rnnbptt-checkpoint-v2");
   for (const auto& [key, value] : metadata) {
@@ -475,8 +482,8 @@ TensorRef take_tensor(std::string_view name, std::map<std::string, TensorRef>& t
   if (found == tensors.end())
     fail(name, "lacks tensor '", key, "' (expected shape ", shape_text(shape), ", dtype ", numpy_name(dtype), ")");
   if (found->second.dtype != dtype || found->second.shape != shape)
-    fail(name, "tensor '", key, "': expected shape ", shape_text(shape), " and dtype ", numpy_name(dtype), ", got shape ",
-         shape_text(found->second.shape), " and dtype ", numpy_name(found->second.dtype));
+    fail(name, "tensor '", key, "': expected shape ", shape_text(shape), " and dtype ", numpy_name(dtype),
+         ", got shape ", shape_text(found->second.shape), " and dtype ", numpy_name(found->second.dtype));
   TensorRef out = std::move(found->second);
   tensors.erase(found);
   return out;
@@ -498,7 +505,8 @@ ModelConfig parse_config(std::string_view name, const json& c, ScalarType& dtype
   }
   const auto bias = c.find("bias");
   if (bias == c.end() || !bias->is_boolean())
-    fail(name, "config: expected 'bias' to be true or false, got ", bias == c.end() ? std::string("none") : bias->dump());
+    fail(name, "config: expected 'bias' to be true or false, got ",
+         bias == c.end() ? std::string("none") : bias->dump());
   config.bias = bias->get<bool>();
   const auto type = c.find("dtype");
   if (type != c.end() && type->is_string() && type->get<std::string>() == "float32") {
@@ -535,8 +543,9 @@ void check_runner(const RunnerState<Scalar>& r, const ModelConfig& config, std::
   if (!finite(r.history_states))
     fail(name, "tensor 'trainer.runner.history_states': expected finite values, got NaN or inf");
   if (!std::equal(r.state.begin(), r.state.end(), r.history_states.end() - static_cast<std::ptrdiff_t>(r.state.size())))
-    fail(name, "tensor 'trainer.runner.history_states': expected its last row to equal 'trainer.runner.state' "
-               "(the carried state), got another");
+    fail(name,
+         "tensor 'trainer.runner.history_states': expected its last row to equal 'trainer.runner.state' "
+         "(the carried state), got another");
 }
 
 template <class Scalar>
@@ -544,7 +553,8 @@ void check_runner_tensors(const Validated& v, std::string_view name) {
   RunnerState<Scalar> r;
   r.batch = v.runner_batch;
   r.has_history = v.has_history;
-  read_values<Scalar>(v.tensors.at("trainer.runner.state").data, static_cast<std::size_t>(v.tensors.at("trainer.runner.state").count), r.state);
+  read_values<Scalar>(v.tensors.at("trainer.runner.state").data,
+                      static_cast<std::size_t>(v.tensors.at("trainer.runner.state").count), r.state);
   if (v.has_history) {
     const TensorRef& ids = v.tensors.at("trainer.runner.history_inputs");
     const TensorRef& states = v.tensors.at("trainer.runner.history_states");
@@ -661,8 +671,10 @@ Validated validate(Span<const std::uint8_t> bytes, std::string_view name) {
     }
   }
   if (out.runner_batch > 0) {
-    if (out.dtype == ScalarType::float32) check_runner_tensors<float>(out, name);
-    else check_runner_tensors<double>(out, name);
+    if (out.dtype == ScalarType::float32)
+      check_runner_tensors<float>(out, name);
+    else
+      check_runner_tensors<double>(out, name);
   }
   if (!c.tensors.empty()) {
     std::string names;
@@ -771,8 +783,8 @@ std::vector<std::uint8_t> serialize(const Checkpoint<Scalar>& ckpt, std::string_
     if (!(std::isfinite(s.lr) && s.lr > 0)) cannot_save(name, "sgd.lr: expected a finite value > 0, got ", s.lr);
     if (!(std::isfinite(s.weight_decay) && s.weight_decay >= 0))
       cannot_save(name, "sgd.weight_decay: expected a finite value >= 0, got ", s.weight_decay);
-    optimizer = "{\"name\": \"sgd\", \"lr\": " + python_float(s.lr) + ", \"weight_decay\": " +
-                python_float(s.weight_decay) + "}";
+    optimizer = "{\"name\": \"sgd\", \"lr\": " + python_float(s.lr) +
+                ", \"weight_decay\": " + python_float(s.weight_decay) + "}";
   }
   if (ckpt.adam) {
     const Adam<Scalar>& a = *ckpt.adam;
@@ -782,7 +794,8 @@ std::vector<std::uint8_t> serialize(const Checkpoint<Scalar>& ckpt, std::string_
       cannot_save(name, "adam: ", error.what());
     }
     if (static_cast<Index>(a.m.size()) != P || static_cast<Index>(a.v.size()) != P)
-      cannot_save(name, "adam: expected moments m and v of ", P, " values (the parameters), got ", a.m.size(), " and ", a.v.size());
+      cannot_save(name, "adam: expected moments m and v of ", P, " values (the parameters), got ", a.m.size(), " and ",
+                  a.v.size());
     optimizer = "{\"name\": \"adam\", \"lr\": " + python_float(a.lr) + ", \"beta1\": " + python_float(a.beta1) +
                 ", \"beta2\": " + python_float(a.beta2) + ", \"eps\": " + python_float(a.eps) +
                 ", \"weight_decay\": " + python_float(a.weight_decay) +
@@ -805,11 +818,13 @@ std::vector<std::uint8_t> serialize(const Checkpoint<Scalar>& ckpt, std::string_
     if (r.batch < 1) cannot_save(name, "runner.batch: expected a batch size >= 1, got ", r.batch);
     const auto batch = trainer.find("batch_size");
     if (batch == trainer.end() || !batch->is_number_integer() || *batch != r.batch)
-      cannot_save(name, "trainer_json: expected \"batch_size\": ", r.batch, " (the runner's batch, which Python checks), got ",
-          batch == trainer.end() ? std::string("none") : batch->dump());
+      cannot_save(name, "trainer_json: expected \"batch_size\": ", r.batch,
+                  " (the runner's batch, which Python checks), got ",
+                  batch == trainer.end() ? std::string("none") : batch->dump());
     Index state_size = 0, token_count = 0, states_size = 0;
     try {
-      state_size = detail::checked_size("runner.state", "batch x h", {r.batch, ckpt.config.hidden_size}, sizeof(Scalar));
+      state_size =
+          detail::checked_size("runner.state", "batch x h", {r.batch, ckpt.config.hidden_size}, sizeof(Scalar));
       if (r.has_history) {
         if (r.history < 0) cannot_save(name, "runner.history: expected a number of steps >= 0, got ", r.history);
         token_count = detail::checked_size("runner.history_tokens", "history x batch", {r.history, r.batch}, 8);
@@ -820,21 +835,23 @@ std::vector<std::uint8_t> serialize(const Checkpoint<Scalar>& ckpt, std::string_
       cannot_save(name, error.what());
     }
     if (static_cast<Index>(r.state.size()) != state_size)
-      cannot_save(name, "runner.state: expected ", state_size, " values (batch x h = ", r.batch, " x ", h, "), got ", r.state.size());
+      cannot_save(name, "runner.state: expected ", state_size, " values (batch x h = ", r.batch, " x ", h, "), got ",
+                  r.state.size());
     const auto n = static_cast<std::uint64_t>(r.batch);
     tensors["trainer.runner.state"] = {scalar, {n, h}, r.state.data(), static_cast<std::uint64_t>(state_size)};
     if (r.has_history) {
       if (static_cast<Index>(r.history_tokens.size()) != token_count)
-        cannot_save(name, "runner.history_tokens: expected ", token_count, " ids (history x batch = ", r.history, " x ", r.batch,
-            "), got ", r.history_tokens.size());
+        cannot_save(name, "runner.history_tokens: expected ", token_count, " ids (history x batch = ", r.history, " x ",
+                    r.batch, "), got ", r.history_tokens.size());
       if (static_cast<Index>(r.history_states.size()) != states_size)
-        cannot_save(name, "runner.history_states: expected ", states_size, " values ((history + 1) x batch x h = ", r.history + 1,
-            " x ", r.batch, " x ", h, "), got ", r.history_states.size());
+        cannot_save(name, "runner.history_states: expected ", states_size,
+                    " values ((history + 1) x batch x h = ", r.history + 1, " x ", r.batch, " x ", h, "), got ",
+                    r.history_states.size());
       const auto k = static_cast<std::uint64_t>(r.history);
-      tensors["trainer.runner.history_inputs"] = {DType::i64, {k, n}, r.history_tokens.data(),
-                                                  static_cast<std::uint64_t>(token_count)};
-      tensors["trainer.runner.history_states"] = {scalar, {k + 1, n, h}, r.history_states.data(),
-                                                  static_cast<std::uint64_t>(states_size)};
+      tensors["trainer.runner.history_inputs"] = {
+          DType::i64, {k, n}, r.history_tokens.data(), static_cast<std::uint64_t>(token_count)};
+      tensors["trainer.runner.history_states"] = {
+          scalar, {k + 1, n, h}, r.history_states.data(), static_cast<std::uint64_t>(states_size)};
     } else if (r.history != 0 || !r.history_tokens.empty() || !r.history_states.empty()) {
       cannot_save(name, "runner: history given but has_history is false");
     }
@@ -1022,7 +1039,8 @@ void write_atomically(const std::filesystem::path& path, const std::vector<std::
   const auto abandon = [&](const char* what, int error) {
     if (fd >= 0) ::close(fd);
     ::unlink(temp.c_str());
-    fail(name, "cannot save: ", what, " failed on the temporary file ", temp.string(), " (", system_error_text(error), ")");
+    fail(name, "cannot save: ", what, " failed on the temporary file ", temp.string(), " (", system_error_text(error),
+         ")");
   };
   std::size_t done = 0;
   while (done < bytes.size()) {
@@ -1071,8 +1089,8 @@ Checkpoint<Scalar> Checkpoint<Scalar>::from_model(const Model<Scalar>& model) {
   try {
     out.parameters.assign(values.begin(), values.end());
   } catch (const std::bad_alloc&) {
-    throw AllocationError(detail::concat("Checkpoint::from_model: cannot allocate ", values.size() * Index(sizeof(Scalar)),
-                                         " bytes for the parameters"));
+    throw AllocationError(detail::concat("Checkpoint::from_model: cannot allocate ",
+                                         values.size() * Index(sizeof(Scalar)), " bytes for the parameters"));
   }
   return out;
 }
@@ -1108,8 +1126,8 @@ Checkpoint<Scalar> load_checkpoint(const std::filesystem::path& path) {
   const std::string name = path.string();
   return guarded(name, [&] {
     const std::vector<std::uint8_t> bytes = read_file(path);
-    return to_checkpoint<Scalar>(validate(Span<const std::uint8_t>(bytes.data(), static_cast<Index>(bytes.size())), name),
-                                 name);
+    return to_checkpoint<Scalar>(
+        validate(Span<const std::uint8_t>(bytes.data(), static_cast<Index>(bytes.size())), name), name);
   });
 }
 
@@ -1127,7 +1145,7 @@ ScalarType checkpoint_dtype(const std::filesystem::path& path) {
 
 #define RNNBPTT_INSTANTIATE(Scalar)                                                                                \
   template struct Checkpoint<Scalar>;                                                                              \
-  template RNNBPTT_EXPORT std::vector<std::uint8_t> serialize_checkpoint<Scalar>(const Checkpoint<Scalar>&,       \
+  template RNNBPTT_EXPORT std::vector<std::uint8_t> serialize_checkpoint<Scalar>(const Checkpoint<Scalar>&,        \
                                                                                  std::string_view);                \
   template RNNBPTT_EXPORT void save_checkpoint<Scalar>(const std::filesystem::path&, const Checkpoint<Scalar>&);   \
   template RNNBPTT_EXPORT Checkpoint<Scalar> parse_checkpoint<Scalar>(Span<const std::uint8_t>, std::string_view); \

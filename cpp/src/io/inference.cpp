@@ -129,39 +129,6 @@ Index argmax(Span<const Scalar> logits) {
   return best;
 }
 
-namespace {
-
-std::uint64_t splitmix64(std::uint64_t& x) {
-  std::uint64_t z = (x += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-constexpr std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-}  // namespace
-
-Random::Random(std::uint64_t seed) {
-  // splitmix64 never gives four zero words, the one state xoshiro must avoid.
-  for (std::uint64_t& word : s_) word = splitmix64(seed);
-}
-
-std::uint64_t Random::next() {
-  // xoshiro256**
-  const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
-  const std::uint64_t t = s_[1] << 17;
-  s_[2] ^= s_[0];
-  s_[3] ^= s_[1];
-  s_[1] ^= s_[2];
-  s_[0] ^= s_[3];
-  s_[2] ^= t;
-  s_[3] = rotl(s_[3], 45);
-  return result;
-}
-
-double Random::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
 template <class Scalar>
 Index sample(Span<const Scalar> probabilities, Random& rng) {
   check_values("probabilities", probabilities);
@@ -170,8 +137,7 @@ Index sample(Span<const Scalar> probabilities, Random& rng) {
   double top = 0.0;
   for (Index i = 0; i < q; ++i) {
     const Scalar p = probabilities[i];
-    if (!(p >= 0) || !std::isfinite(p))
-      invalid("probabilities: expected finite values >= 0, got ", p, " at [", i, "]");
+    if (!(p >= 0) || !std::isfinite(p)) invalid("probabilities: expected finite values >= 0, got ", p, " at [", i, "]");
     top = std::max(top, static_cast<double>(p));
   }
   if (!(top > 0.0)) invalid("probabilities: expected a positive sum, got 0");
@@ -198,8 +164,10 @@ std::vector<std::int64_t> generate(const Model<Scalar>& model, Span<const std::i
   const ModelConfig& c = model.config();
   const Index d = c.input_size, q = c.output_size;
   if (d != q)
-    invalid("model: expected token input and logits over the same vocabulary (input_size == output_size), got "
-            "input_size = ", d, ", output_size = ", q);
+    invalid(
+        "model: expected token input and logits over the same vocabulary (input_size == output_size), got "
+        "input_size = ",
+        d, ", output_size = ", q);
   if (prefix.size() < 0) invalid("prefix: expected at least one token id, got a negative length ", prefix.size());
   if (prefix.size() == 0) invalid("prefix: expected at least one token id, got none");
   detail::check_span("prefix", prefix, {prefix.size()}, "size");
@@ -250,13 +218,13 @@ std::vector<std::int64_t> generate(const Model<Scalar>& model, Span<const std::i
   return produced;
 }
 
-#define RNNBPTT_INSTANTIATE(Scalar)                                                                        \
-  template class RNNBPTT_EXPORT Predictor<Scalar>;                                                                        \
-  template RNNBPTT_EXPORT void softmax<Scalar>(Span<const Scalar>, double, Span<Scalar>);                                 \
-  template RNNBPTT_EXPORT Index argmax<Scalar>(Span<const Scalar>);                                                       \
-  template RNNBPTT_EXPORT Index sample<Scalar>(Span<const Scalar>, Random&);                                              \
-  template RNNBPTT_EXPORT std::vector<std::int64_t> generate<Scalar>(const Model<Scalar>&, Span<const std::int64_t>, Index, \
-                                                      const GenerateOptions&);
+#define RNNBPTT_INSTANTIATE(Scalar)                                                                                  \
+  template class RNNBPTT_EXPORT Predictor<Scalar>;                                                                   \
+  template RNNBPTT_EXPORT void softmax<Scalar>(Span<const Scalar>, double, Span<Scalar>);                            \
+  template RNNBPTT_EXPORT Index argmax<Scalar>(Span<const Scalar>);                                                  \
+  template RNNBPTT_EXPORT Index sample<Scalar>(Span<const Scalar>, Random&);                                         \
+  template RNNBPTT_EXPORT std::vector<std::int64_t> generate<Scalar>(const Model<Scalar>&, Span<const std::int64_t>, \
+                                                                     Index, const GenerateOptions&);
 RNNBPTT_INSTANTIATE(float)
 RNNBPTT_INSTANTIATE(double)
 #undef RNNBPTT_INSTANTIATE

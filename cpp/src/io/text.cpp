@@ -11,8 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "rnnbptt/core/error.hpp"
 #include "io/python_json.hpp"
+#include "rnnbptt/core/error.hpp"
 
 namespace rnnbptt {
 namespace {
@@ -162,13 +162,13 @@ Vocab Vocab::from_text(std::string_view utf8, bool unknown) {
         ++counts[found->second].second;
       }
     }
-    std::stable_sort(counts.begin(), counts.end(),
-                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    std::stable_sort(counts.begin(), counts.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
     std::vector<std::string> tokens;
     tokens.reserve(counts.size() + (unknown ? 1 : 0));
     if (unknown) tokens.emplace_back(unknown_token);
     for (const auto& entry : counts) tokens.push_back(encode_utf8(entry.first));
-    if (tokens.empty()) detail::invalid("text: expected at least one character to build a vocabulary from, got an empty text");
+    if (tokens.empty())
+      detail::invalid("text: expected at least one character to build a vocabulary from, got an empty text");
     return Vocab(std::move(tokens));
   });
 }
@@ -181,7 +181,8 @@ Vocab Vocab::from_json(std::string_view json) {
     try {
       parsed = nlohmann::json::parse(json.begin(), json.end());
     } catch (const nlohmann::json::exception& error) {
-      detail::invalid("vocab: expected JSON text {\"tokens\": [...]}, got text that does not parse (", error.what(), ")");
+      detail::invalid("vocab: expected JSON text {\"tokens\": [...]}, got text that does not parse (", error.what(),
+                      ")");
     }
     if (!parsed.is_object())
       detail::invalid("vocab: expected a JSON object {\"tokens\": [...]}, got a JSON ", parsed.type_name());
@@ -255,8 +256,8 @@ std::vector<std::int64_t> Vocab::encode(std::string_view utf8) const {
 std::string Vocab::decode(Span<const std::int64_t> ids) const {
   return guard_memory("ids", [&] {
     if (ids.size() < 0 || (ids.data() == nullptr && ids.size() > 0))
-      detail::invalid("ids: expected a buffer of ids, got ", ids.data() == nullptr ? "a null pointer" : "a negative length",
-                      " with length ", ids.size());
+      detail::invalid("ids: expected a buffer of ids, got ",
+                      ids.data() == nullptr ? "a null pointer" : "a negative length", " with length ", ids.size());
     std::string out;
     for (Index i = 0; i < ids.size(); ++i) {
       const std::int64_t id = ids[i];

@@ -164,8 +164,8 @@ void tiles_product(const TileGrid& grid, Index first, Index last, Index depth, c
   const auto rounded = [](Index size) { return (size + align - 1) / align * align; };
   const Index col_block = rounded(kc * grid.max_cols()), row_block = rounded(kc * grid.max_rows());
   const Index kept = one_row ? 1 : grid.col_tiles;
-  const bool shared = depth >= shared_packing_depth &&
-                      static_cast<std::size_t>(kept * col_block) * sizeof(Scalar) <= max_kept_bytes;
+  const bool shared =
+      depth >= shared_packing_depth && static_cast<std::size_t>(kept * col_block) * sizeof(Scalar) <= max_kept_bytes;
   const Index col_slots = shared ? kept : 1;
   const auto size = static_cast<std::size_t>(col_slots * col_block + row_block);
   thread_local Buffer<Scalar> packed;  // per thread, grown once
@@ -184,8 +184,7 @@ void tiles_product(const TileGrid& grid, Index first, Index last, Index depth, c
         const Index depth_k = std::min(k + kc, depth) - k;
         pack_rhs(block_rows, rhs.getSubMapper(k, tile.row), depth_k, tile.rows);
         pack_lhs(packed.data(), lhs.getSubMapper(tile.col, k), depth_k, tile.cols);
-        gebp(res.getSubMapper(tile.col, tile.row), packed.data(), block_rows, tile.cols, depth_k, tile.rows,
-             Scalar(1));
+        gebp(res.getSubMapper(tile.col, tile.row), packed.data(), block_rows, tile.cols, depth_k, tile.rows, Scalar(1));
       }
     }
     return;
@@ -227,13 +226,14 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate = false, int max_
   const TileGrid grid = tile_grid(m, n);
   const Index tiles = grid.count();
   const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  const int threads = static_cast<int>(
-      std::max<Index>(1, std::min<Index>({available, tiles, static_cast<Index>(work / 262144.0)})));
+  const int threads =
+      static_cast<int>(std::max<Index>(1, std::min<Index>({available, tiles, static_cast<Index>(work / 262144.0)})));
   // Each thread takes an even share of the tiles, in row-major order (one thread outside any
   // parallel region: libgomp allocates a team for a serialized one).
   parallel_for(threads, threads, [&](Index thread) {
     const Index first = tiles * thread / threads, last = tiles * (thread + 1) / threads;
-    if (first < last) tiles_product<Scalar, lhs_order, rhs_order>(grid, first, last, k, a, lda, b, ldb, c, ldc, accumulate);
+    if (first < last)
+      tiles_product<Scalar, lhs_order, rhs_order>(grid, first, last, k, a, lda, b, ldb, c, ldc, accumulate);
   });
 }
 

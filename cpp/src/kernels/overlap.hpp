@@ -44,9 +44,7 @@ inline bool small_steps(Index n, Index h) { return n * h * h <= (Index(1) << 20)
 struct TimeChunks {
   Index first = 0, end = 0, steps = 1;
   TimeChunks(Index first_, Index end_, Index n, Index h)
-      : first(first_),
-        end(end_),
-        steps(std::max<Index>(1, small_steps(n, h) ? 2048 / n : end_ - first_)) {}
+      : first(first_), end(end_), steps(std::max<Index>(1, small_steps(n, h) ? 2048 / n : end_ - first_)) {}
   Index count() const { return end > first ? (end - first + steps - 1) / steps : 0; }
   Index begin(Index c) const { return first + c * steps; }
   Index stop(Index c) const { return std::min(end, first + (c + 1) * steps); }

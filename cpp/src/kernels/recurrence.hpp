@@ -61,8 +61,8 @@ struct Simd {
 
 // C[0:MR, 0:NP*size] += alpha A[0:MR, 0:K] B[0:K, 0:NP*size]; row-major, leading dimensions.
 template <class Scalar, class Shape, int MR, int NP>
-inline void micro_kernel(Index K, const Scalar* A, Index lda, const Scalar* B, Index ldb, Scalar* C,
-                         Index ldc, Scalar alpha) {
+inline void micro_kernel(Index K, const Scalar* A, Index lda, const Scalar* B, Index ldb, Scalar* C, Index ldc,
+                         Scalar alpha) {
   using namespace Eigen::internal;
   using Packet = typename Shape::Packet;
   constexpr int P = Shape::size;
@@ -87,8 +87,8 @@ inline void micro_kernel(Index K, const Scalar* A, Index lda, const Scalar* B, I
 
 // All rows of C[:, 0:NP*size] += alpha A B[:, 0:NP*size] (B and C already offset to the columns).
 template <class Scalar, class Shape, int NP>
-inline void column_block(Index rows, Index K, const Scalar* A, Index lda, const Scalar* B, Index ldb,
-                         Scalar* C, Index ldc, Scalar alpha) {
+inline void column_block(Index rows, Index K, const Scalar* A, Index lda, const Scalar* B, Index ldb, Scalar* C,
+                         Index ldc, Scalar alpha) {
   constexpr int MR = Shape::rows;
   // A last single row would run the 1-row kernel, which reads a whole panel of B for NP
   // multiply-adds per k: the last MR + 1 rows run as blocks of MR - 1 and 2 rows instead.
@@ -202,18 +202,19 @@ inline const Scalar* packed_columns(Index K, const Scalar* B, Index ldb, Index j
 
 // C[:, j0:j1] += alpha A B[:, j0:j1] for rows x K times K x cols. j0 must lie on the panel grid.
 template <class Scalar, class Shape = Simd<Scalar>>
-void gemm_columns(Index rows, Index K, const Scalar* A, Index lda, const Scalar* B, Index ldb, Scalar* C,
-                  Index ldc, Index j0, Index j1, Scalar alpha = Scalar(1)) {
+void gemm_columns(Index rows, Index K, const Scalar* A, Index lda, const Scalar* B, Index ldb, Scalar* C, Index ldc,
+                  Index j0, Index j1, Scalar alpha = Scalar(1)) {
   constexpr int P = Shape::size;
   const ColumnBlocks blocks = column_blocks<Shape>(j1 - j0);
   const Scalar* packed = j1 - j0 >= P ? packed_columns<Scalar, Shape>(K, B, ldb, j0, j1 - j0, blocks) : nullptr;
-  Index j = j0 + for_each_column_block<Shape>(blocks, [&](auto packets, Index offset) {
-    constexpr int np = decltype(packets)::value;
-    if (packed != nullptr)
-      column_block<Scalar, Shape, np>(rows, K, A, lda, packed + K * offset, np * P, C + j0 + offset, ldc, alpha);
-    else
-      column_block<Scalar, Shape, np>(rows, K, A, lda, B + j0 + offset, ldb, C + j0 + offset, ldc, alpha);
-  });
+  Index j =
+      j0 + for_each_column_block<Shape>(blocks, [&](auto packets, Index offset) {
+        constexpr int np = decltype(packets)::value;
+        if (packed != nullptr)
+          column_block<Scalar, Shape, np>(rows, K, A, lda, packed + K * offset, np * P, C + j0 + offset, ldc, alpha);
+        else
+          column_block<Scalar, Shape, np>(rows, K, A, lda, B + j0 + offset, ldb, C + j0 + offset, ldc, alpha);
+      });
   for (; j < j1; ++j)  // fewer columns than one packet
     for (Index r = 0; r < rows; ++r) {
       Scalar sum(0);
@@ -344,8 +345,7 @@ void activate_band(Activation activation, Scalar* x, Index n, Index ld, Index be
 
 // g <- phi'(a) * g, with phi' read off h = phi(a).
 template <class Scalar>
-void derivative_band(Activation activation, Scalar* g, const Scalar* h, Index n, Index ld, Index begin,
-                     Index end) {
+void derivative_band(Activation activation, Scalar* g, const Scalar* h, Index n, Index ld, Index begin, Index end) {
   using namespace Eigen::internal;
   using Packet = typename Simd<Scalar>::Packet;
   constexpr int P = Simd<Scalar>::size;

@@ -94,8 +94,7 @@ double global_norm(Span<const Scalar> g) {
 
 template <class Scalar>
 ClipReport clip_grad_norm(Span<Scalar> g, double max_norm, NonFinitePolicy policy) {
-  if (!(max_norm > 0.0) || !std::isfinite(max_norm))
-    invalid("max_norm: expected a finite theta > 0, got ", max_norm);
+  if (!(max_norm > 0.0) || !std::isfinite(max_norm)) invalid("max_norm: expected a finite theta > 0, got ", max_norm);
   if (policy != NonFinitePolicy::raise && policy != NonFinitePolicy::report)
     invalid("policy: expected NonFinitePolicy::raise or ::report, got ", static_cast<int>(policy));
   const Index size = checked_length(g);
@@ -104,8 +103,8 @@ ClipReport clip_grad_norm(Span<Scalar> g, double max_norm, NonFinitePolicy polic
   report.finite = std::isfinite(report.norm);
   if (!report.finite) {
     if (policy == NonFinitePolicy::raise)
-      throw NonFiniteError(detail::concat("gradient norm: expected a finite value, got ",
-                                          report.norm, " (gradient left unchanged)"));
+      throw NonFiniteError(
+          detail::concat("gradient norm: expected a finite value, got ", report.norm, " (gradient left unchanged)"));
     return report;
   }
   if (report.norm > max_norm) {
@@ -116,8 +115,7 @@ ClipReport clip_grad_norm(Span<Scalar> g, double max_norm, NonFinitePolicy polic
       // The factor is below Scalar's normal range (a norm of 3e38 clipped to 1e-10 in float, of
       // 1e308 to 1e-15 in double): as a Scalar it keeps a few digits or none. Each element is
       // divided by the norm and then multiplied by max_norm instead, in double.
-      for (Index i = 0; i < size; ++i)
-        g[i] = static_cast<Scalar>(static_cast<double>(g[i]) / report.norm * max_norm);
+      for (Index i = 0; i < size; ++i) g[i] = static_cast<Scalar>(static_cast<double>(g[i]) / report.norm * max_norm);
     }
   }
   return report;
@@ -125,8 +123,7 @@ ClipReport clip_grad_norm(Span<Scalar> g, double max_norm, NonFinitePolicy polic
 
 template <class Scalar>
 Index clip_grad_value(Span<Scalar> g, double limit) {
-  if (!(limit > 0.0) || !std::isfinite(limit))
-    invalid("clip_value: expected a finite limit > 0, got ", limit);
+  if (!(limit > 0.0) || !std::isfinite(limit)) invalid("clip_value: expected a finite limit > 0, got ", limit);
   const Index size = checked_length(g);
   const Scalar bound = static_cast<Scalar>(limit);
   Index clipped = 0;
@@ -142,8 +139,8 @@ Index clip_grad_value(Span<Scalar> g, double limit) {
   return clipped;
 }
 
-#define RNNBPTT_INSTANTIATE(Scalar)                                                   \
-  template RNNBPTT_EXPORT double global_norm<Scalar>(Span<const Scalar>);                          \
+#define RNNBPTT_INSTANTIATE(Scalar)                                                                 \
+  template RNNBPTT_EXPORT double global_norm<Scalar>(Span<const Scalar>);                           \
   template RNNBPTT_EXPORT ClipReport clip_grad_norm<Scalar>(Span<Scalar>, double, NonFinitePolicy); \
   template RNNBPTT_EXPORT Index clip_grad_value<Scalar>(Span<Scalar>, double);
 RNNBPTT_INSTANTIATE(float)

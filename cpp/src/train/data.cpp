@@ -19,8 +19,7 @@ void check_corpus(Span<const std::int64_t> corpus) {
 }
 
 Span<const std::int64_t> rows(const std::vector<std::int64_t>& values, const Streams& s, Index i, const char* name) {
-  if (i < 0 || i >= s.chunks())
-    detail::invalid(name, ": expected a chunk index in [0, ", s.chunks(), "), got ", i);
+  if (i < 0 || i >= s.chunks()) detail::invalid(name, ": expected a chunk index in [0, ", s.chunks(), "), got ", i);
   const Index size = s.num_steps * s.batch;
   if (static_cast<Index>(values.size()) < (i + 1) * size)
     detail::invalid(name, ": expected ", s.steps, " x ", s.batch, " ids in the Streams, got ", values.size());
@@ -53,8 +52,8 @@ Streams split_streams(Span<const std::int64_t> corpus, Index batch, Index num_st
   Index needed = 0;
   if (__builtin_mul_overflow(batch, num_steps, &needed) || __builtin_add_overflow(needed, num_steps + 1, &needed) ||
       corpus.size() < needed)
-    detail::invalid("corpus: expected at least ", batch, " x ", num_steps, " + ", num_steps, " + 1 tokens for batch = ",
-                    batch, " and num_steps = ", num_steps, ", got ", corpus.size());
+    detail::invalid("corpus: expected at least ", batch, " x ", num_steps, " + ", num_steps,
+                    " + 1 tokens for batch = ", batch, " and num_steps = ", num_steps, ", got ", corpus.size());
   const Index length = (corpus.size() - offset - 1) / batch;  // L: tokens per stream
   const Index chunks = length / num_steps;
   Streams s;
@@ -65,8 +64,8 @@ Streams split_streams(Span<const std::int64_t> corpus, Index batch, Index num_st
     s.inputs.resize(static_cast<std::size_t>(s.steps * batch));
     s.targets.resize(static_cast<std::size_t>(s.steps * batch));
   } catch (const std::bad_alloc&) {
-    throw AllocationError(detail::concat("corpus: cannot allocate 2 x ", s.steps, " x ", batch,
-                                         " token ids for the streams"));
+    throw AllocationError(
+        detail::concat("corpus: cannot allocate 2 x ", s.steps, " x ", batch, " token ids for the streams"));
   }
   for (Index b = 0; b < batch; ++b) {
     const std::int64_t* stream = corpus.data() + offset + b * length;

@@ -30,8 +30,8 @@ double allocating(Index h, F&& compute) {
   try {
     return compute();
   } catch (const std::bad_alloc&) {
-    throw AllocationError(detail::concat("W_hh: cannot allocate the work space of a ", h, " x ", h,
-                                         " decomposition (", h, " x ", h, " doubles and more)"));
+    throw AllocationError(detail::concat("W_hh: cannot allocate the work space of a ", h, " x ", h, " decomposition (",
+                                         h, " x ", h, " doubles and more)"));
   }
 }
 }  // namespace

@@ -15,8 +15,7 @@ void check_lr(double lr) {
   if (!(lr > 0.0) || !std::isfinite(lr)) invalid("lr: expected a finite value > 0, got ", lr);
 }
 void check_decay(double decay) {
-  if (!(decay >= 0.0) || !std::isfinite(decay))
-    invalid("weight_decay: expected a finite value >= 0, got ", decay);
+  if (!(decay >= 0.0) || !std::isfinite(decay)) invalid("weight_decay: expected a finite value >= 0, got ", decay);
 }
 // A hyper-parameter (checked finite and >= 0 as a double) as the parameters' Scalar: refused when
 // it would become inf (a float above 3.4e38: NaN or inf parameters) or 0 when it is not (a float
@@ -49,10 +48,8 @@ void sgd_step(Span<Scalar> params, Span<const Scalar> grads, double lr, double w
 }
 
 template <class Scalar>
-Adam<Scalar>::Adam(Index size, double lr_, double beta1_, double beta2_, double eps_,
-                   double weight_decay_)
-    : lr(lr_), beta1(beta1_), beta2(beta2_), eps(eps_), weight_decay(weight_decay_),
-      m(), v() {
+Adam<Scalar>::Adam(Index size, double lr_, double beta1_, double beta2_, double eps_, double weight_decay_)
+    : lr(lr_), beta1(beta1_), beta2(beta2_), eps(eps_), weight_decay(weight_decay_), m(), v() {
   validate();
   if (size < 0) invalid("size: expected a number of parameters >= 0, got ", size);
   const Index n = detail::checked_size("size", "the optimizer state", {size}, sizeof(Scalar));
@@ -69,21 +66,21 @@ void Adam<Scalar>::validate() const {
   if (!(eps > 0.0) || !std::isfinite(eps)) invalid("eps: expected a finite value > 0, got ", eps);
   // step() adds 1 and raises beta to it: a negative count gives a correction of the wrong sign,
   // and the largest Index would overflow.
-  if (step_count < 0 || step_count >= (Index(1) << 62))
+  if (step_count < 0 || step_count >= kAdamMaxSteps)
     invalid("step_count: expected a number of steps taken in [0, 2^62), got ", step_count);
 }
 
 template <class Scalar>
 void Adam<Scalar>::step(Span<Scalar> params, Span<const Scalar> grads) {
   const Index size = static_cast<Index>(m.size());
-  if (static_cast<Index>(v.size()) != size)
-    invalid("v: expected ", size, " values (the size of m), got ", v.size());
+  if (static_cast<Index>(v.size()) != size) invalid("v: expected ", size, " values (the size of m), got ", v.size());
   detail::check_span("params", params, {size}, "the optimizer's size");
   detail::check_span("grads", grads, {size}, "the optimizer's size");
-  validate();  // the hyper-parameters are public members: a NaN/inf lr set since is refused
+  validate();                      // the hyper-parameters are public members: a NaN/inf lr set since is refused
   const Index t = step_count + 1;  // counted once every check has passed
-  if (t >= (Index(1) << 62))
-    invalid("step_count: expected a number of steps taken in [0, 2^62) after this step, got ", step_count, " before it");
+  if (t >= kAdamMaxSteps)
+    invalid("step_count: expected a number of steps taken in [0, 2^62) after this step, got ", step_count,
+            " before it");
   const double correction1 = 1.0 - std::pow(beta1, static_cast<double>(t));
   const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(t));
   // 1 - beta is computed in double and rounded once, as torch.optim.Adam does: in float,
@@ -93,8 +90,8 @@ void Adam<Scalar>::step(Span<Scalar> params, Span<const Scalar> grads) {
   in_precision<Scalar>("lr", lr);
   const Scalar step_size = static_cast<Scalar>(lr / correction1);
   if (std::isinf(step_size))
-    invalid("lr: expected lr / (1 - beta1^t), the bias-corrected step (", lr / correction1,
-            " at step ", t, "), to be representable in the parameters' precision, got lr = ", lr);
+    invalid("lr: expected lr / (1 - beta1^t), the bias-corrected step (", lr / correction1, " at step ", t,
+            "), to be representable in the parameters' precision, got lr = ", lr);
   const Scalar root_c2 = static_cast<Scalar>(std::sqrt(correction2));
   const Scalar epsilon = in_precision<Scalar>("eps", eps), decay = in_precision<Scalar>("weight_decay", weight_decay);
   step_count = t;

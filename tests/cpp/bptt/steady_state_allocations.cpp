@@ -29,11 +29,26 @@ void count() {
 }  // namespace
 
 extern "C" {
-void* malloc(std::size_t n) { count(); return __libc_malloc(n); }
-void* calloc(std::size_t a, std::size_t b) { count(); return __libc_calloc(a, b); }
-void* realloc(void* p, std::size_t n) { count(); return __libc_realloc(p, n); }
-void* memalign(std::size_t a, std::size_t n) { count(); return __libc_memalign(a, n); }
-void* aligned_alloc(std::size_t a, std::size_t n) { count(); return __libc_memalign(a, n); }
+void* malloc(std::size_t n) {
+  count();
+  return __libc_malloc(n);
+}
+void* calloc(std::size_t a, std::size_t b) {
+  count();
+  return __libc_calloc(a, b);
+}
+void* realloc(void* p, std::size_t n) {
+  count();
+  return __libc_realloc(p, n);
+}
+void* memalign(std::size_t a, std::size_t n) {
+  count();
+  return __libc_memalign(a, n);
+}
+void* aligned_alloc(std::size_t a, std::size_t n) {
+  count();
+  return __libc_memalign(a, n);
+}
 int posix_memalign(void** p, std::size_t a, std::size_t n) {
   count();
   *p = __libc_memalign(a, n);
@@ -113,14 +128,16 @@ int main() {
       {"dense_full_adam", [&] { train_step(values, full); }},
       {"tokens_regular_10_25", [&] { train_step(ids, regular); }},
       {"tokens_randomized", [&] { train_step(ids, randomized); }},
-      {"tokens_full_norms", [&] {
+      {"tokens_full_norms",
+       [&] {
          model.forward(ids);
          model.loss(y);
          rnnbptt::BackwardOptions<float> options;
          options.record_dh_norms = true;
          model.backward(options);
        }},
-      {"stream_regular_10_25_sgd", [&] {
+      {"stream_regular_10_25_sgd",
+       [&] {
          runner.step(model, ids, y);
          rnnbptt::clip_grad_norm(model.gradients(), 1.0);
          rnnbptt::sgd_step(model.parameters(), model.gradients(), 0.1);

@@ -25,7 +25,8 @@ struct Strategy {
 };
 
 constexpr Index kSteps = 7, kBatch = 2;
-const Strategy kStrategies[] = {{"full", 0, 0}, {"regular_3", 3, 3}, {"regular_2_5", 2, 5}, {"regular_T", kSteps, kSteps}};
+const Strategy kStrategies[] = {
+    {"full", 0, 0}, {"regular_3", 3, 3}, {"regular_2_5", 2, 5}, {"regular_T", kSteps, kSteps}};
 
 /// The truncated objective of Regular(k1, k2) (Full when k1 == 0): the sum over blocks of the
 /// block's weighted mean loss times its share of the weight, each window run from the
@@ -50,7 +51,8 @@ double objective(rnnbptt::Model<double>& model, const Problem<double>& p, const 
         w[(t - first) * n + b] = p.weight(t * n + b);
         block_weight += p.weight(t * n + b);
       }
-    model.forward(p.x_from(dense, first, steps), first == 0 ? Span<const double>(h0) : Span<const double>(fixed_states[first]));
+    model.forward(p.x_from(dense, first, steps),
+                  first == 0 ? Span<const double>(h0) : Span<const double>(fixed_states[first]));
     if (block_weight > 0) total += model.loss(p.y(first, steps, w)) * block_weight / total_weight;
     if (end == T && with_dh_T) {
       const auto h_T = model.final_state();
@@ -61,7 +63,8 @@ double objective(rnnbptt::Model<double>& model, const Problem<double>& p, const 
 }
 
 /// d objective / d values[i] for every i, by central differences.
-std::vector<double> central_differences(std::vector<double>& values, const std::function<double()>& f, double eps = 1e-6) {
+std::vector<double> central_differences(std::vector<double>& values, const std::function<double()>& f,
+                                        double eps = 1e-6) {
   std::vector<double> out(values.size());
   for (std::size_t i = 0; i < values.size(); ++i) {
     const double keep = values[i];
@@ -139,17 +142,18 @@ std::string case_name(const ::testing::TestParamInfo<GradientCase>& info) {
   const auto [activation, input, loss, weighted, strategy] = info.param;
   std::ostringstream name;
   name << rnnbptt::to_string(activation) << "_" << support::name_of(input) << "_"
-       << (loss == LossKind::cross_entropy ? "ce" : "se") << (weighted ? "_weighted_" : "_") << kStrategies[strategy].name;
+       << (loss == LossKind::cross_entropy ? "ce" : "se") << (weighted ? "_weighted_" : "_")
+       << kStrategies[strategy].name;
   return name.str();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllKinds, Gradients,
-    ::testing::Combine(::testing::Values(Activation::identity, Activation::tanh, Activation::relu),
-                       ::testing::Values(InputKind::dense, InputKind::int32, InputKind::int64),
-                       ::testing::Values(LossKind::cross_entropy, LossKind::squared_error), ::testing::Bool(),
-                       ::testing::Range(0, static_cast<int>(std::size(kStrategies)))),
-    case_name);
+INSTANTIATE_TEST_SUITE_P(AllKinds, Gradients,
+                         ::testing::Combine(::testing::Values(Activation::identity, Activation::tanh, Activation::relu),
+                                            ::testing::Values(InputKind::dense, InputKind::int32, InputKind::int64),
+                                            ::testing::Values(LossKind::cross_entropy, LossKind::squared_error),
+                                            ::testing::Bool(),
+                                            ::testing::Range(0, static_cast<int>(std::size(kStrategies)))),
+                         case_name);
 
 TEST(Gradients, LinearModelWithoutBiasMatchesCentralDifferences) {
   // The textbook's linear model (identity, no bias), whose gradient has a closed form.
@@ -179,8 +183,8 @@ TEST(Gradients, FullMatchesTheIndependentReference) {
         for (bool weighted : {false, true}) {
           SCOPED_TRACE(std::string(rnnbptt::to_string(activation)) + " " + support::name_of(input) +
                        (weighted ? " weighted" : ""));
-          const auto p = support::make_problem<double>(support::config_of(6, 9, 4, activation), 11, 3, input, loss,
-                                                       weighted, 42);
+          const auto p =
+              support::make_problem<double>(support::config_of(6, 9, 4, activation), 11, 3, input, loss, weighted, 42);
           rnnbptt::Model<double> model(p.config);
           model.set_parameters(p.params);
           model.forward(p.x(), p.h0);
@@ -212,9 +216,10 @@ TEST(Gradients, FullMatchesTheIndependentReference) {
 // float computes the same maths: its gradients agree with double's to float's precision.
 TEST(Gradients, FloatAgreesWithDouble) {
   for (InputKind input : {InputKind::dense, InputKind::int64}) {
-    const auto p = support::make_problem<double>(support::config_of(6, 9, 4), 11, 3, input, LossKind::cross_entropy,
-                                                 true, 5);
-    auto p32 = support::make_problem<float>(support::config_of(6, 9, 4), 11, 3, input, LossKind::cross_entropy, true, 5);
+    const auto p =
+        support::make_problem<double>(support::config_of(6, 9, 4), 11, 3, input, LossKind::cross_entropy, true, 5);
+    auto p32 =
+        support::make_problem<float>(support::config_of(6, 9, 4), 11, 3, input, LossKind::cross_entropy, true, 5);
     // The float problem holds the double one rounded: compare against double on those values.
     auto p64 = p;
     p64.params.assign(p32.params.begin(), p32.params.end());

@@ -77,7 +77,8 @@ TEST(Stream, RegularWindowsReachAcrossChunksExactly) {
   };
   for (const Case c : {Case{4, 4, 8}, Case{4, 4, 4}, Case{3, 7, 6}, Case{2, 9, 4}, Case{5, 12, 5}, Case{4, 10, 12}})
     for (InputKind input : {InputKind::int64, InputKind::dense}) {
-      SCOPED_TRACE("regular " + std::to_string(c.k1) + "," + std::to_string(c.k2) + " chunk " + std::to_string(c.chunk));
+      SCOPED_TRACE("regular " + std::to_string(c.k1) + "," + std::to_string(c.k2) + " chunk " +
+                   std::to_string(c.chunk));
       const auto p = stream_problem<double>(input, 60);
       const auto truncation = Truncation::regular(c.k1, c.k2);
       rnnbptt::StreamRunner<double> runner(p.config, truncation);
@@ -211,8 +212,8 @@ void stream_with_history() {
   model.init_normal(0.2, 5);
   const Index chunk = 6, n = 2, chunks = 9;
   std::vector<std::int64_t> ids(chunk * n), targets(chunk * n);
-  for (const auto& truncation : {Truncation::regular(2, 7), Truncation::regular(3), Truncation::randomized(0.7, 1),
-                                 Truncation::full()}) {
+  for (const auto& truncation :
+       {Truncation::regular(2, 7), Truncation::regular(3), Truncation::randomized(0.7, 1), Truncation::full()}) {
     SCOPED_TRACE(truncation.to_string());
     rnnbptt::StreamRunner<Scalar> runner(config, truncation);
     runner.reset(truncation.kind() == Truncation::Kind::regular ? truncation.k1() * 4 : 5);

@@ -15,8 +15,8 @@ using support::InputKind;
 template <class Scalar>
 support::Problem<Scalar> problem(InputKind input, Activation activation = Activation::tanh, std::uint64_t seed = 3) {
   // h = 37 is not a multiple of any SIMD packet: the scalar tails run too.
-  return support::make_problem<Scalar>(support::config_of(7, 37, 5, activation), 23, 3, input,
-                                       LossKind::cross_entropy, true, seed, 0.3);
+  return support::make_problem<Scalar>(support::config_of(7, 37, 5, activation), 23, 3, input, LossKind::cross_entropy,
+                                       true, seed, 0.3);
 }
 
 template <class Scalar>
@@ -50,7 +50,8 @@ TEST(Truncation, RegularOfTheWholeSequenceAndRandomizedOneAreFullBitForBit) {
 /// hands its gradient to h_0); for t >= 2, with pi = schedule[min(length, size) - 1] and length
 /// the steps the current segment holds, xi_t = 1/pi when uniform_at(seed, offset + t) < pi, else
 /// a cut (0) that starts a new segment.
-std::vector<double> randomized_flow(const std::vector<double>& schedule, std::uint64_t seed, std::int64_t offset, Index T) {
+std::vector<double> randomized_flow(const std::vector<double>& schedule, std::uint64_t seed, std::int64_t offset,
+                                    Index T) {
   std::vector<double> flow(T, 1.0);
   std::size_t length = 1;
   for (Index t = 1; t < T; ++t) {
@@ -84,7 +85,8 @@ void expect_reference(const support::Problem<double>& p, const Truncation& trunc
   std::vector<std::vector<double>> dos;
   support::reference_loss(p, f, &dos);
   const auto expected = support::reference_backward(p, p.params, f, dos, flow, &p.dh_T);
-  EXPECT_TRUE(support::close(got.grads, expected.params, 1e-10, 1e-13)) << truncation.to_string() << " offset " << offset;
+  EXPECT_TRUE(support::close(got.grads, expected.params, 1e-10, 1e-13))
+      << truncation.to_string() << " offset " << offset;
   EXPECT_TRUE(support::close(got.dh0, expected.dh0, 1e-10, 1e-13)) << truncation.to_string() << " offset " << offset;
   if (p.input == InputKind::dense) {
     EXPECT_TRUE(support::close(got.dx, expected.dx, 1e-10, 1e-13));
@@ -106,7 +108,8 @@ TEST(Truncation, RegularKMatchesTheReferenceWithCutsOnTheGlobalGrid) {
   for (InputKind input : {InputKind::dense, InputKind::int32}) {
     const auto p = problem<double>(input);
     for (Index k : {1, 4, 5})
-      for (std::int64_t offset : {0, 1, 7, 12}) expect_reference(p, Truncation::regular(k), offset, regular_flow(k, offset, p.T));
+      for (std::int64_t offset : {0, 1, 7, 12})
+        expect_reference(p, Truncation::regular(k), offset, regular_flow(k, offset, p.T));
   }
 }
 
@@ -143,8 +146,12 @@ void every_strategy(Activation activation, InputKind input) {
   rnnbptt::Model<Scalar> model(p.config);
   model.set_parameters(p.params);
   const Truncation strategies[] = {
-      Truncation::full(),          Truncation::regular(1),          Truncation::regular(5),
-      Truncation::regular(4, 9),   Truncation::regular(3, 30),      Truncation::randomized(0.6, 3),
+      Truncation::full(),
+      Truncation::regular(1),
+      Truncation::regular(5),
+      Truncation::regular(4, 9),
+      Truncation::regular(3, 30),
+      Truncation::randomized(0.6, 3),
       Truncation::parse("randomized:1,0.9,0.5,seed=8"),
   };
   for (const auto& truncation : strategies)
@@ -250,8 +257,8 @@ TEST(Truncation, StringFormsRoundTrip) {
   EXPECT_EQ(Truncation::parse("regular:5,20"), Truncation::regular(5, 20));
   EXPECT_NE(Truncation::parse("regular:5,20"), Truncation::regular(5, 21));
   EXPECT_NE(Truncation::randomized(0.5, 3), Truncation::randomized(0.5, 4));
-  for (const char* spec : {"full", "regular:1", "regular:3,30", "randomized:0.1,seed=18446744073709551615",
-                           "randomized:1,0.9,0.5,seed=8"})
+  for (const char* spec :
+       {"full", "regular:1", "regular:3,30", "randomized:0.1,seed=18446744073709551615", "randomized:1,0.9,0.5,seed=8"})
     EXPECT_EQ(Truncation::parse(spec).to_string(), spec);
   EXPECT_EQ(Truncation::regular(3, 8).history_steps(), 5);
   EXPECT_EQ(Truncation::regular(3).history_steps(), 0);

@@ -132,12 +132,14 @@ TEST(Errors, ForwardInputs) {
   EXPECT_NAMES(f.model.forward(In::from_tokens(f.ids, 2, 1)), "x", {"expected 2 values", "got a buffer of 4"});
   EXPECT_NAMES(f.model.forward(In::from_tokens(Span<const std::int64_t>(f.ids.data(), -1), 4, 1)), "x");
   EXPECT_NAMES(f.model.forward(In::from_tokens(Span<const std::int64_t>(nullptr, 4), 4, 1)), "x", {"null pointer"});
-  EXPECT_NAMES(f.model.forward(In::from_tokens(rnnbptt::IdView(f.ids.data(), static_cast<rnnbptt::IdType>(7), 4), 4, 1)),
-               "x", {"int32 or int64"});
+  EXPECT_NAMES(
+      f.model.forward(In::from_tokens(rnnbptt::IdView(f.ids.data(), static_cast<rnnbptt::IdType>(7), 4), 4, 1)), "x",
+      {"int32 or int64"});
   EXPECT_TRUE(names<rnnbptt::SizeError>([&] { f.model.forward(In::from_tokens(f.ids, Index(1) << 62, 8)); }, "x"));
   // Dense input: length, non-finite values (named with their position).
   std::vector<double> dense(4 * 1 * 5, 0.5);
-  EXPECT_NAMES(f.model.forward(In::from_dense(dense, 4, 2)), "x", {"expected 40 values", "T x n x d = 4 x 2 x 5", "got a buffer of 20"});
+  EXPECT_NAMES(f.model.forward(In::from_dense(dense, 4, 2)), "x",
+               {"expected 40 values", "T x n x d = 4 x 2 x 5", "got a buffer of 20"});
   dense[7] = kNaN;
   EXPECT_NAMES(f.model.forward(In::from_dense(dense, 4, 1)), "x", {"finite", "nan"});
   dense[7] = -kInf;
@@ -293,8 +295,7 @@ TEST(Errors, StreamRunner) {
                          rnnbptt::Targets<double>::from_classes(two)),
                "x", {"batch size n = 1", "n = 2"});
   std::vector<double> dense(20, 0.1);
-  EXPECT_NAMES(full.step(f.model, rnnbptt::SequenceInput<double>::from_dense(dense, 4, 1), f.y()), "x",
-               {"token ids"});
+  EXPECT_NAMES(full.step(f.model, rnnbptt::SequenceInput<double>::from_dense(dense, 4, 1), f.y()), "x", {"token ids"});
   // Targets are checked against the chunk.
   const std::vector<std::int64_t> three(3, 0);
   EXPECT_NAMES(full.step(f.model, f.x(), rnnbptt::Targets<double>::from_classes(three)), "targets");
@@ -440,7 +441,8 @@ TEST(Errors, Inference) {
     EXPECT_NAMES(rnnbptt::generate(model, Span<const std::int64_t>(prefix), 3, options), "temperature");
   }
   rnnbptt::Model<float> mismatched(support::config_of(5, 4, 6));
-  EXPECT_NAMES(rnnbptt::generate(mismatched, Span<const std::int64_t>(prefix), 3), "model", {"input_size == output_size"});
+  EXPECT_NAMES(rnnbptt::generate(mismatched, Span<const std::int64_t>(prefix), 3), "model",
+               {"input_size == output_size"});
   model.parameters()[7] = NAN;
   EXPECT_NAMES(rnnbptt::generate(model, Span<const std::int64_t>(prefix), 3), "model", {"finite parameters", "W_hx"});
 }

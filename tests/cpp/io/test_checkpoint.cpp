@@ -22,7 +22,8 @@ namespace fs = std::filesystem;
 /// A fresh folder under GoogleTest's temporary directory, named after the running test.
 fs::path test_folder() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  fs::path folder = fs::path(::testing::TempDir()) / (std::string("rnnbptt_") + info->test_suite_name() + "_" + info->name());
+  fs::path folder =
+      fs::path(::testing::TempDir()) / (std::string("rnnbptt_") + info->test_suite_name() + "_" + info->name());
   fs::remove_all(folder);
   fs::create_directories(folder);
   return folder;
@@ -75,6 +76,22 @@ struct Trained {
     return c;
   }
 };
+
+TEST(RunnerState, FromRunnerCopiesWhatTheRunnerCarries) {
+  Trained<float> run;  // three chunks into a Regular(2, 5) stream
+  const rnnbptt::StreamRunner<float> fresh(run.model.config(), Truncation::regular(2, 5));
+  EXPECT_THROW(rnnbptt::RunnerState<float>::from_runner(fresh), rnnbptt::StateError);  // no chunk yet
+  const auto made = rnnbptt::RunnerState<float>::from_runner(run.runner);
+  const auto by_hand = run.checkpoint().runner.value();  // the fields written out one by one
+  EXPECT_EQ(made.batch, by_hand.batch);
+  EXPECT_EQ(made.has_history, by_hand.has_history);
+  EXPECT_EQ(made.history, by_hand.history);
+  EXPECT_GT(made.history, 0);
+  EXPECT_EQ(made.history_tokens, by_hand.history_tokens);
+  EXPECT_TRUE(std::equal(made.state.begin(), made.state.end(), by_hand.state.begin(), by_hand.state.end()));
+  EXPECT_TRUE(std::equal(made.history_states.begin(), made.history_states.end(), by_hand.history_states.begin(),
+                         by_hand.history_states.end()));
+}
 
 template <class Scalar>
 void expect_same(const Checkpoint<Scalar>& a, const Checkpoint<Scalar>& b) {
@@ -195,9 +212,10 @@ TEST(Checkpoint, ARunnerRestoredFromACheckpointContinuesExactly) {
 TEST(Checkpoint, FailuresAreCheckpointErrorsNamingTheFile) {
   const fs::path folder = test_folder();
   const fs::path missing = folder / "missing.safetensors";
-  EXPECT_TRUE(support::throws<rnnbptt::CheckpointError>([&] { rnnbptt::load_checkpoint<float>(missing); },
-                                                        {missing.string()}));
-  EXPECT_TRUE(support::throws<rnnbptt::CheckpointError>([&] { rnnbptt::checkpoint_dtype(missing); }, {missing.string()}));
+  EXPECT_TRUE(
+      support::throws<rnnbptt::CheckpointError>([&] { rnnbptt::load_checkpoint<float>(missing); }, {missing.string()}));
+  EXPECT_TRUE(
+      support::throws<rnnbptt::CheckpointError>([&] { rnnbptt::checkpoint_dtype(missing); }, {missing.string()}));
   // A float32 checkpoint is not read as float64.
   Trained<float> trained;
   const fs::path path = folder / "float.safetensors";

@@ -30,22 +30,18 @@ std::vector<Bytes> valid_files() {
     rnnbptt::Adam<float> adam(model.num_parameters(), 0.01);
     const std::vector<std::int64_t> ids{0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 1, 2, 2, 3};  // 5 symbols
     for (int chunk = 0; chunk < 2; ++chunk) {
-      runner.step(model, rnnbptt::SequenceInput<float>::from_tokens(rnnbptt::Span<const std::int64_t>(ids.data() + 4 * chunk, 4), 2, 2),
-                  rnnbptt::Targets<float>::from_classes(rnnbptt::Span<const std::int64_t>(ids.data() + 4 * chunk + 1, 4)));
+      runner.step(
+          model,
+          rnnbptt::SequenceInput<float>::from_tokens(rnnbptt::Span<const std::int64_t>(ids.data() + 4 * chunk, 4), 2,
+                                                     2),
+          rnnbptt::Targets<float>::from_classes(rnnbptt::Span<const std::int64_t>(ids.data() + 4 * chunk + 1, 4)));
       adam.step(model.parameters(), model.gradients());
     }
     auto c = Checkpoint<float>::from_model(model);
     c.vocab = vocab;
     c.adam = adam;
     c.trainer_json = R"({"epoch": 3, "step": 2, "batch_size": 2, "rng": {"state": 12345}})";
-    rnnbptt::RunnerState<float> state;
-    state.batch = 2;
-    state.state.assign(runner.state().begin(), runner.state().end());
-    state.has_history = true;
-    state.history = runner.history_steps();
-    state.history_tokens.assign(runner.history_tokens().begin(), runner.history_tokens().end());
-    state.history_states.assign(runner.history_states().begin(), runner.history_states().end());
-    c.runner = state;
+    c.runner = rnnbptt::RunnerState<float>::from_runner(runner);
     files.push_back(rnnbptt::serialize_checkpoint(c));
   }
   {
@@ -80,7 +76,8 @@ Bytes with_header(const Bytes& file, const std::string& json, bool honest) {
   Bytes out(8 + json.size() + (file.size() - data));
   std::copy(file.begin(), file.begin() + 8, out.begin());
   std::copy(json.begin(), json.end(), out.begin() + 8);
-  std::copy(file.begin() + static_cast<std::ptrdiff_t>(data), file.end(), out.begin() + 8 + static_cast<std::ptrdiff_t>(json.size()));
+  std::copy(file.begin() + static_cast<std::ptrdiff_t>(data), file.end(),
+            out.begin() + 8 + static_cast<std::ptrdiff_t>(json.size()));
   if (honest) set_header_length(out, json.size());
   return out;
 }
@@ -94,12 +91,23 @@ std::string header_of(const Bytes& file) {
 std::string edit_json(std::string json, support::Draw& draw) {
   auto position_of = [&](const std::string& pattern) -> std::ptrdiff_t {
     std::vector<std::size_t> found;
-    for (std::size_t at = json.find(pattern); at != std::string::npos; at = json.find(pattern, at + 1)) found.push_back(at);
+    for (std::size_t at = json.find(pattern); at != std::string::npos; at = json.find(pattern, at + 1))
+      found.push_back(at);
     return found.empty() ? -1 : static_cast<std::ptrdiff_t>(found[draw.below(static_cast<std::int64_t>(found.size()))]);
   };
   static const char* const kDtypes[] = {"F32", "F64", "I64", "F16", "BF16", "U8", "I32", "", "F32\\u0000"};
-  static const char* const kNumbers[] = {"0", "-1", "1", "18446744073709551615", "18446744073709551616", "1e400",
-                                         "1.5", "9223372036854775807", "-9223372036854775808", "4294967296", "null", "\"7\""};
+  static const char* const kNumbers[] = {"0",
+                                         "-1",
+                                         "1",
+                                         "18446744073709551615",
+                                         "18446744073709551616",
+                                         "1e400",
+                                         "1.5",
+                                         "9223372036854775807",
+                                         "-9223372036854775808",
+                                         "4294967296",
+                                         "null",
+                                         "\"7\""};
   static const char* const kStructure[] = {"{", "}", "[", "]", ":", ",", "\"", "\\", " ", "\n", "\x01", "\xff"};
   switch (draw.below(8)) {
     case 0: {  // one digit changed
@@ -123,7 +131,8 @@ std::string edit_json(std::string json, support::Draw& draw) {
       std::size_t end = static_cast<std::size_t>(at);
       while (at > 0 && std::isdigit(static_cast<unsigned char>(json[static_cast<std::size_t>(at) - 1]))) --at;
       while (end < json.size() && std::isdigit(static_cast<unsigned char>(json[end]))) ++end;
-      json.replace(static_cast<std::size_t>(at), end - static_cast<std::size_t>(at), kNumbers[draw.below(std::size(kNumbers))]);
+      json.replace(static_cast<std::size_t>(at), end - static_cast<std::size_t>(at),
+                   kNumbers[draw.below(std::size(kNumbers))]);
       break;
     }
     case 3: {  // a structural character deleted
@@ -136,9 +145,22 @@ std::string edit_json(std::string json, support::Draw& draw) {
                   kStructure[draw.below(std::size(kStructure))]);
       break;
     case 5: {  // a metadata value or key renamed
-      static const char* const kFrom[] = {"rnnbptt-checkpoint", "format_version", "\\\"activation\\\"", "tanh",
-                                          "\\\"bias\\\"", "true", "float32", "float64", "adam", "W_hh", "b_q",
-                                          "optimizer.m", "trainer.runner.state", "__metadata__", "sha256", "data_offsets"};
+      static const char* const kFrom[] = {"rnnbptt-checkpoint",
+                                          "format_version",
+                                          "\\\"activation\\\"",
+                                          "tanh",
+                                          "\\\"bias\\\"",
+                                          "true",
+                                          "float32",
+                                          "float64",
+                                          "adam",
+                                          "W_hh",
+                                          "b_q",
+                                          "optimizer.m",
+                                          "trainer.runner.state",
+                                          "__metadata__",
+                                          "sha256",
+                                          "data_offsets"};
       static const char* const kTo[] = {"", "x", "relu", "false", "float16", "W_hx", "sgd", "\\\"", "2", "1"};
       const std::string from = kFrom[draw.below(std::size(kFrom))];
       const auto at = position_of(from);
@@ -157,9 +179,19 @@ std::string edit_json(std::string json, support::Draw& draw) {
   return json;
 }
 
-enum class Mutation { bit_flip, bit_flips, truncation, insertion, deletion, header_length, json_edit, appended, garbage };
-const char* const kMutationNames[] = {"bit_flip", "bit_flips", "truncation", "insertion", "deletion",
-                                      "header_length", "json_edit", "appended", "garbage"};
+enum class Mutation {
+  bit_flip,
+  bit_flips,
+  truncation,
+  insertion,
+  deletion,
+  header_length,
+  json_edit,
+  appended,
+  garbage
+};
+const char* const kMutationNames[] = {"bit_flip",      "bit_flips", "truncation", "insertion", "deletion",
+                                      "header_length", "json_edit", "appended",   "garbage"};
 
 Bytes mutate(const Bytes& file, Mutation kind, support::Draw& draw) {
   Bytes b = file;
@@ -189,9 +221,22 @@ Bytes mutate(const Bytes& file, Mutation kind, support::Draw& draw) {
     }
     case Mutation::header_length: {
       const std::uint64_t n = header_length(file), total = file.size();
-      const std::uint64_t lies[] = {0, 1, 2, n - 1, n + 1, n - 8, n + 8, total - 8, total - 7, total, total + 1,
-                                    std::uint64_t(1) << 32, std::uint64_t(1) << 63, ~std::uint64_t(0),
-                                    ~std::uint64_t(0) - 7, draw.next()};
+      const std::uint64_t lies[] = {0,
+                                    1,
+                                    2,
+                                    n - 1,
+                                    n + 1,
+                                    n - 8,
+                                    n + 8,
+                                    total - 8,
+                                    total - 7,
+                                    total,
+                                    total + 1,
+                                    std::uint64_t(1) << 32,
+                                    std::uint64_t(1) << 63,
+                                    ~std::uint64_t(0),
+                                    ~std::uint64_t(0) - 7,
+                                    draw.next()};
       set_header_length(b, lies[draw.below(std::size(lies))]);
       break;
     }
@@ -199,7 +244,8 @@ Bytes mutate(const Bytes& file, Mutation kind, support::Draw& draw) {
       b = with_header(file, edit_json(header_of(file), draw), draw.below(4) != 0);
       break;
     case Mutation::appended:
-      for (std::int64_t i = 0, extra = 1 + draw.below(16); i < extra; ++i) b.push_back(static_cast<std::uint8_t>(draw.below(256)));
+      for (std::int64_t i = 0, extra = 1 + draw.below(16); i < extra; ++i)
+        b.push_back(static_cast<std::uint8_t>(draw.below(256)));
       break;
     case Mutation::garbage: {
       b.assign(static_cast<std::size_t>(draw.below(512)), 0);
@@ -224,7 +270,8 @@ bool loads(const Bytes& bytes, std::string& failure) {
     if (!support::same_bits(again.parameters, c.parameters)) failure = "a loaded checkpoint does not save back";
     return true;
   } catch (const rnnbptt::CheckpointError& error) {
-    if (std::string(error.what()).rfind("fuzzed", 0) != 0) failure = std::string("message without the name: ") + error.what();
+    if (std::string(error.what()).rfind("fuzzed", 0) != 0)
+      failure = std::string("message without the name: ") + error.what();
     return false;
   } catch (const std::exception& error) {
     failure = std::string("not a CheckpointError: ") + error.what();

@@ -14,9 +14,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <functional>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <string>
@@ -41,7 +41,8 @@ TEST(Sha256, NistVectors) {
   EXPECT_EQ(sha("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(sha("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-  EXPECT_EQ(sha("abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu"),
+  EXPECT_EQ(sha("abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqr"
+                "stnopqrstu"),
             "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
   EXPECT_EQ(sha(std::string(1000000, 'a')), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
@@ -58,7 +59,8 @@ TEST(Sha256, IncrementalEqualsOneShot) {
   for (int i = 0; i < 1000; ++i) text += static_cast<char>((i * 7919) & 0xFF);
   for (std::size_t piece : {1u, 3u, 63u, 64u, 65u, 200u}) {
     rnnbptt::detail::Sha256 h;
-    for (std::size_t at = 0; at < text.size(); at += piece) h.update(text.data() + at, std::min(piece, text.size() - at));
+    for (std::size_t at = 0; at < text.size(); at += piece)
+      h.update(text.data() + at, std::min(piece, text.size() - at));
     EXPECT_EQ(h.hex_digest(), sha(text)) << "pieces of " << piece;
   }
   rnnbptt::detail::Sha256 h;
@@ -106,7 +108,8 @@ std::string json_escape(const std::string& s) {
 }
 
 /// The digest of format version 2 as checkpoint.py's module documentation states it.
-std::string digest_v2(const std::map<std::string, std::string>& metadata, const std::map<std::string, RawTensor>& tensors) {
+std::string digest_v2(const std::map<std::string, std::string>& metadata,
+                      const std::map<std::string, RawTensor>& tensors) {
   std::string message;
   put_string(message, "rnnbptt-checkpoint-v2");
   for (const auto& [k, v] : metadata) {
@@ -146,7 +149,8 @@ Bytes assemble(std::map<std::string, std::string> metadata, const std::map<std::
   for (const auto& [name, t] : tensors) {
     header += "," + json_escape(name) + ":{\"dtype\":\"" + t.dtype + "\",\"shape\":[";
     for (std::size_t i = 0; i < t.shape.size(); ++i) header += (i ? "," : "") + std::to_string(t.shape[i]);
-    header += "],\"data_offsets\":[" + std::to_string(data.size()) + "," + std::to_string(data.size() + t.bytes.size()) + "]}";
+    header += "],\"data_offsets\":[" + std::to_string(data.size()) + "," +
+              std::to_string(data.size() + t.bytes.size()) + "]}";
     data += t.bytes;
   }
   header += "}";
@@ -160,7 +164,9 @@ Bytes assemble(std::map<std::string, std::string> metadata, const std::map<std::
 std::map<std::string, std::string> small_metadata() {
   return {{"format", "rnnbptt-checkpoint"},
           {"format_version", "2"},
-          {"config", "{\"input_size\": 2, \"hidden_size\": 2, \"output_size\": 2, \"activation\": \"tanh\", \"bias\": false, \"dtype\": \"float64\"}"},
+          {"config",
+           "{\"input_size\": 2, \"hidden_size\": 2, \"output_size\": 2, \"activation\": \"tanh\", \"bias\": false, "
+           "\"dtype\": \"float64\"}"},
           {"vocab", "{\"tokens\": [\"a\", \"\\u00e9\"]}"},
           {"optimizer", "{\"name\": \"sgd\", \"lr\": 0.5, \"weight_decay\": 0.0}"},
           {"trainer", "{\"epoch\": 1, \"history\": [{\"valid_perplexity\": NaN, \"x\": -Infinity}]}"}};
@@ -173,7 +179,8 @@ std::map<std::string, RawTensor> small_tensors() {
 }
 
 rnnbptt::Checkpoint<double> parse(const Bytes& bytes) {
-  return rnnbptt::parse_checkpoint<double>(Span<const std::uint8_t>(bytes.data(), static_cast<Index>(bytes.size())), "file.st");
+  return rnnbptt::parse_checkpoint<double>(Span<const std::uint8_t>(bytes.data(), static_cast<Index>(bytes.size())),
+                                           "file.st");
 }
 
 std::string parse_error(const Bytes& bytes) {
@@ -226,30 +233,53 @@ TEST(CheckpointFormat, RefusesWhatPythonRefuses) {
        [](auto&, auto& t) { t["W_hh"].shape = {4}; }},
       {"tensor 'W_hx': expected shape (2, 2) and dtype float64, got shape (2, 2) and dtype int64",
        [](auto&, auto& t) { t["W_hx"].dtype = "I64"; }},
-      {"expected dtype F32, F64 or I64, got \"F16\"", [](auto&, auto& t) { t["W_hx"] = {"F16", {2, 2}, std::string(8, '\0')}; }},
-      {"holds unexpected tensors [\"extra\"]", [](auto&, auto& t) { t["extra"] = {"F64", {1}, le_doubles({1})}; }},
-      {"lacks tensor 'b_h'", [](auto& m, auto&) {
-         m["config"] = "{\"input_size\": 2, \"hidden_size\": 2, \"output_size\": 2, \"activation\": \"tanh\", \"bias\": true, \"dtype\": \"float64\"}";
+      {"expected dtype F32, F64 or I64, got \"F16\"",
+       [](auto&, auto& t) {
+         t["W_hx"] = {"F16", {2, 2}, std::string(8, '\0')};
        }},
-      {"config: expected 'activation'", [](auto& m, auto&) {
-         m["config"] = "{\"input_size\": 2, \"hidden_size\": 2, \"output_size\": 2, \"activation\": \"gelu\", \"bias\": false, \"dtype\": \"float64\"}";
+      {"holds unexpected tensors [\"extra\"]",
+       [](auto&, auto& t) {
+         t["extra"] = {"F64", {1}, le_doubles({1})};
        }},
-      {"config: expected 'input_size' to be an integer >= 1, got 0", [](auto& m, auto&) {
-         m["config"] = "{\"input_size\": 0, \"hidden_size\": 2, \"output_size\": 2, \"activation\": \"tanh\", \"bias\": false, \"dtype\": \"float64\"}";
+      {"lacks tensor 'b_h'",
+       [](auto& m, auto&) {
+         m["config"] =
+             "{\"input_size\": 2, \"hidden_size\": 2, \"output_size\": 2, \"activation\": \"tanh\", \"bias\": true, "
+             "\"dtype\": \"float64\"}";
+       }},
+      {"config: expected 'activation'",
+       [](auto& m, auto&) {
+         m["config"] =
+             "{\"input_size\": 2, \"hidden_size\": 2, \"output_size\": 2, \"activation\": \"gelu\", \"bias\": false, "
+             "\"dtype\": \"float64\"}";
+       }},
+      {"config: expected 'input_size' to be an integer >= 1, got 0",
+       [](auto& m, auto&) {
+         m["config"] =
+             "{\"input_size\": 0, \"hidden_size\": 2, \"output_size\": 2, \"activation\": \"tanh\", \"bias\": false, "
+             "\"dtype\": \"float64\"}";
        }},
       {"the 'config' entry is not valid JSON", [](auto& m, auto&) { m["config"] = "{\"input_size\": "; }},
-      {"the 'vocab' entry: tokens: expected distinct symbols", [](auto& m, auto&) { m["vocab"] = "{\"tokens\": [\"a\", \"a\"]}"; }},
+      {"the 'vocab' entry: tokens: expected distinct symbols",
+       [](auto& m, auto&) { m["vocab"] = "{\"tokens\": [\"a\", \"a\"]}"; }},
       {"the 'trainer' entry: expected a JSON object, got a JSON array", [](auto& m, auto&) { m["trainer"] = "[1]"; }},
       {"no 'optimizer' entry", [](auto& m, auto&) { m.erase("optimizer"); }},
       {"optimizer: expected \"name\" to be \"sgd\" or \"adam\", got \"rmsprop\"",
        [](auto& m, auto&) { m["optimizer"] = "{\"name\": \"rmsprop\"}"; }},
-      {"lacks tensor 'optimizer.m' (expected shape (12,), dtype float64)", [](auto& m, auto&) {
-         m["optimizer"] = "{\"name\": \"adam\", \"lr\": 0.01, \"beta1\": 0.9, \"beta2\": 0.999, \"eps\": 1e-08, \"weight_decay\": 0.0, \"step_count\": 3}";
+      {"lacks tensor 'optimizer.m' (expected shape (12,), dtype float64)",
+       [](auto& m, auto&) {
+         m["optimizer"] =
+             "{\"name\": \"adam\", \"lr\": 0.01, \"beta1\": 0.9, \"beta2\": 0.999, \"eps\": 1e-08, \"weight_decay\": "
+             "0.0, \"step_count\": 3}";
        }},
       {"has 'trainer.runner.history_inputs' without 'trainer.runner.state'",
-       [](auto&, auto& t) { t["trainer.runner.history_inputs"] = {"I64", {0, 1}, ""}; }},
+       [](auto&, auto& t) {
+         t["trainer.runner.history_inputs"] = {"I64", {0, 1}, ""};
+       }},
       {"trainer (with a runner state): expected an integer 'batch_size'",
-       [](auto&, auto& t) { t["trainer.runner.state"] = {"F64", {1, 2}, le_doubles({0, 0})}; }},
+       [](auto&, auto& t) {
+         t["trainer.runner.state"] = {"F64", {1, 2}, le_doubles({0, 0})};
+       }},
   };
   for (const Case& c : cases) {
     auto metadata = small_metadata();
@@ -351,18 +381,31 @@ TEST(CheckpointWriter, WritesPythonsJson) {
   const std::string header = header_of(rnnbptt::serialize_checkpoint(c));
   EXPECT_EQ(header.size() % 8, 0u);  // padded as safetensors pads
   // The metadata strings are json.dumps' output (escaped once more inside the header).
-  EXPECT_NE(header.find(R"({\"input_size\": 3, \"hidden_size\": 2, \"output_size\": 3, \"activation\": \"tanh\", \"bias\": true, \"dtype\": \"float32\"})"),
-            std::string::npos)
+  EXPECT_NE(
+      header.find(
+          R"({\"input_size\": 3, \"hidden_size\": 2, \"output_size\": 3, \"activation\": \"tanh\", \"bias\": true, \"dtype\": \"float32\"})"),
+      std::string::npos)
       << header;
   EXPECT_NE(header.find(R"({\"tokens\": [\"x\", \"y\", \"\\\"\"]})"), std::string::npos) << header;
   EXPECT_NE(header.find(R"("optimizer":"{}")"), std::string::npos) << header;
   EXPECT_NE(header.find(R"("trainer":"{}")"), std::string::npos) << header;
   // Python's repr() of each float, as json.dumps writes it.
-  const std::vector<std::pair<double, std::string>> floats = {
-      {0.1, "0.1"}, {1e-08, "1e-08"}, {1e16, "1e+16"}, {1.5e16, "1.5e+16"}, {1e15, "1000000000000000.0"},
-      {123456789.0, "123456789.0"}, {0.0001, "0.0001"}, {1e-05, "1e-05"}, {2.5, "2.5"}, {1.0, "1.0"},
-      {0.1 + 0.2, "0.30000000000000004"}, {5e-324, "5e-324"}, {1.7976931348623157e308, "1.7976931348623157e+308"},
-      {0.0, "0.0"}, {3e-7, "3e-07"}, {12.0, "12.0"}};
+  const std::vector<std::pair<double, std::string>> floats = {{0.1, "0.1"},
+                                                              {1e-08, "1e-08"},
+                                                              {1e16, "1e+16"},
+                                                              {1.5e16, "1.5e+16"},
+                                                              {1e15, "1000000000000000.0"},
+                                                              {123456789.0, "123456789.0"},
+                                                              {0.0001, "0.0001"},
+                                                              {1e-05, "1e-05"},
+                                                              {2.5, "2.5"},
+                                                              {1.0, "1.0"},
+                                                              {0.1 + 0.2, "0.30000000000000004"},
+                                                              {5e-324, "5e-324"},
+                                                              {1.7976931348623157e308, "1.7976931348623157e+308"},
+                                                              {0.0, "0.0"},
+                                                              {3e-7, "3e-07"},
+                                                              {12.0, "12.0"}};
   for (const auto& [value, repr] : floats) {
     c.sgd = rnnbptt::SgdSettings{value > 0 ? value : 1.0, value};
     const std::string text = header_of(rnnbptt::serialize_checkpoint(c));
@@ -371,9 +414,11 @@ TEST(CheckpointWriter, WritesPythonsJson) {
   c.sgd.reset();
   c.adam = rnnbptt::Adam<float>(static_cast<Index>(c.parameters.size()), 0.01);
   c.adam->step_count = 7;
-  EXPECT_NE(header_of(rnnbptt::serialize_checkpoint(c))
-                .find(R"({\"name\": \"adam\", \"lr\": 0.01, \"beta1\": 0.9, \"beta2\": 0.999, \"eps\": 1e-08, \"weight_decay\": 0.0, \"step_count\": 7})"),
-            std::string::npos);
+  EXPECT_NE(
+      header_of(rnnbptt::serialize_checkpoint(c))
+          .find(
+              R"({\"name\": \"adam\", \"lr\": 0.01, \"beta1\": 0.9, \"beta2\": 0.999, \"eps\": 1e-08, \"weight_decay\": 0.0, \"step_count\": 7})"),
+      std::string::npos);
 }
 
 TEST(CheckpointWriter, RefusesWhatPythonCouldNotLoad) {
@@ -453,18 +498,21 @@ TEST(CheckpointFiles, FailuresNameThePathAndLeaveNoTemp) {
   };
   const fs::path missing = folder / "missing.safetensors";
   EXPECT_EQ(message([&] { rnnbptt::load_checkpoint<float>(missing); }), missing.string() + ": no such file");
-  EXPECT_EQ(message([&] { rnnbptt::checkpoint_dtype(folder); }), folder.string() + ": is a directory, not a checkpoint file");
+  EXPECT_EQ(message([&] { rnnbptt::checkpoint_dtype(folder); }),
+            folder.string() + ": is a directory, not a checkpoint file");
   // A double model asked for as float.
   rnnbptt::save_checkpoint(folder / "d.st", parse(assemble(small_metadata(), small_tensors())));
   EXPECT_NE(message([&] { rnnbptt::load_checkpoint<float>(folder / "d.st"); }).find("holds a float64 model"),
             std::string::npos);
   // Saving over a directory, or under a file used as a folder, fails without leaving files.
   fs::create_directories(folder / "dir.st");
-  EXPECT_EQ(message([&] { rnnbptt::save_checkpoint(folder / "dir.st", small_float_checkpoint()); })
-                .rfind((folder / "dir.st").string() + ": cannot save", 0),
+  EXPECT_EQ(message([&] {
+              rnnbptt::save_checkpoint(folder / "dir.st", small_float_checkpoint());
+            }).rfind((folder / "dir.st").string() + ": cannot save", 0),
             0u);
-  EXPECT_EQ(message([&] { rnnbptt::save_checkpoint(folder / "d.st" / "x.st", small_float_checkpoint()); })
-                .rfind((folder / "d.st" / "x.st").string() + ": cannot save", 0),
+  EXPECT_EQ(message([&] {
+              rnnbptt::save_checkpoint(folder / "d.st" / "x.st", small_float_checkpoint());
+            }).rfind((folder / "d.st" / "x.st").string() + ": cannot save", 0),
             0u);
   std::size_t files = 0;
   for (const auto& entry : fs::directory_iterator(folder)) files += entry.is_regular_file() ? 1 : 0;

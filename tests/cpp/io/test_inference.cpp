@@ -20,8 +20,8 @@ rnnbptt::Model<Scalar> language_model(Index vocab = 7, Index hidden = 12, std::u
 /// n = 1, and the final state.
 template <class Scalar>
 std::pair<std::vector<Scalar>, std::vector<Scalar>> forward_last(rnnbptt::Model<Scalar>& model,
-                                                                  const std::vector<std::int64_t>& tokens,
-                                                                  const std::vector<Scalar>& h0) {
+                                                                 const std::vector<std::int64_t>& tokens,
+                                                                 const std::vector<Scalar>& h0) {
   const Index T = static_cast<Index>(tokens.size()), q = model.config().output_size;
   model.forward(rnnbptt::SequenceInput<Scalar>::from_tokens(tokens, T, 1), h0);
   const auto outputs = model.outputs();
@@ -92,11 +92,13 @@ TEST(Inference, SoftmaxMatchesHandComputedValues) {
   const std::vector<double> logits{1.0, 2.0, 3.0};
   std::vector<double> p(3);
   rnnbptt::softmax(logits, 1.0, p);
-  EXPECT_TRUE(support::close(p, std::vector<double>{0.09003057317038046, 0.24472847105479764, 0.6652409557748218}, 1e-15));
+  EXPECT_TRUE(
+      support::close(p, std::vector<double>{0.09003057317038046, 0.24472847105479764, 0.6652409557748218}, 1e-15));
   rnnbptt::softmax(logits, 2.0, p);
   EXPECT_TRUE(support::close(p, std::vector<double>{0.1863237232258476, 0.3071958857184984, 0.506480391055654}, 1e-15));
   rnnbptt::softmax(logits, 0.5, p);
-  EXPECT_TRUE(support::close(p, std::vector<double>{0.015876239976466765, 0.11731042782619838, 0.8668133321973349}, 1e-15));
+  EXPECT_TRUE(
+      support::close(p, std::vector<double>{0.015876239976466765, 0.11731042782619838, 0.8668133321973349}, 1e-15));
   // float: computed in double, rounded once.
   const std::vector<float> logits32{1.0f, 2.0f, 3.0f};
   std::vector<float> p32(3);

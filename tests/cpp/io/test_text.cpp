@@ -30,16 +30,20 @@ std::string error_of(F&& call) {
 TEST(Vocab, FromTextOrdersByCountThenFirstUse) {
   // a x5, b x2, r x2 (b first), c x1, d x1 (c first): Python's sorted(Counter, key=-count).
   EXPECT_EQ(Vocab::from_text("abracadabra").tokens(), (std::vector<std::string>{"a", "b", "r", "c", "d"}));
-  EXPECT_EQ(Vocab::from_text("abracadabra", true).tokens(), (std::vector<std::string>{"<unk>", "a", "b", "r", "c", "d"}));
+  EXPECT_EQ(Vocab::from_text("abracadabra", true).tokens(),
+            (std::vector<std::string>{"<unk>", "a", "b", "r", "c", "d"}));
   EXPECT_EQ(Vocab::from_text("", true).tokens(), (std::vector<std::string>{"<unk>"}));
   EXPECT_NE(error_of([] { Vocab::from_text(""); }).find("text: expected at least one character"), std::string::npos);
 }
 
 TEST(Vocab, CharactersAreCodePoints) {
   // e-acute (2 bytes), the euro sign (3), a musical G clef (4), and 'e' + a combining accent.
-  const std::string text = "\xC3\xA9\xE2\x82\xAC\xF0\x9D\x84\x9E" "e\xCC\x81\xC3\xA9";
+  const std::string text =
+      "\xC3\xA9\xE2\x82\xAC\xF0\x9D\x84\x9E"
+      "e\xCC\x81\xC3\xA9";
   const Vocab vocab = Vocab::from_text(text);
-  EXPECT_EQ(vocab.tokens(), (std::vector<std::string>{"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9D\x84\x9E", "e", "\xCC\x81"}));
+  EXPECT_EQ(vocab.tokens(),
+            (std::vector<std::string>{"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9D\x84\x9E", "e", "\xCC\x81"}));
   const Ids ids = vocab.encode(text);
   EXPECT_EQ(ids, (Ids{0, 1, 2, 3, 4, 0}));
   EXPECT_EQ(vocab.decode(ids), text);
@@ -55,7 +59,9 @@ TEST(Vocab, InvalidUtf8NamesTheByteOffset) {
       {std::string("ab\xED\xA0\x80"), "at byte offset 2"},         // a surrogate, U+D800
       {std::string("\xF4\x90\x80\x80"), "at byte offset 0"},       // above U+10FFFF
       {std::string("\xF5\x80\x80\x80"), "an invalid start byte (byte 0xF5)"},
-      {std::string("a\xE2\x82" "b"), "an invalid continuation byte"},
+      {std::string("a\xE2\x82"
+                   "b"),
+       "an invalid continuation byte"},
   };
   for (const auto& [text, expected] : cases) {
     const std::string message = error_of([&] { vocab.encode(text); });
@@ -88,8 +94,9 @@ TEST(Vocab, UnknownCharacters) {
 TEST(Vocab, JsonAsPythonWritesIt) {
   // json.dumps({"tokens": tokens}, ensure_ascii=False)
   const Vocab vocab({"a", "\"", "\\", "\n", "\t", std::string("\x01"), "\xC3\xA9", "\x7F", "<unk>"});
-  EXPECT_EQ(vocab.to_json(),
-            "{\"tokens\": [\"a\", \"\\\"\", \"\\\\\", \"\\n\", \"\\t\", \"\\u0001\", \"\xC3\xA9\", \"\x7F\", \"<unk>\"]}");
+  EXPECT_EQ(
+      vocab.to_json(),
+      "{\"tokens\": [\"a\", \"\\\"\", \"\\\\\", \"\\n\", \"\\t\", \"\\u0001\", \"\xC3\xA9\", \"\x7F\", \"<unk>\"]}");
   EXPECT_EQ(Vocab::from_json(vocab.to_json()), vocab);
   EXPECT_EQ(Vocab::from_json("{\"tokens\": [\"\\u00e9\", \"\\ud834\\udd1e\"], \"other\": 1}").tokens(),
             (std::vector<std::string>{"\xC3\xA9", "\xF0\x9D\x84\x9E"}));
@@ -160,7 +167,8 @@ double reference_loss(const rnnbptt::Model<double>& model, const Ids& ids) {
     double top = -INFINITY;
     for (Index k = 0; k < q; ++k) {
       o[static_cast<std::size_t>(k)] = b_q[k];
-      for (Index j = 0; j < h; ++j) o[static_cast<std::size_t>(k)] += W_qh[k * h + j] * state[static_cast<std::size_t>(j)];
+      for (Index j = 0; j < h; ++j)
+        o[static_cast<std::size_t>(k)] += W_qh[k * h + j] * state[static_cast<std::size_t>(j)];
       top = std::max(top, o[static_cast<std::size_t>(k)]);
     }
     double sum = 0;
@@ -179,9 +187,11 @@ TEST(Evaluate, CarriesTheStateAcrossChunks) {
   model.init_uniform(0.8, 3);
   const Ids ids = vocab.encode("the cat sat on the mat with the hat");
   const double oracle = reference_loss(model, ids);
-  for (Index chunk : {1, 3, 7, 34, 512}) EXPECT_NEAR(rnnbptt::evaluate(model, Span<const std::int64_t>(ids), chunk), oracle, 1e-12 * oracle);
-  EXPECT_NE(error_of([&] { rnnbptt::evaluate(model, Span<const std::int64_t>(ids.data(), 1)); })
-                .find("corpus: expected at least 2 tokens"),
+  for (Index chunk : {1, 3, 7, 34, 512})
+    EXPECT_NEAR(rnnbptt::evaluate(model, Span<const std::int64_t>(ids), chunk), oracle, 1e-12 * oracle);
+  EXPECT_NE(error_of([&] {
+              rnnbptt::evaluate(model, Span<const std::int64_t>(ids.data(), 1));
+            }).find("corpus: expected at least 2 tokens"),
             std::string::npos);
   EXPECT_NE(error_of([&] { rnnbptt::evaluate(model, Span<const std::int64_t>(ids), 0); }).find("chunk: expected"),
             std::string::npos);
@@ -205,8 +215,9 @@ TEST(GenerateText, PrefixPlusDecodedIds) {
   EXPECT_EQ(rnnbptt::generate_text(model, vocab, "ab", 0), "ab");
   EXPECT_EQ(error_of([&] { rnnbptt::generate_text(model, vocab, "", 3); }),
             "prefix: expected at least one character, got an empty string");
-  EXPECT_EQ(error_of([&] { rnnbptt::generate_text(model, vocab, "abz", 3); })
-                .rfind("prefix: expected characters of the vocabulary, got 'z'", 0),
+  EXPECT_EQ(error_of([&] {
+              rnnbptt::generate_text(model, vocab, "abz", 3);
+            }).rfind("prefix: expected characters of the vocabulary, got 'z'", 0),
             0u);
   EXPECT_EQ(error_of([&] { rnnbptt::generate_text(model, Vocab::from_text("ab"), "ab", 3); }),
             "vocab: expected 4 symbols (the model's input and output size 4 and 4), got 2");

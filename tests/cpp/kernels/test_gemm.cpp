@@ -95,8 +95,8 @@ class Gemm : public ::testing::Test {
 
 TEST_F(Gemm, ShallowProductsEqualEigensTileByTile) {
   // Sizes around the tile grid's cuts (multiples of 8, tiles of at most 256) and the depth block.
-  for (const auto& [m, n, depth] : std::vector<std::array<Index, 3>>{
-           {1, 1, 1}, {7, 65, 255}, {65, 257, 256}, {257, 130, 257}, {300, 520, 100}}) {
+  for (const auto& [m, n, depth] :
+       std::vector<std::array<Index, 3>>{{1, 1, 1}, {7, 65, 255}, {65, 257, 256}, {257, 130, 257}, {300, 520, 100}}) {
     check<Eigen::RowMajor, Eigen::RowMajor>(m, n, depth);
     check<Eigen::RowMajor, Eigen::ColMajor>(m, n, depth);
     check<Eigen::ColMajor, Eigen::RowMajor>(m, n, depth);

@@ -87,8 +87,8 @@ void check_shape() {
   unsigned seed = 1;
   for (Index cols : widths<S>())
     for (Index rows = 1; rows <= 2 * S::rows + 2; ++rows) {
-      SCOPED_TRACE(testing::Message() << S::rows << " x " << S::packets << " packets of " << S::size
-                                      << ": C is " << rows << " x " << cols);
+      SCOPED_TRACE(testing::Message() << S::rows << " x " << S::packets << " packets of " << S::size << ": C is "
+                                      << rows << " x " << cols);
       const Problem p = problem(rows, K, cols, seed++);
       std::vector<float> C = p.C;
       kernel<S>(p, C, 0, rows, 0, cols, alpha, true);

@@ -100,7 +100,8 @@ void expect_value_clipping() {
   EXPECT_EQ(rnnbptt::clip_grad_value(g, 1.0), 2);  // 1.0 itself is inside [-1, 1]
   EXPECT_TRUE(support::same_bits(g, std::vector<Scalar>{Scalar(-1), Scalar(0.5), Scalar(1), Scalar(-0.25), Scalar(1)}));
   EXPECT_EQ(rnnbptt::clip_grad_value(g, 0.5), 3);
-  EXPECT_TRUE(support::same_bits(g, std::vector<Scalar>{Scalar(-0.5), Scalar(0.5), Scalar(0.5), Scalar(-0.25), Scalar(0.5)}));
+  EXPECT_TRUE(
+      support::same_bits(g, std::vector<Scalar>{Scalar(-0.5), Scalar(0.5), Scalar(0.5), Scalar(-0.25), Scalar(0.5)}));
 }
 
 TEST(Clip, ValueClippingClampsAndCounts) {

@@ -119,7 +119,8 @@ TEST(Optim, FloatHyperParametersOutsideFloatsRangeAreRefused) {
                                                         {"weight_decay: expected a value representable"}));
   EXPECT_EQ(p[0], 1.0f);
   rnnbptt::Adam<float> adam(1, 1e-3, 0.9, 0.999, 1e-50);
-  EXPECT_TRUE(support::throws<rnnbptt::InvalidArgument>([&] { adam.step(p, g); }, {"eps: expected a value representable"}));
+  EXPECT_TRUE(
+      support::throws<rnnbptt::InvalidArgument>([&] { adam.step(p, g); }, {"eps: expected a value representable"}));
   EXPECT_EQ(adam.step_count, 0);
   EXPECT_EQ(p[0], 1.0f);
   // The same lr is a double: accepted (1 - 1e-261 rounds to 1).
@@ -138,8 +139,8 @@ TEST(Optim, AdamStepCountOutsideItsRangeIsRefused) {
   std::vector<double> p{0.0}, g{1.0};
   for (rnnbptt::Index bad : {rnnbptt::Index(-1), std::numeric_limits<rnnbptt::Index>::max()}) {
     adam.step_count = bad;
-    EXPECT_TRUE(support::throws<rnnbptt::InvalidArgument>([&] { adam.step(p, g); },
-                                                          {"step_count: expected a number of steps taken in [0, 2^62)"}));
+    EXPECT_TRUE(support::throws<rnnbptt::InvalidArgument>(
+        [&] { adam.step(p, g); }, {"step_count: expected a number of steps taken in [0, 2^62)"}));
     EXPECT_EQ(p[0], 0.0);
   }
 }

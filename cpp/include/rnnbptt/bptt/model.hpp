@@ -24,13 +24,13 @@
 
 #include "rnnbptt/core/buffer.hpp"
 
-#include "rnnbptt/core/export.hpp"
+#include "rnnbptt/bptt/truncation.hpp"
+#include "rnnbptt/bptt/workspace.hpp"
 #include "rnnbptt/core/config.hpp"
+#include "rnnbptt/core/export.hpp"
 #include "rnnbptt/core/params.hpp"
 #include "rnnbptt/core/sequence.hpp"
 #include "rnnbptt/core/span.hpp"
-#include "rnnbptt/bptt/truncation.hpp"
-#include "rnnbptt/bptt/workspace.hpp"
 
 namespace rnnbptt {
 
@@ -61,9 +61,9 @@ using identity_t = typename identity<T>::type;
 /// during the call only.
 template <class Scalar>
 RNNBPTT_EXPORT void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const ParameterLayout& layout,
-                 Span<const detail::identity_t<Scalar>> params,
-                 const SequenceInput<detail::identity_t<Scalar>>& x,
-                 Span<const detail::identity_t<Scalar>> h0, Index context_steps = 0);
+                                Span<const detail::identity_t<Scalar>> params,
+                                const SequenceInput<detail::identity_t<Scalar>>& x,
+                                Span<const detail::identity_t<Scalar>> h0, Index context_steps = 0);
 
 /// Loss of the outputs in ws.O against y over the non-context steps; writes dL/do_t into ws.dO
 /// (fused: softmax, cross-entropy and its gradient in one pass per row). Returns L.
@@ -72,7 +72,7 @@ RNNBPTT_EXPORT void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config
 /// the call only. StateError without a forward.
 template <class Scalar>
 RNNBPTT_EXPORT double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config,
-                    const Targets<detail::identity_t<Scalar>>& y);
+                                   const Targets<detail::identity_t<Scalar>>& y);
 
 /// The optional inputs and outputs of a backward pass. An empty Span means "not given". The
 /// views are read or written during the backward call only.
@@ -101,9 +101,9 @@ struct BackwardOptions {
 /// disagrees, step_offset < 0, dx for token input, record_dh_norms for overlapping windows.
 template <class Scalar>
 RNNBPTT_EXPORT void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& ws,
-                  const ModelConfig& config, const ParameterLayout& layout,
-                  Span<const detail::identity_t<Scalar>> params,
-                  const BackwardOptions<detail::identity_t<Scalar>>& options);
+                                 const ModelConfig& config, const ParameterLayout& layout,
+                                 Span<const detail::identity_t<Scalar>> params,
+                                 const BackwardOptions<detail::identity_t<Scalar>>& options);
 
 // ---- The Model: what most C++ users want ----
 
@@ -141,11 +141,15 @@ class RNNBPTT_EXPORT Model {
   /// are accepted as they are (a caller may study them); generate() refuses them.
   void set_parameters(Span<const Scalar> values);
 
-  /// Weights ~ U(-bound, bound) (PyTorch's nn.RNN default is bound = 1/sqrt(h)); biases too.
-  /// bound must be finite, >= 0 and at most the largest finite Scalar (InvalidArgument).
+  /// Weights ~ U(-bound, bound) (PyTorch's nn.RNN default is bound = 1/sqrt(h)); biases too:
+  /// (2 u - 1) bound for u = Random(seed).uniform() in the flat order, so a seed gives the same
+  /// weights everywhere (rnnbptt/core/random.hpp). bound must be finite, >= 0 and at most the
+  /// largest finite Scalar (InvalidArgument).
   void init_uniform(double bound, std::uint64_t seed);
-  /// Weights ~ N(0, init_std^2), biases 0 (d2l's initialization with std = 0.01). init_std
-  /// must be finite and >= 0, and every draw finite in Scalar (else nothing is changed).
+  /// Weights ~ N(0, init_std^2), biases 0 (d2l's initialization with std = 0.01): init_std
+  /// times Random(seed).normal() for each weight in the flat order, so a seed gives the same
+  /// weights everywhere. init_std must be finite and >= 0, and every draw finite in Scalar
+  /// (else nothing is changed).
   void init_normal(double init_std, std::uint64_t seed);
 
   /// Runs the sequence from h0 (empty: zeros; else n x h finite values). See rnn_forward for

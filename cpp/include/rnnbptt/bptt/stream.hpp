@@ -25,11 +25,11 @@
 
 #include "rnnbptt/core/buffer.hpp"
 
-#include "rnnbptt/core/params.hpp"
 #include "rnnbptt/bptt/model.hpp"
-#include "rnnbptt/core/span.hpp"
 #include "rnnbptt/bptt/truncation.hpp"
 #include "rnnbptt/bptt/workspace.hpp"
+#include "rnnbptt/core/params.hpp"
+#include "rnnbptt/core/span.hpp"
 
 namespace rnnbptt {
 
@@ -77,7 +77,7 @@ class RNNBPTT_EXPORT StreamRunner {
   Span<const Scalar> history_states() const;
   const Truncation& truncation() const { return truncation_; }
   std::int64_t position() const { return position_; }  ///< steps consumed so far
-  Index batch() const { return batch_; }  ///< n of the stream (0 before its first chunk)
+  Index batch() const { return batch_; }               ///< n of the stream (0 before its first chunk)
   /// batch() x h: h_t after the last chunk (empty before the first chunk). Valid until the
   /// next step(), reset() or restore().
   Span<const Scalar> state() const;
@@ -93,12 +93,12 @@ class RNNBPTT_EXPORT StreamRunner {
   ParameterLayout layout_;
   Truncation truncation_;
   Workspace<Scalar> ws_;
-  Buffer<Scalar> state_;                 // n x h
-  Buffer<Scalar> dense_history_;         // (history + T) x n x d
-  Buffer<std::int64_t> token_history_;   // (history + T) x n
-  Index history_ = 0;                    // steps of history currently held
+  Buffer<Scalar> state_;                // n x h
+  Buffer<Scalar> dense_history_;        // (history + T) x n x d
+  Buffer<std::int64_t> token_history_;  // (history + T) x n
+  Index history_ = 0;                   // steps of history currently held
   Index batch_ = 0;
-  int input_kind_ = -1;                  // -1 none yet, 0 dense, 1 tokens
+  int input_kind_ = -1;  // -1 none yet, 0 dense, 1 tokens
   std::int64_t position_ = 0;
 };
 

@@ -24,8 +24,9 @@
 #include <string>
 #include <vector>
 
-#include "rnnbptt/core/export.hpp"
 #include "rnnbptt/core/config.hpp"
+#include "rnnbptt/core/export.hpp"
+#include "rnnbptt/core/random.hpp"  // uniform_at: the draw at global step t depends only on (seed, t)
 #include "rnnbptt/core/span.hpp"
 
 namespace rnnbptt {
@@ -103,9 +104,5 @@ class RNNBPTT_EXPORT Truncation {
   std::vector<double> keep_probability_;
   std::uint64_t seed_ = 0;
 };
-
-/// The uniform variate in [0, 1) for global step t: a counter-based hash, so the draw at a step
-/// depends only on (seed, t), never on threads or on how a stream was cut into chunks.
-RNNBPTT_EXPORT double uniform_at(std::uint64_t seed, std::int64_t step);
 
 }  // namespace rnnbptt

@@ -12,10 +12,10 @@
 
 #include "rnnbptt/core/buffer.hpp"
 
-#include "rnnbptt/core/export.hpp"
-#include "rnnbptt/core/config.hpp"
-#include "rnnbptt/core/sequence.hpp"
 #include "rnnbptt/bptt/truncation.hpp"
+#include "rnnbptt/core/config.hpp"
+#include "rnnbptt/core/export.hpp"
+#include "rnnbptt/core/sequence.hpp"
 
 namespace rnnbptt {
 
@@ -28,22 +28,22 @@ struct RNNBPTT_EXPORT Workspace {
   Index batch = 0;
   Index context_steps = 0;
 
-  Buffer<Scalar> H;         // (steps + 1) x n x h: h_0 .. h_T
-  Buffer<Scalar> O;         // steps x n x q: o_1 .. o_T
-  Buffer<Scalar> dO;        // steps x n x q: dL/do_t
-  Buffer<Scalar> dA;        // steps x n x h: g^a_t = dL/da_t
-  Buffer<Scalar> dH;        // steps x n x h: W_qh^T g^o_t, when windows run in lanes
-  Buffer<Scalar> lane_g;    // 2 x n x h: g^a of the current and the later step of one lane
-  Buffer<Scalar> W_hh_T;    // h x h: W_hh transposed, read in place by the forward recurrence
-  Buffer<Scalar> W_hx_T;    // d x h: W_hx transposed, rows gathered by token input
-  Buffer<Scalar> dW_hx_T;   // d x h: scatter-add target for token input
-  Buffer<Scalar> flow;      // steps: xi_t of the last backward (flow[t] = xi_{t+1})
-  Buffer<Scalar> dh_norms;  // steps: ||dL/dh_t|| over the batch, when recorded
-  Buffer<double> row_loss;  // steps x n: l(o_t, y_t) * w_t before the reduction
-  Buffer<double> norm_parts; // steps x n x panels: pieces of ||dL/dh_t||^2 per row and column panel
-  Buffer<Index> lane_owner; // steps: the window of the running lane that holds step t, or -1
-  std::vector<Window> windows;   // the last backward's schedule
-  Index lanes = 0;               // lanes of that schedule
+  Buffer<Scalar> H;             // (steps + 1) x n x h: h_0 .. h_T
+  Buffer<Scalar> O;             // steps x n x q: o_1 .. o_T
+  Buffer<Scalar> dO;            // steps x n x q: dL/do_t
+  Buffer<Scalar> dA;            // steps x n x h: g^a_t = dL/da_t
+  Buffer<Scalar> dH;            // steps x n x h: W_qh^T g^o_t, when windows run in lanes
+  Buffer<Scalar> lane_g;        // 2 x n x h: g^a of the current and the later step of one lane
+  Buffer<Scalar> W_hh_T;        // h x h: W_hh transposed, read in place by the forward recurrence
+  Buffer<Scalar> W_hx_T;        // d x h: W_hx transposed, rows gathered by token input
+  Buffer<Scalar> dW_hx_T;       // d x h: scatter-add target for token input
+  Buffer<Scalar> flow;          // steps: xi_t of the last backward (flow[t] = xi_{t+1})
+  Buffer<Scalar> dh_norms;      // steps: ||dL/dh_t|| over the batch, when recorded
+  Buffer<double> row_loss;      // steps x n: l(o_t, y_t) * w_t before the reduction
+  Buffer<double> norm_parts;    // steps x n x panels: pieces of ||dL/dh_t||^2 per row and column panel
+  Buffer<Index> lane_owner;     // steps: the window of the running lane that holds step t, or -1
+  std::vector<Window> windows;  // the last backward's schedule
+  Index lanes = 0;              // lanes of that schedule
 
   // Input of the last forward, for the backward pass: dense values are the caller's memory,
   // kept (not copied: the caller keeps them alive until the last backward), token ids view

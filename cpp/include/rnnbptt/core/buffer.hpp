@@ -32,9 +32,8 @@ void grow_buffer(Buffer<T>& buffer, std::ptrdiff_t size, const char* name, const
   try {
     buffer.resize(static_cast<std::size_t>(size));
   } catch (const std::bad_alloc&) {
-    throw AllocationError(concat(name, ": cannot allocate ",
-                                 static_cast<std::size_t>(size) * sizeof(T), " bytes for ", what,
-                                 " (", size, " values of ", sizeof(T), " bytes)"));
+    throw AllocationError(concat(name, ": cannot allocate ", static_cast<std::size_t>(size) * sizeof(T), " bytes for ",
+                                 what, " (", size, " values of ", sizeof(T), " bytes)"));
   }
 }
 

@@ -33,7 +33,7 @@ struct RNNBPTT_EXPORT ModelConfig {
   Index hidden_size = 0;  ///< h
   Index output_size = 0;  ///< q
   Activation activation = Activation::tanh;
-  bool bias = true;       ///< b_h and b_q exist (false: the textbook's linear model has none)
+  bool bias = true;  ///< b_h and b_q exist (false: the textbook's linear model has none)
 
   /// Throws InvalidArgument naming the offending field (a size < 1), or SizeError when the
   /// parameter count overflows std::ptrdiff_t.

@@ -103,21 +103,17 @@ template <class... Parts>
 
 // A Span argument `name` must hold exactly `expected` values (`shape` says which, e.g.
 // "T x n x d = 35 x 8 x 28"); throws InvalidArgument otherwise.
-inline void check_length(const char* name, std::ptrdiff_t got, std::ptrdiff_t expected,
-                         const std::string& shape) {
-  if (got != expected)
-    invalid(name, ": expected ", expected, " values (", shape, "), got a buffer of ", got);
+inline void check_length(const char* name, std::ptrdiff_t got, std::ptrdiff_t expected, const std::string& shape) {
+  if (got != expected) invalid(name, ": expected ", expected, " values (", shape, "), got a buffer of ", got);
 }
 
 // The product of `factors` as a count of values of `element_bytes` bytes each (0: a count
 // only). Throws SizeError naming `name` when the product overflows or its bytes
 // exceed PTRDIFF_MAX.
 // `what` says which buffer, e.g. "the hidden states (T+1) x n x h".
-inline std::ptrdiff_t checked_size(const char* name, const char* what,
-                                   std::initializer_list<std::ptrdiff_t> factors,
+inline std::ptrdiff_t checked_size(const char* name, const char* what, std::initializer_list<std::ptrdiff_t> factors,
                                    std::size_t element_bytes) {
-  const std::ptrdiff_t limit =
-      PTRDIFF_MAX / static_cast<std::ptrdiff_t>(element_bytes == 0 ? 1 : element_bytes);
+  const std::ptrdiff_t limit = PTRDIFF_MAX / static_cast<std::ptrdiff_t>(element_bytes == 0 ? 1 : element_bytes);
   std::ptrdiff_t product = 1;
   bool overflow = false;
   for (std::ptrdiff_t f : factors) {
@@ -132,23 +128,20 @@ inline std::ptrdiff_t checked_size(const char* name, const char* what,
       first = false;
     }
     if (element_bytes == 0)
-      throw SizeError(concat(name, ": expected sizes whose product fits in ",
-                                     "std::ptrdiff_t, got ", what, " = ", sizes.str(),
-                                     " (overflows)"));
-    throw SizeError(concat(name, ": expected sizes whose buffers fit in memory, got ",
-                                   what, " = ", sizes.str(), " values of ", element_bytes,
-                                   " bytes (more than PTRDIFF_MAX = ", PTRDIFF_MAX, " bytes)"));
+      throw SizeError(concat(name, ": expected sizes whose product fits in ", "std::ptrdiff_t, got ", what, " = ",
+                             sizes.str(), " (overflows)"));
+    throw SizeError(concat(name, ": expected sizes whose buffers fit in memory, got ", what, " = ", sizes.str(),
+                           " values of ", element_bytes, " bytes (more than PTRDIFF_MAX = ", PTRDIFF_MAX, " bytes)"));
   }
   return product;
 }
 
 // a + b for sizes already checked by checked_size, with the same overflow error.
-inline std::ptrdiff_t checked_add(const char* name, const char* what, std::ptrdiff_t a,
-                                  std::ptrdiff_t b) {
+inline std::ptrdiff_t checked_add(const char* name, const char* what, std::ptrdiff_t a, std::ptrdiff_t b) {
   std::ptrdiff_t sum = 0;
   if (__builtin_add_overflow(a, b, &sum))
-    throw SizeError(concat(name, ": expected sizes whose buffers fit in memory, got ",
-                                   what, " = ", a, " + ", b, " values (overflows)"));
+    throw SizeError(concat(name, ": expected sizes whose buffers fit in memory, got ", what, " = ", a, " + ", b,
+                           " values (overflows)"));
   return sum;
 }
 

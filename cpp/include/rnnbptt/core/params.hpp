@@ -14,8 +14,8 @@
 #include <string>
 #include <type_traits>
 
-#include "rnnbptt/core/export.hpp"
 #include "rnnbptt/core/config.hpp"
+#include "rnnbptt/core/export.hpp"
 
 namespace rnnbptt {
 

@@ -50,11 +50,11 @@ struct IdView {
 /// vectors of size d (never expanded). Build it with from_dense or from_tokens.
 template <class Scalar>
 struct SequenceInput {
-  Index steps = 0;            ///< T
-  Index batch = 0;            ///< n
-  Span<const Scalar> dense;   ///< dense input: T x n x d values (time-major, C order)
-  IdView tokens;              ///< token input: T x n ids in [0, d)
-  bool token_input = false;   ///< which of the two is given
+  Index steps = 0;           ///< T
+  Index batch = 0;           ///< n
+  Span<const Scalar> dense;  ///< dense input: T x n x d values (time-major, C order)
+  IdView tokens;             ///< token input: T x n ids in [0, d)
+  bool token_input = false;  ///< which of the two is given
 
   /// Dense input; `x` must hold steps x batch x d values (d = the model's input_size).
   static SequenceInput from_dense(Span<const Scalar> x, Index steps, Index batch) {
@@ -89,9 +89,9 @@ struct SequenceInput {
 template <class Scalar>
 struct Targets {
   LossKind kind = LossKind::cross_entropy;
-  IdView classes;               ///< cross-entropy: T x n class ids in [0, q)
-  Span<const Scalar> dense;     ///< squared error: T x n x q values
-  Span<const Scalar> weights;   ///< empty, or T x n values
+  IdView classes;              ///< cross-entropy: T x n class ids in [0, q)
+  Span<const Scalar> dense;    ///< squared error: T x n x q values
+  Span<const Scalar> weights;  ///< empty, or T x n values
 
   static Targets from_classes(Span<const std::int64_t> ids, Span<const Scalar> weights = {}) {
     return from_classes(IdView(ids), weights);

@@ -30,9 +30,8 @@ class Span {
   /// Any contiguous container with data() and size() (std::vector, Buffer, std::array,
   /// std::string for char): a view of all its values.
   template <class Container,
-            class = std::enable_if_t<
-                !std::is_same_v<std::decay_t<Container>, Span> &&
-                std::is_convertible_v<decltype(std::declval<Container&>().data()), T*>>>
+            class = std::enable_if_t<!std::is_same_v<std::decay_t<Container>, Span> &&
+                                     std::is_convertible_v<decltype(std::declval<Container&>().data()), T*>>>
   constexpr Span(Container& c) noexcept  // NOLINT(google-explicit-constructor)
       : data_(c.data()), size_(static_cast<Index>(c.size())) {}
   /// Span<T> converts to Span<const T>.

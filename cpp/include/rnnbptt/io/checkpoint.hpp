@@ -41,13 +41,15 @@
 #include <string_view>
 #include <vector>
 
+#include "rnnbptt/bptt/model.hpp"
+#include "rnnbptt/bptt/stream.hpp"
 #include "rnnbptt/core/buffer.hpp"
 #include "rnnbptt/core/config.hpp"
+#include "rnnbptt/core/error.hpp"
 #include "rnnbptt/core/export.hpp"
-#include "rnnbptt/train/optim.hpp"
-#include "rnnbptt/bptt/model.hpp"
 #include "rnnbptt/core/span.hpp"
 #include "rnnbptt/io/text.hpp"
+#include "rnnbptt/train/optim.hpp"
 
 namespace rnnbptt {
 
@@ -69,22 +71,44 @@ struct SgdSettings {
 /// (steps consumed) coming from the trainer's step count.
 template <class Scalar>
 struct RunnerState {
-  Index batch = 0;          ///< n >= 1; must equal the trainer entry's "batch_size"
-  Buffer<Scalar> state;     ///< batch x h: the carried hidden state
+  Index batch = 0;       ///< n >= 1; must equal the trainer entry's "batch_size"
+  Buffer<Scalar> state;  ///< batch x h: the carried hidden state
   /// Regular(k1 < k2) truncation also keeps history (the next three members; the tensors
   /// trainer.runner.history_inputs and trainer.runner.history_states).
   bool has_history = false;
   Index history = 0;                         ///< k steps of history (0 <= k <= k2 - k1)
   std::vector<std::int64_t> history_tokens;  ///< history x batch token ids
   Buffer<Scalar> history_states;             ///< (history + 1) x batch x h
+
+  /// What `runner` carries (copied), as Python's Trainer saves it: the state, and the history
+  /// when the runner holds token history (Regular(k1 < k2) after its first chunk). Throws
+  /// StateError for a runner before its first chunk, InvalidArgument for a dense stream holding
+  /// history (checkpoints hold token ids only).
+  static RunnerState from_runner(const StreamRunner<Scalar>& runner) {
+    if (runner.batch() == 0 || runner.state().empty())
+      throw StateError("runner: expected a runner that has consumed a chunk, got one with no state");
+    RunnerState out;
+    out.batch = runner.batch();
+    out.state.assign(runner.state().begin(), runner.state().end());
+    if (runner.history_steps() > 0) {
+      if (runner.history_tokens().empty())
+        detail::invalid("runner: expected a token stream, got a dense one holding ", runner.history_steps(),
+                        " steps of history (checkpoints hold token ids only)");
+      out.has_history = true;
+      out.history = runner.history_steps();
+      out.history_tokens.assign(runner.history_tokens().begin(), runner.history_tokens().end());
+      out.history_states.assign(runner.history_states().begin(), runner.history_states().end());
+    }
+    return out;
+  }
 };
 
 /// Everything a checkpoint file holds, for a model of scalar type Scalar (float: "float32",
 /// double: "float64").
 template <class Scalar>
 struct RNNBPTT_EXPORT Checkpoint {
-  ModelConfig config;        ///< the model's configuration
-  Buffer<Scalar> parameters; ///< ParameterLayout(config).total values, the flat layout of Model
+  ModelConfig config;          ///< the model's configuration
+  Buffer<Scalar> parameters;   ///< ParameterLayout(config).total values, the flat layout of Model
   std::optional<Vocab> vocab;  ///< the vocabulary of a character model, if any
   /// The optimizer: at most one of `sgd` and `adam` (neither: the entry is `{}`). Adam's
   /// hyper-parameters, step_count and moments m, v (num_parameters values each) are saved
@@ -127,7 +151,7 @@ RNNBPTT_EXPORT ScalarType checkpoint_dtype(const std::filesystem::path& path);
 /// The bytes save_checkpoint writes, in memory (CheckpointError "<name>: cannot save: ...").
 template <class Scalar>
 RNNBPTT_EXPORT std::vector<std::uint8_t> serialize_checkpoint(const Checkpoint<Scalar>& checkpoint,
-                                                               std::string_view name = "<memory>");
+                                                              std::string_view name = "<memory>");
 
 /// load_checkpoint from bytes in memory; errors start with `name` instead of a path. The
 /// bytes are read during the call only.

@@ -23,12 +23,13 @@
 #include <cstdint>
 #include <vector>
 
-#include "rnnbptt/core/buffer.hpp"
-#include "rnnbptt/core/export.hpp"
-#include "rnnbptt/core/config.hpp"
 #include "rnnbptt/bptt/model.hpp"
-#include "rnnbptt/core/span.hpp"
 #include "rnnbptt/bptt/workspace.hpp"
+#include "rnnbptt/core/buffer.hpp"
+#include "rnnbptt/core/config.hpp"
+#include "rnnbptt/core/export.hpp"
+#include "rnnbptt/core/random.hpp"
+#include "rnnbptt/core/span.hpp"
 
 namespace rnnbptt {
 
@@ -67,7 +68,7 @@ class RNNBPTT_EXPORT Predictor {
 
   const Model<Scalar>* model_;
   Workspace<Scalar> ws_;
-  Buffer<Scalar> state_;  // h
+  Buffer<Scalar> state_;    // h
   std::int64_t token_ = 0;  // the id of step(), viewed as a one-id sequence
 };
 
@@ -81,20 +82,6 @@ RNNBPTT_EXPORT void softmax(Span<const Scalar> logits, double temperature, Span<
 /// wins). logits: at least one value.
 template <class Scalar>
 RNNBPTT_EXPORT Index argmax(Span<const Scalar> logits);
-
-/// Our own portable generator: xoshiro256** seeded through splitmix64, so a seed gives the
-/// same numbers on every platform, compiler and standard library.
-class RNNBPTT_EXPORT Random {
- public:
-  explicit Random(std::uint64_t seed);
-  /// The next 64 random bits.
-  std::uint64_t next();
-  /// A double in [0, 1): the top 53 bits of next() times 2^-53.
-  double uniform();
-
- private:
-  std::uint64_t s_[4];
-};
 
 /// An index drawn with probability proportional to `probabilities` (at least one value, all
 /// finite and >= 0, with a positive sum; they need not sum to 1): one uniform() draw u, the
@@ -117,7 +104,7 @@ struct GenerateOptions {
 /// during the call only (see the thread-safety note above).
 template <class Scalar>
 RNNBPTT_EXPORT std::vector<std::int64_t> generate(const Model<Scalar>& model, Span<const std::int64_t> prefix,
-                                   Index count, const GenerateOptions& options = {});
+                                                  Index count, const GenerateOptions& options = {});
 
 /// Overloads for float and double, so that arguments convert (std::vector, Span<T> to
 /// Span<const T>) where template deduction would not.

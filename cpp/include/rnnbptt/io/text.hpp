@@ -20,11 +20,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "rnnbptt/bptt/model.hpp"
 #include "rnnbptt/core/config.hpp"
 #include "rnnbptt/core/export.hpp"
-#include "rnnbptt/io/inference.hpp"
-#include "rnnbptt/bptt/model.hpp"
 #include "rnnbptt/core/span.hpp"
+#include "rnnbptt/io/inference.hpp"
 
 namespace rnnbptt {
 
@@ -84,8 +84,8 @@ class RNNBPTT_EXPORT Vocab {
  private:
   std::vector<std::string> tokens_;
   std::unordered_map<char32_t, std::int64_t> by_character_;  // tokens of one character
-  std::int64_t ascii_[128];                                 // the same for ASCII, -1 if absent
-  std::int64_t unknown_ = -1;                               // id of "<unk>", -1 if absent
+  std::int64_t ascii_[128];                                  // the same for ASCII, -1 if absent
+  std::int64_t unknown_ = -1;                                // id of "<unk>", -1 if absent
 };
 
 /// `prefix` followed by `length` (>= 0) generated characters: Python's rnnbptt.generate
@@ -98,8 +98,7 @@ class RNNBPTT_EXPORT Vocab {
 /// "vocab", "prefix" or "length", and generate()'s (non-finite parameters, bad temperature).
 /// The model is read during the call only (see inference.hpp on thread safety).
 template <class Scalar>
-RNNBPTT_EXPORT std::string generate_text(const Model<Scalar>& model, const Vocab& vocab,
-                                         std::string_view prefix, Index length,
-                                         const GenerateOptions& options = {});
+RNNBPTT_EXPORT std::string generate_text(const Model<Scalar>& model, const Vocab& vocab, std::string_view prefix,
+                                         Index length, const GenerateOptions& options = {});
 
 }  // namespace rnnbptt

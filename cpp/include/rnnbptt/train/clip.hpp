@@ -12,8 +12,8 @@
 /// else may use the buffer during the call.
 #pragma once
 
-#include "rnnbptt/core/export.hpp"
 #include "rnnbptt/core/config.hpp"
+#include "rnnbptt/core/export.hpp"
 #include "rnnbptt/core/span.hpp"
 
 namespace rnnbptt {
@@ -43,7 +43,8 @@ RNNBPTT_EXPORT double global_norm(Span<const Scalar> g);
 
 /// theta (max_norm) must be finite and > 0 (InvalidArgument naming max_norm).
 template <class Scalar>
-RNNBPTT_EXPORT ClipReport clip_grad_norm(Span<Scalar> g, double max_norm, NonFinitePolicy policy = NonFinitePolicy::raise);
+RNNBPTT_EXPORT ClipReport clip_grad_norm(Span<Scalar> g, double max_norm,
+                                         NonFinitePolicy policy = NonFinitePolicy::raise);
 
 /// g <- clamp(g, -limit, limit) elementwise; limit must be finite and > 0. Returns how many
 /// were clipped.

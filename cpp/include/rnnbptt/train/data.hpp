@@ -11,9 +11,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "rnnbptt/bptt/model.hpp"
 #include "rnnbptt/core/config.hpp"
 #include "rnnbptt/core/export.hpp"
-#include "rnnbptt/bptt/model.hpp"
 #include "rnnbptt/core/span.hpp"
 
 namespace rnnbptt {

@@ -7,8 +7,8 @@
 /// (InvalidArgument naming W_hh otherwise; h >= 1). Safe to call from several threads at once.
 #pragma once
 
-#include "rnnbptt/core/export.hpp"
 #include "rnnbptt/core/config.hpp"
+#include "rnnbptt/core/export.hpp"
 #include "rnnbptt/core/span.hpp"
 
 namespace rnnbptt {
