@@ -1,4 +1,4 @@
-# nlohmann_json >= 3.11: a private, build-only dependency (header-only; checkpoint.cpp and
+# nlohmann_json >= 3.11: a private, build-only dependency (header-only; io/checkpoint/ and
 # text.cpp parse JSON with it). Nothing installed needs it: the library links it through
 # $<BUILD_INTERFACE:...>, so the exported targets and rnnbpttConfig.cmake do not mention it.
 #

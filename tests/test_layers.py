@@ -64,3 +64,17 @@ def test_only_the_bindings_know_python():
     for path in sources():
         text = path.read_text(encoding="utf-8")
         assert "pybind11" not in text and "Python.h" not in text, path
+
+
+def test_activation_names_are_listed_once():
+    """The core's kActivations is the one list: no Python module writes a tuple or list of the
+    three names (reference.py, the independent oracle, and torch_interop.py, which names
+    PyTorch's nonlinearities, excepted; docstrings may name them)."""
+    import re as regex
+
+    name = r"""\s*["'](?:identity|tanh|relu)["']\s*"""
+    together = regex.compile(r"[(\[]" + name + "," + name + "," + name + r"[)\]]")  # a tuple or list of them
+    for path in sorted((ROOT / "python" / "rnnbptt").glob("*.py")):
+        if path.name in {"reference.py", "torch_interop.py"}:
+            continue
+        assert not together.search(path.read_text(encoding="utf-8")), path

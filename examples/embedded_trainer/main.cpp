@@ -217,7 +217,7 @@ int run(int argc, char** argv) {
 
   rnnbptt::Checkpoint<float> checkpoint = rnnbptt::Checkpoint<float>::from_model(model);
   checkpoint.vocab = vocab;
-  checkpoint.adam = adam;
+  checkpoint.optimizer = adam;
   checkpoint.trainer_json = "{\"trained_by\": \"examples/embedded_trainer\"}";
   rnnbptt::save_checkpoint(s.checkpoint, checkpoint);
   std::printf("checkpoint written to %s\n", s.checkpoint.c_str());

@@ -16,7 +16,7 @@ from .generate import generate
 from .model import PARAMETER_NAMES, RNN, Gradients
 from .optim import SGD, Adam
 from .stream import StreamRunner
-from .trainer import EpochRecord, Trainer
+from .trainer import EpochRecord, Trainer, TrainerSettings
 from .truncation import Full, Randomized, Regular, Truncation
 
 __version__: str = _core.__version__
@@ -63,6 +63,7 @@ __all__ = [
     "CheckpointError",
     "EpochRecord",
     "Trainer",
+    "TrainerSettings",
     "Vocab",
     "generate",
     "RNN",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import math
 import os
@@ -19,10 +20,11 @@ import numpy as np
 
 from . import build_info, data, distributed, get_num_threads, gradcheck, reference, set_num_threads
 from ._checks import check_utf8
+from ._table import text_table
 from .checkpoint import CheckpointError
 from .checkpoint import load as load_checkpoint
 from .generate import generate
-from .model import RNN
+from .model import ACTIVATIONS, RNN
 from .trainer import EpochRecord, Trainer
 from .truncation import Truncation
 
@@ -34,14 +36,6 @@ DEFAULT_EPOCHS = 40
 DEFAULT_TEMPERATURE = 0.5
 #: ``--lr`` when it is not given, by ``--optimizer``.
 DEFAULT_LR = {"adam": 2e-3, "sgd": 1.0}
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 # ---- argument types and errors ------------------------------------------------------------
@@ -146,23 +140,38 @@ def _truncation(spec: str) -> Truncation:
         raise argparse.ArgumentTypeError(message.removeprefix("truncation: ")) from None
 
 
-#: Python argument names in error messages -> the flags that set them.
-_FLAGS = {
-    "batch_size": "--batch-size", "checkpoint": "--checkpoint", "checkpoint_every": "--checkpoint-every",
-    "checkpoint_every_steps": "--checkpoint-every-steps",
-    "clip": "--clip", "dtype": "--dtype", "epochs": "--epochs", "hidden_size": "--hidden",
-    "init_std": "--init-std", "length": "--length", "lr": "--lr", "model": "--checkpoint", "num_steps": "--num-steps",
-    "prefix": "--prefix", "seed": "--seed", "steps": "--steps", "temperature": "--temperature",
-    "text": "--text", "threads": "--threads", "truncation": "--truncation", "valid_fraction": "--valid-fraction",
-}
+#: Python argument names in error messages whose flag's destination has another name.
+_DEST_OF_NAME = {"hidden_size": "hidden", "model": "checkpoint"}
+
+
+@functools.cache
+def _flags() -> dict[str, str]:
+    """Every option's destination (``args.num_steps``) -> its flag (``--num-steps``), read from
+    the parser's actions, its subcommands' included."""
+    flags: dict[str, str] = {}
+    parsers = [build_parser()]
+    while parsers:
+        parser = parsers.pop(0)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.option_strings and not isinstance(action, argparse._HelpAction):
+                flags.setdefault(action.dest, max(action.option_strings, key=len))
+    return flags
+
+
+def _flag(name: str) -> Optional[str]:
+    """The flag that sets the argument ``name`` (a destination or a Python argument name), or
+    None."""
+    return _flags().get(_DEST_OF_NAME.get(name, name))
 
 
 def _as_flag(message: str, flag: Optional[str] = None) -> str:
     """``"num_steps: expected ..."`` as ``"argument --num-steps: expected ..."``; with ``flag``,
     any leading ``name:`` gives way to that flag."""
     name, sep, rest = message.partition(": ")
-    if sep and " " not in name and (flag is not None or name in _FLAGS):
-        return f"argument {flag or _FLAGS[name]}: {rest}"
+    if sep and " " not in name and (flag is not None or _flag(name) is not None):
+        return f"argument {flag or _flag(name)}: {rest}"
     return f"argument {flag}: {message}" if flag is not None else message
 
 
@@ -233,7 +242,7 @@ def _gradcheck_table(
         f"{'token ids' if tokens else 'dense input'}, float64\n"
     )
     headers = ["parameter", "shape", "||grad||", "finite differences (rel. err.)", "NumPy reference (rel. err.)"]
-    table = _table(headers, rows)
+    table = text_table(headers, rows)
     return header + table, worst
 
 
@@ -366,8 +375,7 @@ def _train(args: argparse.Namespace, comm: object) -> int:
     if comm is not None:
         print(f"data parallel on {trainer.comm.Get_size()} processes x {get_num_threads()} threads")
     print(f"training on {source}: {len(train):,} tokens ({len(valid):,} held out), "
-          f"{len(vocab)} symbols, hidden {trainer.model.hidden_size}, truncation {trainer.truncation}, "
-          f"{trainer.iterator} batches of {trainer.batch_size} x {trainer.num_steps}")
+          f"{len(vocab)} symbols, hidden {trainer.model.hidden_size}, {trainer.settings.describe()}")
     epochs = None if args.steps is not None else args.epochs
     started, first_step = time.perf_counter(), trainer.step
     try:
@@ -512,11 +520,10 @@ COMPARE_TEXT_DEFAULTS = {"hidden": 256, "epochs": 40, "num_steps": 35, "init_std
                          "batch_size": 32}
 #: compare's default on the synthetic tasks.
 COMPARE_TASK_DEFAULTS = {"hidden": 64, "lag": 20, "batch_size": 32}
-_TEXT_ONLY = {"text": "--text", "timemachine": "--timemachine", "d2l": "--d2l", "max_tokens": "--max-tokens",
-              "valid_fraction": "--valid-fraction", "epochs": "--epochs", "num_steps": "--num-steps",
-              "init_std": "--init-std"}
-_TASK_ONLY = {"lag": "--lag", "length": "--length", "symbols": "--symbols"}
-_RECALL_ONLY = {"symbols": "--symbols"}
+#: compare's arguments that apply to text only, to the synthetic tasks only, to recall only.
+_TEXT_ONLY = ("text", "timemachine", "d2l", "max_tokens", "valid_fraction", "epochs", "num_steps", "init_std")
+_TASK_ONLY = ("lag", "length", "symbols")
+_RECALL_ONLY = ("symbols",)
 
 
 def _compare_task(args: argparse.Namespace) -> str:
@@ -525,19 +532,19 @@ def _compare_task(args: argparse.Namespace) -> str:
     reads_text = args.text is not None or args.timemachine
     task = args.task or ("text" if reads_text else "recall")
     if task == "text":
-        for name, flag in _TASK_ONLY.items():
+        for name in _TASK_ONLY:
             if getattr(args, name) is not None:
-                raise UsageError(f"argument {flag}: expected --task recall or adding, got --task text")
+                raise UsageError(f"argument {_flag(name)}: expected --task recall or adding, got --task text")
         for name, value in COMPARE_TEXT_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, value)
     else:
-        for name, flag in _TEXT_ONLY.items():
+        for name in _TEXT_ONLY:
             if getattr(args, name) not in (None, False):
-                raise UsageError(f"argument {flag}: applies to --task text, got --task {task}")
-        for name, flag in _RECALL_ONLY.items():
+                raise UsageError(f"argument {_flag(name)}: applies to --task text, got --task {task}")
+        for name in _RECALL_ONLY:
             if task != "recall" and getattr(args, name) is not None:
-                raise UsageError(f"argument {flag}: applies to --task recall, got --task {task}")
+                raise UsageError(f"argument {_flag(name)}: applies to --task recall, got --task {task}")
         for name, value in COMPARE_TASK_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, value)
@@ -585,7 +592,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         ])
         print(f"  {strategy}: done in {seconds:.1f} s", flush=True)
     print()
-    print(_table(["strategy", "train ppl", "valid ppl", "time (s)", "tokens/s", "memory (MiB)"], rows))
+    print(text_table(["strategy", "train ppl", "valid ppl", "time (s)", "tokens/s", "memory (MiB)"], rows))
     print("\nmemory: the bytes of the runner's activations, history and scratch buffers")
     if args.plot:
         try:
@@ -690,7 +697,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_demo)
 
     p = sub.add_parser("gradcheck", help="compare BPTT gradients with finite differences")
-    p.add_argument("--activation", choices=["tanh", "relu", "identity"], default="tanh")
+    p.add_argument("--activation", choices=ACTIVATIONS, default="tanh")
     p.add_argument("--dense", action="store_true", help="dense input instead of token ids")
     p.add_argument("--num-steps", type=positive_int, default=20, help="sequence length T (default 20)")
     p.add_argument("--batch", type=positive_int, default=4)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, Optional, Union
 
+from ._table import text_table
 from .tasks import Adding, DelayedRecall, Task, TaskResult, train_task
 from .truncation import Truncation
 
@@ -66,14 +67,6 @@ def run_comparison(
     return results
 
 
-def _cells(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    table = [list(headers)] + [list(row) for row in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def results_table(task: Task, results: Sequence[TaskResult]) -> str:
     """The comparison as a text table, with the notes that say how to read it."""
     metric = "accuracy" if task.metric == "accuracy" else "MSE"
@@ -97,7 +90,7 @@ def results_table(task: Task, results: Sequence[TaskResult]) -> str:
             f"reach of at least {task.lag} steps."
         )
     return "\n".join([
-        _cells(headers, rows),
+        text_table(headers, rows),
         "",
         score_note,
         "gradient reach: how many steps back the gradient of a loss can travel (regular:K: K - 1; randomized: "

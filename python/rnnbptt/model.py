@@ -13,7 +13,9 @@ from ._dtypes import check_dtype, core_class
 from .truncation import Full, Truncation
 
 PARAMETER_NAMES = ("W_hx", "W_hh", "b_h", "W_qh", "b_q")
-ACTIVATIONS = ("identity", "tanh", "relu")
+#: The activation names, as the core defines them (``rnnbptt._core.ACTIVATIONS``).
+ACTIVATIONS: tuple[str, ...] = tuple(_core.ACTIVATIONS)
+_ACTIVATION_CHOICES = ", ".join(repr(a) for a in ACTIVATIONS[:-1]) + f" or {ACTIVATIONS[-1]!r}"
 
 
 def _check_size(value: Any, name: str) -> int:
@@ -77,7 +79,7 @@ class RNN:
         output_size = _check_size(output_size, "output_size")
         if not isinstance(activation, str) or activation not in ACTIVATIONS:
             error = ValueError if isinstance(activation, str) else TypeError
-            raise error(f"activation: expected 'identity', 'tanh' or 'relu', got {shown(activation)}")
+            raise error(f"activation: expected {_ACTIVATION_CHOICES}, got {shown(activation)}")
         bias = check_flag(bias, "bias")
         seed = check_integer(seed, "seed", 0, 2**64)
         if init_std is not None:

@@ -140,11 +140,17 @@ class Adam:
 Optimizer = Union[SGD, Adam]
 
 
-def make_optimizer(name: str, size: int, dtype: Any, lr: float, weight_decay: float = 0.0) -> Optimizer:
+def check_optimizer_name(name: Any) -> str:
+    """``name`` if it names an optimizer (``"sgd"`` or ``"adam"``): TypeError for anything but a
+    string, ValueError for another string."""
     if not isinstance(name, str):
         raise TypeError(f"optimizer: expected 'sgd' or 'adam', got {name!r}")
-    if name == "sgd":
+    if name not in (SGD.name, Adam.name):
+        raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {name!r}")
+    return name
+
+
+def make_optimizer(name: str, size: int, dtype: Any, lr: float, weight_decay: float = 0.0) -> Optimizer:
+    if check_optimizer_name(name) == SGD.name:
         return SGD(lr, weight_decay)
-    if name == "adam":
-        return Adam(size, dtype, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {name!r}")
+    return Adam(size, dtype, lr=lr, weight_decay=weight_decay)

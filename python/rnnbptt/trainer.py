@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, ClassVar, Optional, Union
 
 import numpy as np
 
@@ -26,11 +26,192 @@ from .clip import clip_grad_norm, global_norm
 from .data import Batch, Vocab, random_batches, sequential_batches
 from .distributed import CollectiveError, DataParallel, agreement, batch_share
 from .model import RNN
-from .optim import make_optimizer
+from .optim import check_optimizer_name, make_optimizer
 from .stream import StreamRunner
 from .truncation import Truncation
 
 LrSchedule = Union[str, Callable[[int, int], float]]
+
+#: The ``lr_schedule`` that :class:`TrainerSettings` (and a checkpoint) records for a callable
+#: schedule; the callable itself stays on the :class:`Trainer`.
+CALLABLE_SCHEDULE = "callable"
+
+
+def _schedule_error(lr_schedule: object) -> ValueError:
+    return ValueError(f"lr_schedule: expected 'constant', 'cosine' or a callable, got {lr_schedule!r}")
+
+
+def _require_state(path: Union[str, Path], trainer: dict[str, Any], optimizer: dict[str, Any], keys: Any) -> None:
+    """CheckpointError naming the file unless the trainer entry of its checkpoint has ``keys``
+    and its optimizer entry a name."""
+    missing = sorted(set(keys) - set(trainer))
+    if missing or "name" not in optimizer:
+        raise ckpt.CheckpointError(
+            f"checkpoint: {path} has no trainer state (no {(missing or ['optimizer name'])[0]!r}); "
+            "resume a checkpoint written by Trainer.save or 'rnnbptt train'"
+        )
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """The settings of a :class:`Trainer` run, checked once: what processes must agree on with
+    MPI, what a checkpoint records and what :meth:`Trainer.resume` reads back.
+
+    Parameters
+    ----------
+    optimizer : {"sgd", "adam"}
+    lr : float
+        Base learning rate, > 0 and finite (``base_lr`` in a checkpoint's trainer entry).
+    lr_schedule : {"constant", "cosine", "callable"}
+        ``"callable"`` records that the run used a callable schedule (see
+        :meth:`from_arguments`); the callable itself is not a setting.
+    weight_decay : float
+        >= 0 and finite.
+    clip : float or None
+        Global L2-norm clipping threshold, > 0 and finite, or None (no clipping).
+    truncation : str
+        The string form of a :class:`~rnnbptt.truncation.Truncation` (kept in its canonical form,
+        ``str(Truncation.parse(truncation))``); ``num_steps`` must suit it.
+    batch_size, num_steps : int
+        At least 1.
+    iterator : {"sequential", "random"}
+    seed : int
+        At least 0.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a setting of the wrong type or out of range, naming it.
+    """
+
+    optimizer: str = "sgd"
+    lr: float = 1.0
+    lr_schedule: str = "constant"
+    weight_decay: float = 0.0
+    clip: Optional[float] = 1.0
+    truncation: str = "full"
+    batch_size: int = 32
+    num_steps: int = 35
+    iterator: str = "sequential"
+    seed: int = 0
+
+    #: The keys of a checkpoint's trainer entry that hold settings (``to_state``).
+    STATE_KEYS: ClassVar[tuple[str, ...]] = (
+        "seed", "truncation", "batch_size", "num_steps", "iterator", "clip", "base_lr", "lr_schedule",
+    )
+
+    def __post_init__(self) -> None:
+        iterator, clip = self.iterator, self.clip
+        if not isinstance(iterator, str) or iterator not in ("sequential", "random"):
+            raise ValueError(f"iterator: expected 'sequential' or 'random', got {iterator!r}")
+        lr = check_real(self.lr, "lr", positive=True)
+        weight_decay = check_real(self.weight_decay, "weight_decay", nonnegative=True)
+        if clip is not None:
+            if isinstance(clip, (bool, np.bool_)) or not isinstance(clip, (int, float, np.integer, np.floating)):
+                raise TypeError(f"clip: expected a threshold > 0 or None, got {clip!r} ({type(clip).__name__})")
+            if not (clip > 0 and math.isfinite(clip)):
+                raise ValueError(f"clip: expected a threshold > 0 or None, got {clip}")
+            clip = float(clip)
+        batch_size = check_integer(self.batch_size, "batch_size", 1)
+        num_steps = check_integer(self.num_steps, "num_steps", 1)
+        seed = check_integer(self.seed, "seed", 0)
+        if not isinstance(self.lr_schedule, str) or self.lr_schedule not in ("constant", "cosine", CALLABLE_SCHEDULE):
+            raise _schedule_error(self.lr_schedule)
+        if not isinstance(self.truncation, str):
+            raise TypeError(f"truncation: expected a Truncation or its string form, got {self.truncation!r}")
+        truncation = Truncation.parse(self.truncation)
+        truncation.check_chunk(num_steps, "num_steps")
+        check_optimizer_name(self.optimizer)
+        normalized = {
+            "lr": lr, "weight_decay": weight_decay, "clip": clip, "truncation": str(truncation),
+            "batch_size": batch_size, "num_steps": num_steps, "seed": seed,
+        }
+        for name, value in normalized.items():
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_arguments(
+        cls,
+        *,
+        optimizer: str = "sgd",
+        lr: float = 1.0,
+        lr_schedule: LrSchedule = "constant",
+        weight_decay: float = 0.0,
+        clip: Optional[float] = 1.0,
+        truncation: Union[Truncation, str] = "full",
+        batch_size: int = 32,
+        num_steps: int = 35,
+        iterator: str = "sequential",
+        seed: int = 0,
+    ) -> TrainerSettings:
+        """The settings of :class:`Trainer`'s arguments of the same names.
+
+        Parameters
+        ----------
+        lr_schedule : "constant", "cosine" or callable
+            A callable is recorded as ``"callable"`` (which is not itself an argument).
+        truncation : Truncation or str
+            Recorded as its string form.
+        optimizer, lr, weight_decay, clip, batch_size, num_steps, iterator, seed
+            As in :class:`TrainerSettings`.
+
+        Returns
+        -------
+        TrainerSettings
+        """
+        if isinstance(lr_schedule, str) and lr_schedule == CALLABLE_SCHEDULE:
+            raise _schedule_error(lr_schedule)  # the marker, not a schedule to run
+        schedule: Any = CALLABLE_SCHEDULE if callable(lr_schedule) else lr_schedule
+        form: Any = str(truncation) if isinstance(truncation, Truncation) else truncation
+        return cls(
+            optimizer=optimizer, lr=lr, lr_schedule=schedule, weight_decay=weight_decay, clip=clip,
+            truncation=form, batch_size=batch_size, num_steps=num_steps, iterator=iterator, seed=seed,
+        )
+
+    @classmethod
+    def from_state(cls, path: Union[str, Path], trainer: dict[str, Any], optimizer: dict[str, Any]) -> TrainerSettings:
+        """The settings that a checkpoint records, from its trainer and optimizer entries.
+
+        Parameters
+        ----------
+        path : path
+            The checkpoint's file, named in errors.
+        trainer, optimizer : dict
+            Its ``trainer`` entry (:meth:`to_state` wrote the settings into it) and its
+            ``optimizer`` entry (the optimizer's name and weight decay).
+
+        Returns
+        -------
+        TrainerSettings
+
+        Raises
+        ------
+        rnnbptt.checkpoint.CheckpointError
+            For a missing or ill-typed entry, naming ``path``.
+        """
+        _require_state(path, trainer, optimizer, cls.STATE_KEYS)
+        try:
+            return cls(
+                optimizer=optimizer["name"], lr=trainer["base_lr"], lr_schedule=trainer["lr_schedule"],
+                weight_decay=optimizer.get("weight_decay", 0.0), clip=trainer["clip"],
+                truncation=trainer["truncation"], batch_size=trainer["batch_size"],
+                num_steps=trainer["num_steps"], iterator=trainer["iterator"], seed=trainer["seed"],
+            )
+        except (TypeError, ValueError, OverflowError, RecursionError) as error:
+            raise ckpt.CheckpointError(f"checkpoint: {path} has an inconsistent trainer state ({error!r})") from None
+
+    def to_state(self) -> dict[str, Any]:
+        """The settings as a checkpoint's trainer entry holds them (``STATE_KEYS``; the
+        optimizer's name and weight decay are in its optimizer entry)."""
+        return {
+            "seed": self.seed, "truncation": self.truncation, "batch_size": self.batch_size,
+            "num_steps": self.num_steps, "iterator": self.iterator, "clip": self.clip, "base_lr": self.lr,
+            "lr_schedule": self.lr_schedule,
+        }
+
+    def describe(self) -> str:
+        """How the run reads its text, for a log: ``"truncation full, sequential batches of 32 x 35"``."""
+        return f"truncation {self.truncation}, {self.iterator} batches of {self.batch_size} x {self.num_steps}"
 
 
 @dataclass
@@ -148,56 +329,36 @@ class Trainer:
             raise TypeError(f"model: expected an rnnbptt.RNN, got {type(model).__name__}")
         if vocab is not None and not isinstance(vocab, Vocab):
             raise TypeError(f"vocab: expected an rnnbptt.Vocab or None, got {type(vocab).__name__}")
-        if not isinstance(iterator, str) or iterator not in ("sequential", "random"):
-            raise ValueError(f"iterator: expected 'sequential' or 'random', got {iterator!r}")
-        lr = check_real(lr, "lr", positive=True)
-        weight_decay = check_real(weight_decay, "weight_decay", nonnegative=True)
-        if clip is not None:
-            if isinstance(clip, (bool, np.bool_)) or not isinstance(clip, (int, float, np.integer, np.floating)):
-                raise TypeError(f"clip: expected a threshold > 0 or None, got {clip!r} ({type(clip).__name__})")
-            if not (clip > 0 and math.isfinite(clip)):
-                raise ValueError(f"clip: expected a threshold > 0 or None, got {clip}")
-            clip = float(clip)
-        batch_size = check_integer(batch_size, "batch_size", 1)
-        num_steps = check_integer(num_steps, "num_steps", 1)
-        seed = check_integer(seed, "seed", 0)
+        settings = TrainerSettings.from_arguments(
+            optimizer=optimizer, lr=lr, lr_schedule=lr_schedule, weight_decay=weight_decay, clip=clip,
+            truncation=truncation, batch_size=batch_size, num_steps=num_steps, iterator=iterator, seed=seed,
+        )
         progress = check_flag(progress, "progress")
-        if not (callable(lr_schedule) or isinstance(lr_schedule, str) and lr_schedule in ("constant", "cosine")):
-            raise ValueError(f"lr_schedule: expected 'constant', 'cosine' or a callable, got {lr_schedule!r}")
-        if isinstance(truncation, str):
-            truncation = Truncation.parse(truncation)
-        elif not isinstance(truncation, Truncation):
-            raise TypeError(f"truncation: expected a Truncation or its string form, got {truncation!r}")
-        truncation.check_chunk(num_steps, "num_steps")
         if vocab is not None and (len(vocab) != model.input_size or len(vocab) != model.output_size):
             raise ValueError(f"vocab: expected {model.input_size} symbols (the model's sizes), got {len(vocab)}")
         self._dp = DataParallel(comm) if comm is not None else None
-        self._share = slice(0, batch_size)  # this process's sequences of the batch
+        self._share = slice(0, settings.batch_size)  # this process's sequences of the batch
         if self._dp is not None:
-            self._share = batch_share(batch_size, self._dp.size, self._dp.rank)
+            self._share = batch_share(settings.batch_size, self._dp.size, self._dp.rank)
             self._dp.check_same(
-                {
-                    "model": model.config(), "optimizer": optimizer, "lr": lr, "weight_decay": weight_decay,
-                    "lr_schedule": lr_schedule if isinstance(lr_schedule, str) else "callable", "clip": clip,
-                    "truncation": str(truncation), "batch_size": batch_size, "num_steps": num_steps,
-                    "iterator": iterator, "seed": seed, "vocab": vocab.tokens if vocab is not None else None,
-                },
+                {"model": model.config(), **asdict(settings), "vocab": vocab.tokens if vocab is not None else None},
                 "comm", "the same trainer arguments",
             )
             self._dp.broadcast_array(model.params)
+        #: The run's settings (:class:`TrainerSettings`); ``base_lr``, ``clip``, ``batch_size``,
+        #: ``num_steps``, ``iterator`` and ``seed`` read them.
+        self.settings = settings
         self.model = model
         self.vocab = vocab
-        self.optimizer = make_optimizer(optimizer, model.num_parameters, model.dtype, lr, weight_decay)
-        self.base_lr = float(lr)
-        self.lr_schedule = lr_schedule
-        self.clip = clip
-        self.truncation = truncation
-        self.runner = StreamRunner(model, truncation)
-        self.batch_size = batch_size
-        self.num_steps = num_steps
-        self.iterator = iterator
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        self.optimizer = make_optimizer(
+            settings.optimizer, model.num_parameters, model.dtype, settings.lr, settings.weight_decay
+        )
+        #: The schedule: ``"constant"``, ``"cosine"`` or the callable given.
+        self.lr_schedule: LrSchedule = lr_schedule if callable(lr_schedule) else settings.lr_schedule
+        #: The truncation strategy (the one given, or parsed from its string form).
+        self.truncation = truncation if isinstance(truncation, Truncation) else Truncation.parse(settings.truncation)
+        self.runner = StreamRunner(model, self.truncation)
+        self.rng = np.random.default_rng(settings.seed)
         self.epoch = 0
         self.step = 0
         self.epochs_planned = 0
@@ -208,6 +369,36 @@ class Trainer:
         self._runner_snapshot: Optional[dict[str, np.ndarray]] = None  # to restore on resume
         self._steps_target: Optional[int] = None  # the ``steps`` that epochs_planned was made for
         self._last_loss = math.nan  # the last step's loss (with MPI: this process's share of it)
+
+    @property
+    def base_lr(self) -> float:
+        """The base learning rate (``settings.lr``)."""
+        return self.settings.lr
+
+    @property
+    def clip(self) -> Optional[float]:
+        """The global-norm clipping threshold, or None (``settings.clip``)."""
+        return self.settings.clip
+
+    @property
+    def batch_size(self) -> int:
+        """Sequences per chunk (``settings.batch_size``)."""
+        return self.settings.batch_size
+
+    @property
+    def num_steps(self) -> int:
+        """Steps per chunk (``settings.num_steps``)."""
+        return self.settings.num_steps
+
+    @property
+    def iterator(self) -> str:
+        """``"sequential"`` or ``"random"`` (``settings.iterator``)."""
+        return self.settings.iterator
+
+    @property
+    def seed(self) -> int:
+        """The iterator's seed (``settings.seed``)."""
+        return self.settings.seed
 
     @property
     def comm(self) -> Any:
@@ -536,10 +727,7 @@ class Trainer:
             in_progress["loss"] = self._dp.sum(in_progress["loss"])
         return {
             "epoch": self.epoch, "step": self.step, "epochs_planned": self.epochs_planned,
-            "rng": self.rng.bit_generator.state, "seed": self.seed, "truncation": str(self.truncation),
-            "batch_size": self.batch_size, "num_steps": self.num_steps, "iterator": self.iterator,
-            "clip": self.clip, "base_lr": self.base_lr,
-            "lr_schedule": self.lr_schedule if isinstance(self.lr_schedule, str) else "callable",
+            "rng": self.rng.bit_generator.state, **self.settings.to_state(),
             "history": [asdict(r) for r in self.history],
             "steps_target": self._steps_target,
             # An epoch interrupted part-way (None at an epoch boundary); the stream runner's
@@ -593,30 +781,21 @@ class Trainer:
         with agreement(comm):  # with MPI, a file that one process cannot read stops them all
             loaded = ckpt.load(path)
         s, opt = loaded.trainer, loaded.optimizer
-        missing = sorted({"lr_schedule", "base_lr", "clip", "truncation", "batch_size", "num_steps", "iterator",
-                          "seed", "rng", "epoch", "step", "epochs_planned", "history"} - set(s))
-        if missing or "name" not in opt:
-            raise ckpt.CheckpointError(
-                f"checkpoint: {path} has no trainer state (no {(missing or ['optimizer name'])[0]!r}); "
-                "resume a checkpoint written by Trainer.save or 'rnnbptt train'"
-            )
+        _require_state(path, s, opt, {*TrainerSettings.STATE_KEYS, "rng", "epoch", "step", "epochs_planned", "history"})
+        settings = TrainerSettings.from_state(path, s, opt)
         if comm is not None:
             size = DataParallel(comm).size
-            if isinstance(s["batch_size"], int) and s["batch_size"] < size:
+            if settings.batch_size < size:
                 raise ValueError(
-                    f"comm: expected at most {s['batch_size']} processes to share {path}'s batch of "
-                    f"{s['batch_size']} sequences (one at least each), got {size}"
+                    f"comm: expected at most {settings.batch_size} processes to share {path}'s batch of "
+                    f"{settings.batch_size} sequences (one at least each), got {size}"
                 )
-        schedule = lr_schedule if lr_schedule is not None else s["lr_schedule"]
-        if schedule == "callable":
+        schedule = lr_schedule if lr_schedule is not None else settings.lr_schedule
+        if schedule == CALLABLE_SCHEDULE:
             raise ValueError("lr_schedule: this run used a callable schedule; pass it again to resume")
         try:
-            trainer = cls(
-                loaded.model, vocab=loaded.vocab, optimizer=opt["name"], lr=s["base_lr"],
-                lr_schedule=schedule, weight_decay=opt.get("weight_decay", 0.0), clip=s["clip"],
-                truncation=s["truncation"], batch_size=s["batch_size"], num_steps=s["num_steps"],
-                iterator=s["iterator"], seed=s["seed"], log=log, progress=progress, comm=comm,
-            )
+            arguments = {**asdict(settings), "lr_schedule": schedule}
+            trainer = cls(loaded.model, vocab=loaded.vocab, log=log, progress=progress, comm=comm, **arguments)
             trainer.optimizer.load_state(loaded.optimizer_state, opt)
             trainer.rng.bit_generator.state = s["rng"]
             trainer.epoch, trainer.step = (ckpt._size(Path(path), "trainer", s, key, 0) for key in ("epoch", "step"))

@@ -1,5 +1,6 @@
 #include <pybind11/stl.h>
 
+#include <iterator>
 #include <string>
 
 #include "arrays.hpp"
@@ -212,6 +213,9 @@ void define_model_class(py::module_& m, const char* name) {
 }  // namespace
 
 void define_model(py::module_& m) {
+  py::tuple activations(std::size(kActivations));
+  for (std::size_t i = 0; i < std::size(kActivations); ++i) activations[i] = to_string(kActivations[i]);
+  m.attr("ACTIVATIONS") = activations;  // the one list of names (rnnbptt/core/config.hpp)
   define_model_class<float>(m, "ModelFloat32");
   define_model_class<double>(m, "ModelFloat64");
 }

@@ -1,5 +1,8 @@
 #include "rnnbptt/core/config.hpp"
 
+#include <iterator>
+#include <string>
+
 #include "rnnbptt/core/error.hpp"
 
 namespace rnnbptt {
@@ -19,10 +22,19 @@ const char* to_string(Activation a) {
 }
 
 Activation activation_from_string(const std::string& name) {
-  if (name == "identity") return Activation::identity;
-  if (name == "tanh") return Activation::tanh;
-  if (name == "relu") return Activation::relu;
-  invalid("activation: expected 'identity', 'tanh' or 'relu', got '", name, "'");
+  for (const Activation a : kActivations)
+    if (name == to_string(a)) return a;
+  invalid("activation: expected ", activation_choices(), ", got '", name, "'");
+}
+
+std::string activation_choices(char quote) {
+  constexpr std::size_t count = std::size(kActivations);
+  std::string out;
+  for (std::size_t i = 0; i < count; ++i) {
+    out += i == 0 ? "" : i + 1 == count ? " or " : ", ";
+    out += quote + std::string(to_string(kActivations[i])) + quote;
+  }
+  return out;
 }
 
 void ModelConfig::validate() const {

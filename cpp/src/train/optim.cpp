@@ -49,7 +49,7 @@ void sgd_step(Span<Scalar> params, Span<const Scalar> grads, double lr, double w
 
 template <class Scalar>
 Adam<Scalar>::Adam(Index size, double lr_, double beta1_, double beta2_, double eps_, double weight_decay_)
-    : lr(lr_), beta1(beta1_), beta2(beta2_), eps(eps_), weight_decay(weight_decay_), m(), v() {
+    : AdamSettings{lr_, beta1_, beta2_, eps_, weight_decay_, 0}, m(), v() {
   validate();
   if (size < 0) invalid("size: expected a number of parameters >= 0, got ", size);
   const Index n = detail::checked_size("size", "the optimizer state", {size}, sizeof(Scalar));
@@ -57,8 +57,7 @@ Adam<Scalar>::Adam(Index size, double lr_, double beta1_, double beta2_, double 
   detail::grow_buffer(v, n, "size", "the second moments");
 }
 
-template <class Scalar>
-void Adam<Scalar>::validate() const {
+void AdamSettings::validate() const {
   check_lr(lr);
   check_decay(weight_decay);
   if (!(beta1 >= 0.0 && beta1 < 1.0)) invalid("beta1: expected a value in [0, 1), got ", beta1);

@@ -39,7 +39,7 @@ std::vector<Bytes> valid_files() {
     }
     auto c = Checkpoint<float>::from_model(model);
     c.vocab = vocab;
-    c.adam = adam;
+    c.optimizer = adam;
     c.trainer_json = R"({"epoch": 3, "step": 2, "batch_size": 2, "rng": {"state": 12345}})";
     c.runner = rnnbptt::RunnerState<float>::from_runner(runner);
     files.push_back(rnnbptt::serialize_checkpoint(c));
@@ -53,7 +53,7 @@ std::vector<Bytes> valid_files() {
     rnnbptt::Model<float> model(support::config_of(2, 3, 2, rnnbptt::Activation::identity, false));
     model.init_uniform(0.5, 3);
     auto c = Checkpoint<float>::from_model(model);
-    c.sgd = rnnbptt::SgdSettings{0.5, 0.0};
+    c.optimizer = rnnbptt::SgdSettings{0.5, 0.0};
     files.push_back(rnnbptt::serialize_checkpoint(c));
   }
   return files;

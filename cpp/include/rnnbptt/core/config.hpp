@@ -21,10 +21,16 @@ enum class Activation { identity, tanh, relu };
 /// squared_error: 0.5 * ||o_t - y_t||^2 against dense targets.
 enum class LossKind { cross_entropy, squared_error };
 
+/// Every Activation, in the enum's order: the one list of the names (the bindings give it to
+/// Python as rnnbptt._core.ACTIVATIONS, from which the model's checks and the CLI's choices come).
+inline constexpr Activation kActivations[] = {Activation::identity, Activation::tanh, Activation::relu};
+
 /// "identity", "tanh" or "relu".
 RNNBPTT_EXPORT const char* to_string(Activation a);
 /// The inverse of to_string; throws InvalidArgument naming `activation` for any other name.
 RNNBPTT_EXPORT Activation activation_from_string(const std::string& name);
+/// The names of kActivations for a message, each in `quote`: "'identity', 'tanh' or 'relu'".
+RNNBPTT_EXPORT std::string activation_choices(char quote = '\'');
 
 /// The shape of a model. Validated by validate(), which every constructor taking a config calls.
 

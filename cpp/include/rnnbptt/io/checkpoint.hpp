@@ -39,6 +39,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "rnnbptt/bptt/model.hpp"
@@ -110,11 +111,14 @@ struct RNNBPTT_EXPORT Checkpoint {
   ModelConfig config;          ///< the model's configuration
   Buffer<Scalar> parameters;   ///< ParameterLayout(config).total values, the flat layout of Model
   std::optional<Vocab> vocab;  ///< the vocabulary of a character model, if any
-  /// The optimizer: at most one of `sgd` and `adam` (neither: the entry is `{}`). Adam's
-  /// hyper-parameters, step_count and moments m, v (num_parameters values each) are saved
-  /// as Python's Adam.config() and optimizer.m / optimizer.v tensors.
-  std::optional<SgdSettings> sgd;
-  std::optional<Adam<Scalar>> adam;
+  /// The optimizer: none (the entry is `{}`), SGD's settings, or Adam, whose hyper-parameters,
+  /// step_count and moments m, v (num_parameters values each) are saved as Python's
+  /// Adam.config() and the optimizer.m / optimizer.v tensors.
+  std::variant<std::monostate, SgdSettings, Adam<Scalar>> optimizer;
+  /// The optimizer's SGD settings, or nullptr when it is not SGD.
+  const SgdSettings* sgd() const { return std::get_if<SgdSettings>(&optimizer); }
+  /// The optimizer's Adam state, or nullptr when it is not Adam.
+  const Adam<Scalar>* adam() const { return std::get_if<Adam<Scalar>>(&optimizer); }
   /// The trainer entry as JSON text: a JSON object (Python's Trainer.state(): epoch, step,
   /// random-generator state, history, ...), kept as it is, byte for byte. Python's NaN,
   /// Infinity and -Infinity literals are accepted. C++ code that trains writes what it wants

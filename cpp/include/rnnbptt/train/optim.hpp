@@ -38,11 +38,19 @@ inline void sgd_step(Span<double> params, Span<const double> grads, double lr, d
 /// count must survive that in int64 and in a double exponent. Python: rnnbptt._core.ADAM_MAX_STEPS.
 inline constexpr std::int64_t kAdamMaxSteps = std::int64_t(1) << 62;
 
-/// Adam (Kingma & Ba) with bias correction, as torch.optim.Adam (L2 weight decay added to g).
-template <class Scalar>
-struct RNNBPTT_EXPORT Adam {
+/// Adam's hyper-parameters and step count: everything of Adam but its moments (what a
+/// checkpoint's optimizer entry holds).
+struct RNNBPTT_EXPORT AdamSettings {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
   std::int64_t step_count = 0;
+  /// Throws InvalidArgument for lr <= 0, betas outside [0, 1), eps <= 0, decay < 0, any of
+  /// them NaN or infinite, or step_count outside [0, kAdamMaxSteps).
+  void validate() const;
+};
+
+/// Adam (Kingma & Ba) with bias correction, as torch.optim.Adam (L2 weight decay added to g).
+template <class Scalar>
+struct RNNBPTT_EXPORT Adam : AdamSettings {
   Buffer<Scalar> m;  ///< first moment, same layout as the parameters (size values)
   Buffer<Scalar> v;  ///< second moment (size values)
 
@@ -50,14 +58,11 @@ struct RNNBPTT_EXPORT Adam {
   /// State for `size` >= 0 parameters, zero moments. Throws InvalidArgument for a bad
   /// hyper-parameter or size < 0, SizeError / AllocationError for a size that does not fit.
   Adam(Index size, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0.0);
-  /// Throws InvalidArgument for lr <= 0, betas outside [0, 1), eps <= 0, decay < 0, any of
-  /// them NaN or infinite, or step_count outside [0, kAdamMaxSteps). step() calls it too (the members
-  /// are public).
-  void validate() const;
   /// One update; params and grads hold m.size() values each (InvalidArgument otherwise, and
   /// when m and v differ in size). Also InvalidArgument, before anything is changed or the step
   /// counted, when lr, eps, weight_decay or the bias-corrected step lr / (1 - beta1^t) are not
-  /// representable in Scalar, or when the count would reach kAdamMaxSteps.
+  /// representable in Scalar, or when the count would reach kAdamMaxSteps. It calls validate()
+  /// first (the settings are public members).
   void step(Span<Scalar> params, Span<const Scalar> grads);
 };
 
