@@ -181,6 +181,12 @@ def test_help_still_exits_0(capsys):
     assert "--checkpoint-every" in capsys.readouterr().out
 
 
+def test_version_prints_the_packages_version(capsys):
+    """`rnnbptt --version` said "the following arguments are required: command"."""
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"rnnbptt {rb.__version__}"
+
+
 @pytest.mark.parametrize(
     "command,expected",
     [

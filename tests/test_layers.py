@@ -78,3 +78,15 @@ def test_activation_names_are_listed_once():
         if path.name in {"reference.py", "torch_interop.py"}:
             continue
         assert not together.search(path.read_text(encoding="utf-8")), path
+
+
+def test_the_readme_names_every_public_header():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    for header in sorted((ROOT / "cpp" / "include" / "rnnbptt").rglob("*.hpp")):
+        layer = header.parent.name
+        if layer == "rnnbptt":
+            assert header.name in layout, header.name
+        else:
+            block = layout.split(f"{layer}/ (", 1)[1].split(")", 1)[0]
+            assert header.stem in block.replace(",", " ").split(), header

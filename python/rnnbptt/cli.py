@@ -18,7 +18,7 @@ from typing import NoReturn, Optional
 
 import numpy as np
 
-from . import build_info, data, distributed, get_num_threads, gradcheck, reference, set_num_threads
+from . import _core, build_info, data, distributed, get_num_threads, gradcheck, reference, set_num_threads
 from ._checks import check_utf8
 from ._table import text_table
 from .checkpoint import CheckpointError
@@ -688,6 +688,8 @@ def _set_help(p: argparse.ArgumentParser, dest: str, text: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rnnbptt", description="Recurrent networks trained with BPTT.")
+    parser.add_argument("--version", action="version", version=f"rnnbptt {_core.__version__}",
+                        help="print the version and exit")
     parser.add_argument("--threads", type=positive_int,
                         help="threads for the C++ core (default: OMP_NUM_THREADS or all cores)")
     sub = parser.add_subparsers(dest="command", required=True)
