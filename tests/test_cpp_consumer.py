@@ -168,3 +168,18 @@ def test_readme_cpp_example_builds_and_runs(build, tmp_path):
     )
     build_against_install(build, tmp_path, tmp_path / "build")
     run(str(tmp_path / "build" / "example"))
+
+
+def test_a_guest_without_a_build_type_compiles_the_library_optimized(tmp_path):
+    """add_subdirectory into a project that sets no CMAKE_BUILD_TYPE: the library's sources get
+    Release's flags (a trial's program ran 20 times slower without them); configure only."""
+    (tmp_path / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.18)\nproject(guest LANGUAGES CXX)\n"
+        f"add_subdirectory({ROOT.as_posix()} rnnbptt)\n"
+    )
+    out = run(CMAKE, "-S", str(tmp_path), "-B", str(tmp_path / "build"), *configure_flags(),
+              "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON")
+    assert "the parent project sets no CMAKE_BUILD_TYPE" in out
+    commands = json.loads((tmp_path / "build" / "compile_commands.json").read_text())
+    library = [c["command"] for c in commands if "/cpp/src/" in c["file"]]
+    assert library and all(" -O3 " in c or " -O2 " in c for c in library), library[:1]
