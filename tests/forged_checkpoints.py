@@ -194,6 +194,9 @@ RAW_CASES: dict[str, Callable[[bytes], bytes]] = {
     "dtype-unknown": header_edit(set_field("W_hh", "dtype", "F16")),
     "header-length-huge": lambda data: struct.pack("<Q", 1 << 62) + data[8:],
     "header-length-past-end": lambda data: struct.pack("<Q", len(data)) + data[8:],
+    "header-length-too-long": lambda data: struct.pack("<Q", struct.unpack("<Q", data[:8])[0] + 16) + data[8:],
+    # a byte that is not UTF-8 in the header: the JSON parser's message quotes it ("last read")
+    "header-not-utf8": lambda data: data.replace(b'"F32"', b'"F\xff2"', 1),
     "header-nested": lambda data: (lambda text: struct.pack("<Q", len(text)) + text)(
         b'{"x": ' + b"[" * 100000 + b"]" * 100000 + b"}"),
     "truncated": lambda data: data[: len(data) - 100],

@@ -259,6 +259,30 @@ Bytes mutate(const Bytes& file, Mutation kind, support::Draw& draw) {
 
 /// Loads `bytes` as float and double and asks for its dtype: each must succeed or throw
 /// CheckpointError. A checkpoint that loads is consistent and saves again.
+/// Whether `text` is well-formed UTF-8, by the decoding rule: each sequence decodes to a code
+/// point in the range its length allows, never a surrogate, at most U+10FFFF.
+bool is_utf8(const std::string& text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    const std::size_t length = lead < 0x80         ? 1
+                               : (lead >> 5) == 6  ? 2
+                               : (lead >> 4) == 14 ? 3
+                               : (lead >> 3) == 30 ? 4
+                                                   : 0;
+    if (length == 0 || i + length > text.size()) return false;
+    std::uint32_t code = length == 1 ? lead : lead & (0x7F >> length);
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto c = static_cast<unsigned char>(text[i + k]);
+      if ((c >> 6) != 2) return false;
+      code = (code << 6) | (c & 0x3F);
+    }
+    const std::uint32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < smallest[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
+    i += length;
+  }
+  return true;
+}
+
 template <class Scalar>
 bool loads(const Bytes& bytes, std::string& failure) {
   try {
@@ -272,6 +296,8 @@ bool loads(const Bytes& bytes, std::string& failure) {
   } catch (const rnnbptt::CheckpointError& error) {
     if (std::string(error.what()).rfind("fuzzed", 0) != 0)
       failure = std::string("message without the name: ") + error.what();
+    else if (!is_utf8(error.what()))
+      failure = std::string("a message that is not UTF-8 (it quotes the file's bytes raw): ") + error.what();
     return false;
   } catch (const std::exception& error) {
     failure = std::string("not a CheckpointError: ") + error.what();

@@ -39,9 +39,13 @@ inline constexpr std::uint64_t kMaxHeader = 100'000'000;
 
 // ---- errors (container.cpp) -----------------------------------------------------------------
 
+// `text` with every byte that is not part of a well-formed UTF-8 sequence written as \xNN, so
+// that a message quoting a file's bytes (a JSON parser's "last read: ...") is valid UTF-8.
+std::string valid_utf8(std::string_view text);
+
 template <class... Parts>
 [[noreturn]] void fail(std::string_view name, const Parts&... parts) {
-  throw CheckpointError(detail::concat(name, ": ", parts...));
+  throw CheckpointError(valid_utf8(detail::concat(name, ": ", parts...)));
 }
 
 template <class... Parts>
