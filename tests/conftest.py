@@ -108,3 +108,30 @@ def torch_modules(torch, model: rb.RNN, nonlinearity: str = "tanh"):
             rnn.bias_hh_l0.zero_()
             linear.bias.copy_(torch.from_numpy(model.param("b_q").copy()))
     return rnn, linear
+
+
+#: Every environment variable through which a launcher describes a job (rnnbptt.distributed
+#: reads some of them), cleared by tests that set their own.
+LAUNCH_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_SIZE", "PMI_RANK", "MV2_COMM_WORLD_SIZE",
+                    "MV2_COMM_WORLD_RANK", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_STEP_ID",
+                    "SLURM_STEPID", "SLURM_JOB_ID")
+
+
+class FakeWorld:
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def Get_size(self) -> int:
+        return self.size
+
+
+class FakeMPI:
+    """An mpi4py.MPI whose world has ``size`` processes: the pytest process never initializes
+    MPI itself (tests/test_mpi.py says why)."""
+
+    def __init__(self, size: int) -> None:
+        self.COMM_WORLD = FakeWorld(size)
+
+    @staticmethod
+    def Get_library_version() -> str:
+        return "Fake MPI 1.0, for tests\nmore lines\n"

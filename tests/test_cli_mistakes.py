@@ -15,6 +15,8 @@ import rnnbptt as rb
 from rnnbptt import checkpoint
 from rnnbptt.cli import main
 
+from conftest import LAUNCH_VARIABLES, FakeMPI
+
 # Tiny settings, so that a mistake the parser lets through fails fast (or a run ends fast).
 TRAIN = "train --hidden 8 --steps 1 --batch-size 2 --num-steps 5 --sample-length 5"
 
@@ -259,31 +261,9 @@ LAUNCHED = {
 @pytest.fixture
 def no_launcher(monkeypatch):
     """An environment that no launcher has touched."""
-    for name in ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_SIZE", "PMI_RANK", "MV2_COMM_WORLD_SIZE",
-                 "MV2_COMM_WORLD_RANK", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_STEP_ID",
-                 "SLURM_STEPID", "SLURM_JOB_ID"):
+    for name in LAUNCH_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
-
-
-class FakeWorld:
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-    def Get_size(self) -> int:
-        return self.size
-
-
-class FakeMPI:
-    """An mpi4py.MPI whose world has ``size`` processes: the pytest process never initializes
-    MPI itself (tests/test_mpi.py says why)."""
-
-    def __init__(self, size: int) -> None:
-        self.COMM_WORLD = FakeWorld(size)
-
-    @staticmethod
-    def Get_library_version() -> str:
-        return "Fake MPI 1.0, for tests\nmore lines\n"
 
 
 @pytest.mark.parametrize("launch", list(LAUNCHED))

@@ -30,6 +30,8 @@ from rnnbptt import data
 from rnnbptt.cli import main
 from rnnbptt.distributed import batch_share
 
+from conftest import LAUNCH_VARIABLES, FakeMPI
+
 HERE = Path(__file__).resolve()
 TOKENS = 4000  # of the built-in corpus: 3,600 to train on, an epoch of about 71 chunks of 5 x 10
 STEPS, INTERRUPT = 100, 60  # so the runs cross an epoch boundary, and stop in the middle of one
@@ -115,10 +117,6 @@ def test_a_launcher_of_one_process_means_no_mpi(monkeypatch):
 
 
 #: Every variable that says something about a launch, cleared before each case below.
-LAUNCH_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_SIZE", "PMI_RANK", "MV2_COMM_WORLD_SIZE",
-                    "MV2_COMM_WORLD_RANK", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_STEP_ID",
-                    "SLURM_STEPID", "SLURM_JOB_ID")
-
 
 @pytest.mark.parametrize(
     "environment,expected",
@@ -163,25 +161,6 @@ def test_the_launch_is_read_from_every_launchers_environment(monkeypatch, enviro
     assert rb.distributed.launched_size() == size and rb.distributed.launched_rank() == rank
 
 
-class FakeWorld:
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-    def Get_size(self) -> int:
-        return self.size
-
-
-class FakeMPI:
-    """mpi4py.MPI with a world of ``size`` processes (this process never initializes MPI)."""
-
-    def __init__(self, size: int) -> None:
-        self.COMM_WORLD = FakeWorld(size)
-
-    @staticmethod
-    def Get_library_version() -> str:
-        return "Fake MPI 2.1, tests\n"
-
-
 @pytest.mark.parametrize(
     "environment,variable",
     [
@@ -200,7 +179,7 @@ def test_a_world_of_another_size_than_the_launcher_says_is_refused(monkeypatch, 
     monkeypatch.setattr(rb.distributed, "import_mpi", lambda: FakeMPI(world))
     size = int(environment[variable])
     with pytest.raises(rb.distributed.LaunchError, match=rf"MPI.COMM_WORLD: expected {size} processes, as \w+'s "
-                                                         rf"{variable}={size} says, got {world}: .*Fake MPI 2.1"):
+                                                         rf"{variable}={size} says, got {world}: .*Fake MPI 1.0"):
         rb.distributed.launched_world()
     monkeypatch.setattr(rb.distributed, "import_mpi", lambda: FakeMPI(size))  # the sizes agree: that world
     assert rb.distributed.launched_world().Get_size() == size

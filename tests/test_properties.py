@@ -140,28 +140,6 @@ def randomized_flow(pi: float, seed: int, T: int, step_offset: int) -> np.ndarra
     return flow
 
 
-def regular_grads_at(
-    params: dict[str, np.ndarray], x: np.ndarray, targets: np.ndarray, k1: int, k2: int, step_offset: int,
-    **keywords: Any,
-) -> tuple[float, dict[str, np.ndarray]]:
-    """reference.regular_grads with blocks aligned to global multiples of k1 from step_offset,
-    in Python's unbounded integers: one brute-force backward per block."""
-    activation = keywords.get("activation", "tanh")
-    hs, os = reference.forward(params, x, keywords.get("h0"), activation)
-    loss, dos = reference.loss_and_output_grads(os, targets, keywords.get("weights"))
-    T = len(dos)
-    total = {name: np.zeros_like(value, dtype=np.float64) for name, value in params.items()}
-    block = -(step_offset % k1)
-    while block < T:
-        begin, end, first = max(block, 0), min(block + k1, T), max(0, block - (k2 - k1))
-        window_dos = [dos[t] if begin <= t < end else np.zeros_like(dos[t]) for t in range(first, end)]
-        grads, _, _ = reference.backward(params, x[first:end], hs[first : end + 1], window_dos, activation)
-        for name in total:
-            total[name] += grads[name]
-        block += k1
-    return loss, total
-
-
 def core_and_reference(p: dict[str, Any]) -> tuple[float, dict[str, np.ndarray], float, dict[str, np.ndarray]]:
     rng = np.random.default_rng(p["seed"])
     T, n, d, h, q = p["T"], p["n"], p["d"], p["h"], p["q"]
@@ -187,9 +165,9 @@ def core_and_reference(p: dict[str, Any]) -> tuple[float, dict[str, np.ndarray],
     grads = {k: v.copy() for k, v in model.named_gradients().items()}
     params = {k: v.copy() for k, v in model.named_parameters().items()}
     if name == "regular":
-        ref_loss, ref_grads = regular_grads_at(
-            params, x, targets, p["strategy"][1], p["strategy"][2], p["step_offset"],
-            h0=h0, weights=weights, activation=p["activation"],
+        ref_loss, ref_grads = reference.regular_grads(
+            params, x, targets, p["strategy"][1], p["strategy"][2], h0=h0, weights=weights,
+            activation=p["activation"], step_offset=p["step_offset"],
         )
         if dh_T is not None:  # redo without dh_T, which the brute-force windows do not model
             model.forward(x, h0)

@@ -221,6 +221,19 @@ def closed_form_dh(W_hh: np.ndarray, W_qh: np.ndarray, dos: list[np.ndarray]) ->
     return out
 
 
+def regular_windows(T: int, k1: int, k2: int, step_offset: int = 0) -> list[tuple[int, int, int]]:
+    """TBPTT(k1, k2)'s windows ``(first, begin, end)`` over steps ``[0, T)``, in Python's
+    unbounded integers: blocks end where the global step index ``step_offset + t`` is a multiple
+    of ``k1``; each window injects its block's losses ``[begin, end)`` and reaches ``k2 - k1``
+    steps before the block's nominal start (a block may start before step 0)."""
+    windows = []
+    block = -(step_offset % k1)
+    while block < T:
+        windows.append((max(0, block - (k2 - k1)), max(block, 0), min(block + k1, T)))
+        block += k1
+    return windows
+
+
 def regular_grads(
     params: Params,
     x: np.ndarray,
@@ -231,17 +244,17 @@ def regular_grads(
     h0: Optional[np.ndarray] = None,
     weights: Optional[np.ndarray] = None,
     activation: str = "tanh",
+    step_offset: int = 0,
 ) -> tuple[float, Params]:
-    """TBPTT(k1, k2) by brute force: one separate backward pass per block of k1 steps, over
-    the k2 steps that end with the block, injecting only the block's losses. The state before
-    a window is a constant (detached), except at the sequence start."""
+    """TBPTT(k1, k2) by brute force: one separate backward pass per window of
+    :func:`regular_windows` (blocks aligned to global multiples of k1 from ``step_offset``),
+    injecting only the block's losses. The state before a window is a constant (detached),
+    except at the sequence start."""
     hs, os = forward(params, x, h0, activation)
     loss, dos = loss_and_output_grads(os, targets, weights)
     T = len(dos)
     total = {name: np.zeros_like(value, dtype=np.float64) for name, value in params.items()}
-    for block_start in range(0, T, k1):
-        block_end = min(block_start + k1, T)
-        first = max(0, block_start - (k2 - k1))
+    for first, block_start, block_end in regular_windows(T, k1, k2, step_offset):
         window_dos = [
             dos[t] if block_start <= t < block_end else np.zeros_like(dos[t])
             for t in range(first, block_end)
@@ -815,9 +828,7 @@ def cell_regular_grads(
     loss, dos = loss_and_output_grads(os, targets, weights)
     T = len(dos)
     total = {name: np.zeros_like(value, dtype=np.float64) for name, value in params.items()}
-    for block_start in range(0, T, k1):
-        block_end = min(block_start + k1, T)
-        first = max(0, block_start - (k2 - k1))
+    for first, block_start, block_end in regular_windows(T, k1, k2):
         window_dos = [
             dos[t] if block_start <= t < block_end else np.zeros_like(dos[t]) for t in range(first, block_end)
         ]
