@@ -52,6 +52,8 @@ std::vector<std::uint8_t> read_file(const std::filesystem::path& path) {
   return bytes;
 }
 
+namespace {
+
 // The permissions open(path, "w") would leave: the existing file's, else 0666 minus the umask
 // (read from /proc when possible: setting the umask to read it is not thread-safe).
 mode_t creation_mode(const std::filesystem::path& path) {
@@ -112,6 +114,8 @@ void sync_folder(const std::filesystem::path& folder) {
   ::fsync(fd);
   ::close(fd);
 }
+
+}  // namespace
 
 void write_atomically(const std::filesystem::path& path, const std::vector<std::uint8_t>& bytes) {
   const std::string name = path.string();
