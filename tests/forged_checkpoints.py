@@ -33,14 +33,37 @@ def read(path: Path) -> tuple[Metadata, Tensors]:
         return dict(f.metadata()), {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
 
 
+def digest_v2(metadata: Metadata, tensors: Tensors) -> str:
+    """The format-2 digest of docs/checkpoints.md, written here from the specification (the
+    package's one implementation is the C++ reader's), so that forged files carry a right one."""
+    import hashlib
+
+    def u64(value: int) -> bytes:
+        return int(value).to_bytes(8, "little")
+
+    def string(text: str) -> bytes:
+        raw = text.encode("utf-8")
+        return u64(len(raw)) + raw
+
+    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int64): "I64"}
+    h = hashlib.sha256(string("rnnbptt-checkpoint-v2"))
+    for key in sorted(metadata, key=lambda k: k.encode("utf-8")):
+        if key != "sha256":
+            h.update(string(key) + string(metadata[key]))
+    for name in sorted(tensors, key=lambda k: k.encode("utf-8")):
+        array = np.ascontiguousarray(tensors[name])
+        data = array.astype(array.dtype.newbyteorder("<")).tobytes()
+        h.update(string(name) + string(dtypes[array.dtype.newbyteorder("=")]) + u64(array.ndim))
+        h.update(b"".join(u64(d) for d in array.shape) + u64(len(data)) + data)
+    return h.hexdigest()
+
+
 def write(path: Path, metadata: Metadata, tensors: Tensors) -> Path:
     """Writes a safetensors file whose sha256 entry is the digest of what it holds."""
     from safetensors.numpy import save_file
 
-    from rnnbptt import checkpoint
-
     metadata = {k: v for k, v in metadata.items() if k != "sha256"}
-    metadata["sha256"] = checkpoint._digest_v2(metadata, tensors)
+    metadata["sha256"] = digest_v2(metadata, tensors)
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata=metadata)
     return path
 

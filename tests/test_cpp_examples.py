@@ -130,7 +130,7 @@ print(" ".join(float(v).hex() for v in outputs.ravel()))
         ("generate", ["--prefix", "a", "--seed", "-3"], "argument --seed: expected an integer in [0, 2**64)"),
         ("generate", ["--prefix", "a", "--bogus", "1"], "unrecognized argument: --bogus"),
         ("generate", ["--prefix", "a", "--checkpoint", "missing.safetensors"],
-         "argument --checkpoint: missing.safetensors"),
+         "argument --checkpoint: no such file: missing.safetensors"),
         ("generate", ["--prefix", ""], "argument --prefix: expected at least one character"),
         ("generate", ["--prefix", "\u2603", "--checkpoint", "{checkpoint}"], "argument --prefix: "),
         ("generate", ["--prefix", "a", "--length"], "argument --length: expected a value"),

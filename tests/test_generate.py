@@ -47,7 +47,7 @@ def test_generate_errors():
         rb.generate(model, vocab, "a", 5, temperature=-1)
     with pytest.raises(ValueError, match="vocab: expected 12 symbols"):
         rb.generate(model, rb.Vocab(list("ab")), "a", 5)
-    with pytest.raises(ValueError, match="text: expected characters of the vocabulary"):
+    with pytest.raises(ValueError, match="prefix: expected characters of the vocabulary"):
         rb.generate(model, vocab, "xyz", 5)
 
 

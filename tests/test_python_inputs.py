@@ -190,3 +190,16 @@ def test_data_arguments():
         data.split(corpus, "0.1")
     with pytest.raises(TypeError, match="text: expected a string, got list"):
         rb.Vocab(list("abc")).encode(["a"])
+
+
+def test_a_float64_array_for_a_float32_model_says_how_to_convert():
+    """NumPy's default float64 is refused for a float32 model (nothing is copied silently), and
+    the message says how to convert explicitly."""
+    model = rb.RNN(3, 4, 2, dtype=np.float32)
+    x = np.zeros((5, 2, 3))
+    with pytest.raises(TypeError, match=r"x: expected .*float32.*got float64 .*convert it explicitly with "
+                                        r"x\.astype\(np\.float32\), which copies"):
+        model.forward(x)
+    model.forward(x.astype(np.float32))
+    with pytest.raises(TypeError, match=r"targets: .*convert it explicitly with targets\.astype\(np\.float32\)"):
+        model.loss(np.zeros((5, 2, 2)))

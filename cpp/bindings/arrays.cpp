@@ -10,6 +10,10 @@ template <>
 const char* dtype_name<double>() {
   return "float64";
 }
+template <>
+const char* dtype_name<std::int64_t>() {
+  return "int64";
+}
 
 std::string describe(py::handle obj) {
   if (!py::isinstance<py::array>(obj))

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "bindings.hpp"
@@ -35,6 +36,14 @@ bool has_dtype(const py::array& a) {
   return py::array_t<T>::check_(a);
 }
 
+// For a real array of another dtype (NumPy's default float64 into a float32 model, say): how to
+// convert it explicitly, since nothing is converted here. Empty otherwise.
+template <class T>
+std::string conversion_hint(const py::array& a, const char* name) {
+  if (!std::is_floating_point_v<T> || a.dtype().kind() != 'f') return "";
+  return std::string(" (convert it explicitly with ") + name + ".astype(np." + dtype_name<T>() + "), which copies)";
+}
+
 // obj must be an ndarray; TypeError otherwise.
 py::array as_array(py::handle obj, const char* name, const std::string& expected);
 
@@ -47,7 +56,9 @@ py::array require(py::handle obj, const char* name, const Shape& shape) {
   const std::string expected =
       std::string("a C-contiguous ") + dtype_name<T>() + " array of shape " + shape_text(shape);
   py::array a = as_array(obj, name, expected);
-  if (!has_dtype<T>(a)) throw py::type_error(std::string(name) + ": expected " + expected + ", got " + describe(a));
+  if (!has_dtype<T>(a))
+    throw py::type_error(std::string(name) + ": expected " + expected + ", got " + describe(a) +
+                         conversion_hint<T>(a, name));
   check_layout(a, name, dtype_name<T>(), shape);
   return a;
 }

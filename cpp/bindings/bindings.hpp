@@ -86,5 +86,8 @@ void define_clip(py::module_& m);
 void define_diagnostics(py::module_& m);
 void define_optim(py::module_& m);
 void define_system(py::module_& m);
+void define_text(py::module_& m);
+void define_checkpoint(py::module_& m);
+void define_data(py::module_& m);
 
 }  // namespace rnnbptt::bindings

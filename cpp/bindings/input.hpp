@@ -25,7 +25,8 @@ Input<Scalar> input_from(py::handle x, Index d) {
     Ids ids = require_ids(a, "x", Shape{{-1, -1}, {"T", "n"}});
     return {ids.array, SequenceInput<Scalar>::from_tokens(ids.view, a.shape(0), a.shape(1))};
   }
-  if (!has_dtype<Scalar>(a)) throw py::type_error("x: expected " + expected + ", got " + describe(a));
+  if (!has_dtype<Scalar>(a))
+    throw py::type_error("x: expected " + expected + ", got " + describe(a) + conversion_hint<Scalar>(a, "x"));
   if (a.ndim() != 3 || a.shape(2) != d) throw InvalidArgument("x: expected " + expected + ", got " + describe(a));
   check_layout(a, "x", dtype_name<Scalar>(), Shape{{-1, -1, d}, {"T", "n", d_name}});
   return {a, SequenceInput<Scalar>::from_dense(span_of<Scalar>(a), a.shape(0), a.shape(1))};
@@ -58,7 +59,9 @@ TargetArrays<Scalar> targets_from(py::handle targets, py::handle weights, Index 
     out.targets = Targets<Scalar>::from_classes(ids.view, w);
     return out;
   }
-  if (!has_dtype<Scalar>(a)) throw py::type_error("targets: expected " + expected + ", got " + describe(a));
+  if (!has_dtype<Scalar>(a))
+    throw py::type_error("targets: expected " + expected + ", got " + describe(a) +
+                         conversion_hint<Scalar>(a, "targets"));
   check_layout(a, "targets", dtype_name<Scalar>(), Shape{{T, n, q}, {t, b, c}});
   out.values = a;
   out.targets = Targets<Scalar>::from_dense(span_of<Scalar>(a), w);

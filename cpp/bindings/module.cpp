@@ -150,4 +150,7 @@ PYBIND11_MODULE(RNNBPTT_MODULE, m) {
   rb::define_diagnostics(m);
   rb::define_optim(m);
   rb::define_system(m);
+  rb::define_data(m);
+  rb::define_text(m);
+  rb::define_checkpoint(m);
 }

@@ -3,9 +3,7 @@ iterators, train/validation splits, the embedded default corpus and The Time Mac
 
 from __future__ import annotations
 
-import collections
 import hashlib
-import json
 import operator
 import os
 import re
@@ -17,7 +15,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ._checks import check_integer, check_utf8
+from . import _core
+from ._checks import check_flag, check_integer, check_utf8
 
 #: d2l's copy of H. G. Wells' *The Time Machine* (public domain) and its SHA-1.
 TIME_MACHINE_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
@@ -28,7 +27,8 @@ Batch = tuple[np.ndarray, np.ndarray]  # x (T, n) and y (T, n), int64, time-majo
 
 
 class Vocab:
-    """Characters <-> integer ids.
+    """Characters <-> integer ids: the C++ ``rnnbptt::Vocab`` (``cpp/include/rnnbptt/io/text.hpp``),
+    which C++ programs and checkpoints share.
 
     Parameters
     ----------
@@ -36,6 +36,12 @@ class Vocab:
         The symbols, in id order: distinct, non-empty strings that UTF-8 can encode (no lone
         surrogates; ValueError naming the symbol's index otherwise), so that the vocabulary can
         be saved. ``"<unk>"`` (if present) receives unknown characters.
+
+    Notes
+    -----
+    A character is a Unicode code point, as in a Python ``str``. ``encode`` maps each
+    character to the symbol equal to it, so symbols of several characters other than
+    ``"<unk>"`` are only ever produced by ``decode``.
     """
 
     def __init__(self, tokens: Sequence[str]) -> None:
@@ -52,13 +58,33 @@ class Vocab:
                     f"tokens: expected symbols that UTF-8 can encode, got the lone surrogate "
                     f"U+{ord(token[error.start]):04X} {where}at index {i}"
                 ) from None
-        if len(tokens) == 0:
-            raise ValueError("tokens: expected at least one symbol, got none")
-        if len(set(tokens)) != len(tokens):
-            raise ValueError("tokens: expected distinct symbols, got duplicates")
-        self.tokens = list(tokens)
-        self.index = {token: i for i, token in enumerate(self.tokens)}
-        self.unknown: Optional[int] = self.index.get(UNKNOWN)
+        self._core = _core.Vocab(list(tokens))
+
+    @classmethod
+    def _from_core(cls, core: _core.Vocab) -> Vocab:
+        vocab = cls.__new__(cls)
+        vocab._core = core
+        return vocab
+
+    @property
+    def core(self) -> _core.Vocab:
+        """The compiled vocabulary this object wraps."""
+        return self._core
+
+    @property
+    def tokens(self) -> list[str]:
+        """The symbols in id order (a new list)."""
+        return list(self._core.tokens)
+
+    @property
+    def index(self) -> dict[str, int]:
+        """Symbol -> id (a new dict)."""
+        return {token: i for i, token in enumerate(self._core.tokens)}
+
+    @property
+    def unknown(self) -> Optional[int]:
+        """The id of ``"<unk>"``, if the vocabulary holds it."""
+        return self._core.unknown
 
     @classmethod
     def from_text(cls, text: str, *, unknown: bool = False) -> Vocab:
@@ -71,29 +97,20 @@ class Vocab:
             When UTF-8 cannot encode ``text`` (a lone surrogate, such as ``"\\ud800"``), naming the
             index of the first such character: the vocabulary could not be saved.
         """
-        if isinstance(text, str):
-            check_utf8(text, "text")
-        counts = collections.Counter(text)
-        ordered = sorted(counts, key=lambda c: -counts[c])
-        return cls(([UNKNOWN] if unknown else []) + ordered)
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected a string, got {type(text).__name__}")
+        check_utf8(text, "text")
+        return cls._from_core(_core.Vocab.from_text(text, check_flag(unknown, "unknown")))
 
     def __len__(self) -> int:
-        return len(self.tokens)
+        return len(self._core)
 
     def encode(self, text: str) -> np.ndarray:
         """Ids of ``text`` as int64. Unknown characters map to ``"<unk>"`` or raise."""
         if not isinstance(text, str):
             raise TypeError(f"text: expected a string, got {type(text).__name__}")
-        try:
-            return np.array([self.index[c] for c in text], dtype=np.int64)
-        except KeyError:
-            if self.unknown is None:
-                missing = sorted({c for c in text if c not in self.index})
-                raise ValueError(
-                    f"text: expected characters of the vocabulary, got {missing[:10]!r} "
-                    "(build the vocabulary from this text, or with unknown=True)"
-                ) from None
-            return np.array([self.index.get(c, self.unknown) for c in text], dtype=np.int64)
+        check_utf8(text, "text")
+        return self._core.encode(text)
 
     def decode(self, ids: Union[np.ndarray, Sequence[int]]) -> str:
         """The text of ``ids``: integers in ``[0, len(self))``, a 1-D array or a sequence."""
@@ -106,29 +123,18 @@ class Vocab:
         elif isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
             raise TypeError(f"ids: expected a sequence of integer ids, got {type(ids).__name__}")
         else:
-            values = list(ids)
-        size = len(self.tokens)
-        out = []
-        for i, value in enumerate(values):
-            if isinstance(value, (bool, np.bool_)):
-                raise TypeError(f"ids: expected integer ids, got {value!r} (bool) at index {i}")
-            try:
-                token = operator.index(value)
-            except TypeError:
-                raise TypeError(
-                    f"ids: expected integer ids, got {value!r} ({type(value).__name__}) at index {i}"
-                ) from None
-            if not 0 <= token < size:
-                raise ValueError(f"ids: expected ids in [0, {size}), got {token} at index {i}")
-            out.append(self.tokens[token])
-        return "".join(out)
+            values = [check_id(value, i) for i, value in enumerate(ids)]
+        for i, value in enumerate(values):  # the core checks the range of what int64 holds
+            if not -(2**63) <= value < 2**63:
+                raise ValueError(f"ids: expected ids in [0, {len(self)}), got {value} at index {i}")
+        return self._core.decode(np.array(values, dtype=np.int64))
 
     def to_json(self) -> str:
-        return json.dumps({"tokens": self.tokens}, ensure_ascii=False)
+        return self._core.to_json()
 
     @classmethod
     def from_json(cls, text: str) -> Vocab:
-        return cls(json.loads(text)["tokens"])
+        return cls._from_core(_core.Vocab.from_json(text))
 
     def save(self, path: Union[str, Path]) -> None:
         Path(path).write_text(self.to_json(), encoding="utf-8")
@@ -138,10 +144,22 @@ class Vocab:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocab) and self.tokens == other.tokens
+        return isinstance(other, Vocab) and self._core == other._core
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"Vocab({len(self)} symbols)"
+
+
+def check_id(value: object, i: int) -> int:
+    """``value`` as a Python int: an integer id (not a bool), TypeError naming index ``i`` otherwise."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"ids: expected integer ids, got {value!r} (bool) at index {i}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"ids: expected integer ids, got {value!r} ({type(value).__name__}) at index {i}") from None
 
 
 def d2l_preprocess(text: str) -> str:
@@ -203,14 +221,16 @@ def sequential_batches(
     corpus: np.ndarray, batch_size: int, num_steps: int, rng: np.random.Generator
 ) -> Iterator[Batch]:
     """d2l's sequential partitioning: after a random offset, ``batch_size`` contiguous
-    streams; batch i + 1 continues batch i, so the hidden state can be carried across."""
+    streams; batch i + 1 continues batch i, so the hidden state can be carried across.
+
+    The split is the C++ ``rnnbptt::split_streams`` (``cpp/include/rnnbptt/train/data.hpp``)
+    with the offset drawn here, ``rng.integers(0, num_steps + 1)``; each batch is a
+    C-contiguous view of its arrays."""
     _check_iterator_args(corpus, batch_size, num_steps, rng)
     offset = int(rng.integers(0, num_steps + 1))
-    num_tokens = ((len(corpus) - offset - 1) // batch_size) * batch_size
-    xs = corpus[offset : offset + num_tokens].reshape(batch_size, -1)
-    ys = corpus[offset + 1 : offset + 1 + num_tokens].reshape(batch_size, -1)
-    for i in range(0, (xs.shape[1] // num_steps) * num_steps, num_steps):
-        yield np.ascontiguousarray(xs[:, i : i + num_steps].T), np.ascontiguousarray(ys[:, i : i + num_steps].T)
+    xs, ys = _core.split_streams(np.ascontiguousarray(corpus, dtype=np.int64), batch_size, num_steps, offset)
+    for i in range(0, xs.shape[0], num_steps):
+        yield xs[i : i + num_steps], ys[i : i + num_steps]
 
 
 def random_batches(

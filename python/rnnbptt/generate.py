@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from ._checks import check_integer, check_real
+from . import _core
+from ._checks import check_integer, check_real, check_utf8
 from .data import Vocab
 from .model import RNN
 
@@ -17,7 +16,8 @@ def generate(
     Parameters
     ----------
     model : RNN
-        A model over the vocabulary's symbols (input and output size ``len(vocab)``).
+        A model over the vocabulary's symbols (input and output size ``len(vocab)``), with
+        finite parameters.
     vocab : Vocab
         The symbols of the model's ids.
     prefix : str
@@ -28,17 +28,21 @@ def generate(
         0 (default) picks the most likely character at every step (greedy); a finite
         temperature > 0 samples from ``softmax(o / temperature)`` with a seeded generator.
     seed : int
-        Seeds that generator.
+        Seeds that generator, in ``[0, 2**64)``.
 
     Notes
     -----
-    The softmax is computed as ``exp((o - max o) / temperature)``, normalized, so any finite
-    temperature > 0 is valid: nothing overflows, and no NaN or warning arises. As the
-    temperature goes to 0 the distribution becomes greedy: once every other logit's
-    probability underflows to 0 (for temperatures below about ``gap / 745``, ``gap`` the
-    distance from the largest logit to the next), the sample is the most likely character, as
-    with ``temperature = 0`` (among logits tied exactly for the largest, one is drawn at
-    random). The C++ ``generate`` (``cpp/src/io/inference.cpp``) computes the same softmax.
+    This is the C++ ``rnnbptt::generate_text`` (``cpp/include/rnnbptt/io/text.hpp``): the
+    prefix runs as one forward pass from a zero state, then one step per produced character,
+    so a C++ program gives the same text for the same model, prefix, temperature and seed,
+    greedy or sampled, on the same SIMD variant. Sampling draws from rnnbptt's own portable
+    generator (``rnnbptt::Random``), not NumPy's.
+
+    The softmax is computed as ``exp((o - max o) / temperature)`` in float64, normalized, so
+    any finite temperature > 0 is valid: nothing overflows. As the temperature goes to 0 the
+    distribution becomes greedy: once every other logit's probability underflows to 0 (for
+    temperatures below about ``gap / 745``, ``gap`` the distance from the largest logit to the
+    next), the sample is the most likely character, as with ``temperature = 0``.
     """
     if not isinstance(model, RNN):
         raise TypeError(f"model: expected an rnnbptt.RNN, got {type(model).__name__}")
@@ -46,44 +50,12 @@ def generate(
         raise TypeError(f"vocab: expected an rnnbptt.Vocab, got {type(vocab).__name__}")
     if not isinstance(prefix, str):
         raise TypeError(f"prefix: expected a string, got {type(prefix).__name__}")
-    if not prefix:
-        raise ValueError("prefix: expected at least one character, got an empty string")
-    length = check_integer(length, "length", 0)
+    check_utf8(prefix, "prefix")
+    length = check_integer(length, "length", 0, 2**63)
     temperature = check_real(temperature, "temperature", nonnegative=True)
-    seed = check_integer(seed, "seed", 0)
-    if len(vocab) != model.input_size or len(vocab) != model.output_size:
-        raise ValueError(
-            f"vocab: expected {model.input_size} symbols (the model's input and output size), got {len(vocab)}"
-        )
-    for name, value in model.named_parameters().items():
-        if not np.isfinite(value).all():
-            bad = value[~np.isfinite(value)].flat[0]
-            raise ValueError(f"model: expected finite parameters, got {bad} in {name}")
-    rng = np.random.default_rng(seed)
-    ids = vocab.encode(prefix).reshape(-1, 1)
-    outputs, state = model.forward(ids)  # warm the state up on the prefix
-    logits: np.ndarray = outputs[-1, 0].astype(np.float64)
-    produced = []
-    step: np.ndarray = np.empty((1, 1), dtype=np.int64)
-    for _ in range(length):
-        if temperature == 0:
-            token = int(np.argmax(logits))
-        else:
-            token = int(rng.choice(len(logits), p=_softmax(logits, temperature)))
-        produced.append(token)
-        step[0, 0] = token
-        outputs, state = model.forward(step, state)
-        logits = outputs[0, 0].astype(np.float64)
-    return prefix + vocab.decode(produced)
+    seed = check_integer(seed, "seed", 0, 2**64)
+    return _core.generate_text(model.core, vocab.core, prefix, length, temperature, seed)
 
 
-
-def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """``softmax(logits / temperature)`` in float64 for a finite ``temperature`` > 0, without
-    overflow or warnings: the largest logit is subtracted before dividing, so every exponent
-    is <= 0 and the largest is exactly 0 (the sum is at least 1). Differences that overflow
-    (a tiny temperature, or logits far apart) become ``-inf``, and their exponentials 0."""
-    with np.errstate(over="ignore"):
-        shifted = np.asarray(logits, dtype=np.float64) - np.max(logits)
-        p = np.exp(shifted / temperature)
-    return p / p.sum()
+#: ``softmax(logits / temperature)`` as sampling computes it (float64 logits, finite temperature > 0).
+_softmax = _core.softmax

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
@@ -121,15 +122,18 @@ class RNN:
         return bool(self._core.bias)
 
     def config(self) -> dict[str, Any]:
-        """The constructor's arguments (without seed and init), e.g. for checkpoints."""
-        return {
-            "input_size": self.input_size,
-            "hidden_size": self.hidden_size,
-            "output_size": self.output_size,
-            "activation": self.activation,
-            "bias": self.bias,
-            "dtype": self.dtype.name,
-        }
+        """The constructor's arguments (without seed and init), e.g. for checkpoints: the
+        checkpoint's ``config`` entry, which the core writes (``rnnbptt::to_json``)."""
+        config: dict[str, Any] = json.loads(self._core.config_json)
+        return config
+
+    @classmethod
+    def _from_core(cls, core: _core._Model) -> RNN:
+        """An RNN around a compiled model (what ``checkpoint.load`` builds)."""
+        model = cls.__new__(cls)
+        model.dtype = np.dtype(np.float32 if isinstance(core, _core.ModelFloat32) else np.float64)
+        model._core = core
+        return model
 
     # ---- parameters and gradients --------------------------------------------------------
     @property

@@ -40,7 +40,7 @@ class StreamRunner:
     def step(
         self, x: np.ndarray, targets: np.ndarray, weights: Optional[np.ndarray] = None
     ) -> float:
-        """Process the next chunk (``x`` as in :meth:`RNN.forward`); returns its loss."""
+        """Process the next chunk (``x`` as in :meth:`~rnnbptt.RNN.forward`); returns its loss."""
         return float(self._core.step(x, targets, weights))
 
     def reset(

@@ -45,7 +45,7 @@ TASKS = ("recall", "adding")
 
 
 class TaskBatch(NamedTuple):
-    """``n`` sequences of a task, time-major as :meth:`RNN.forward` takes them."""
+    """``n`` sequences of a task, time-major as :meth:`~rnnbptt.RNN.forward` takes them."""
 
     x: np.ndarray  #: token ids ``(T, n)`` or dense input ``(T, n, d)``
     targets: np.ndarray  #: class ids ``(T, n)`` or values ``(T, n, q)``
@@ -91,7 +91,7 @@ class Task:
         raise NotImplementedError
 
     def score(self, outputs: np.ndarray, batch: TaskBatch) -> float:
-        """The task's metric of ``outputs`` (``(T, n, q)``, from :meth:`RNN.forward`) on ``batch``."""
+        """The task's metric of ``outputs`` (``(T, n, q)``, from :meth:`~rnnbptt.RNN.forward`) on ``batch``."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -321,7 +321,7 @@ def train_task(
     Every optimizer step draws ``batch_size`` fresh sequences; each starts from a zero state.
     The recurrent matrix starts as a random orthogonal matrix (spectral radius 1), so that
     gradients neither vanish nor explode at the start (docs/design.md section 3.4); the other
-    weights as :class:`RNN` initializes them. The same ``seed`` gives the same model, data and
+    weights as :class:`~rnnbptt.RNN` initializes them. The same ``seed`` gives the same model, data and
     evaluation batch for every strategy, so the strategies differ only in the gradient.
 
     Parameters

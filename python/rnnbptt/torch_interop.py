@@ -80,7 +80,7 @@ def from_torch(
     *,
     nonlinearity: Optional[str] = None,
 ) -> RNN:
-    """Build an :class:`RNN` from ``nn.RNN`` and ``nn.Linear``, or from their state dicts.
+    """Build an :class:`~rnnbptt.RNN` from ``nn.RNN`` and ``nn.Linear``, or from their state dicts.
 
     Parameters
     ----------

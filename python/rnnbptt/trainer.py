@@ -14,7 +14,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional, Union
 
@@ -253,7 +253,7 @@ def _fingerprint(corpus: np.ndarray) -> dict[str, Any]:
 
 
 class Trainer:
-    """Trains an :class:`RNN` language model on integer-encoded text.
+    """Trains an :class:`~rnnbptt.RNN` language model on integer-encoded text.
 
     Parameters
     ----------
@@ -369,6 +369,10 @@ class Trainer:
         self._runner_snapshot: Optional[dict[str, np.ndarray]] = None  # to restore on resume
         self._steps_target: Optional[int] = None  # the ``steps`` that epochs_planned was made for
         self._last_loss = math.nan  # the last step's loss (with MPI: this process's share of it)
+        #: What the run trains on, as JSON-ready values (None: not recorded): saved in checkpoints
+        #: and given back by :meth:`resume`. ``rnnbptt train`` records its text's path, size and
+        #: SHA-256 here, so that ``--resume FILE`` alone continues on the same text.
+        self.data: Optional[dict[str, Any]] = None
 
     @property
     def base_lr(self) -> float:
@@ -718,6 +722,28 @@ class Trainer:
         extra = (self.step, self.epoch, self.optimizer.config(), self.rng.bit_generator.state)
         self._dp.check_replicas(self.step, arrays, extra)
 
+    @property
+    def steps_target(self) -> Optional[int]:
+        """The ``steps`` of the last ``fit(steps=...)`` (None when the run counts epochs)."""
+        return self._steps_target
+
+    @property
+    def mid_epoch(self) -> bool:
+        """Whether an epoch was interrupted part-way (by ``steps`` or a kill after a step
+        checkpoint): the next ``fit`` finishes it first."""
+        return self._in_progress is not None
+
+    def change(self, *, lr: Optional[float] = None, clip: Union[float, None, str] = "keep") -> None:
+        """Change the settings that may change during a run: the base learning rate ``lr``
+        (> 0) and the clipping threshold ``clip`` (> 0, or None for no clipping); the rest of
+        the settings are the run's identity. Checked as the constructor checks them."""
+        changes: dict[str, Any] = {}
+        if lr is not None:
+            changes["lr"] = lr
+        if clip != "keep":
+            changes["clip"] = clip
+        self.settings = replace(self.settings, **changes)
+
     # ---- checkpoints --------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """The trainer's state as JSON-ready values (a collective call with MPI: the running
@@ -733,6 +759,7 @@ class Trainer:
             # An epoch interrupted part-way (None at an epoch boundary); the stream runner's
             # carried state goes into the checkpoint as tensors (see state_arrays).
             "epoch_in_progress": in_progress,
+            **({"data": self.data} if self.data is not None else {}),
         }
 
     def state_arrays(self) -> dict[str, np.ndarray]:
@@ -798,10 +825,14 @@ class Trainer:
             trainer = cls(loaded.model, vocab=loaded.vocab, log=log, progress=progress, comm=comm, **arguments)
             trainer.optimizer.load_state(loaded.optimizer_state, opt)
             trainer.rng.bit_generator.state = s["rng"]
-            trainer.epoch, trainer.step = (ckpt._size(Path(path), "trainer", s, key, 0) for key in ("epoch", "step"))
-            trainer.epochs_planned = ckpt._size(Path(path), "trainer", s, "epochs_planned", 0)
+            trainer.epoch, trainer.step = (_count(path, s, key) for key in ("epoch", "step"))
+            trainer.epochs_planned = _count(path, s, "epochs_planned")
             trainer.history = [EpochRecord(**r) for r in s["history"]]
             trainer._steps_target = s.get("steps_target")  # absent in format version 1
+            data = s.get("data")  # absent before rnnbptt recorded it
+            if data is not None and not isinstance(data, dict):
+                raise TypeError(f"expected 'data' to be a JSON object, got {data!r}")
+            trainer.data = data
             in_progress = s.get("epoch_in_progress")
             trainer._in_progress = EpochProgress(**in_progress) if in_progress is not None else None
             if trainer._in_progress is not None and not trainer._is_root:
@@ -813,6 +844,16 @@ class Trainer:
         if trainer._in_progress is not None:
             trainer._runner_snapshot = dict(loaded.trainer_state)
         return trainer
+
+
+def _count(path: Union[str, Path], values: dict[str, Any], key: str) -> int:
+    """The trainer entry's ``values[key]``: an integer >= 0 that fits in int64 (JSON floats,
+    bools, 1e400 and the like are refused with CheckpointError, never truncated)."""
+    value = values.get(key)
+    if type(value) is not int or not 0 <= value <= 2**63 - 1:
+        shown = "none" if key not in values else repr(value)
+        raise ckpt.CheckpointError(f"checkpoint: {path}: trainer: expected {key!r} to be an integer >= 0, got {shown}")
+    return value
 
 
 def _plain_progress(batches: Iterator[Batch], total: int, label: str) -> Iterator[Batch]:

@@ -6,6 +6,7 @@
 #include "arrays.hpp"
 #include "bindings.hpp"
 #include "input.hpp"
+#include "rnnbptt/io/checkpoint.hpp"
 
 namespace rnnbptt::bindings {
 
@@ -55,6 +56,11 @@ void define_model_class(py::module_& m, const char* name) {
       .def_property_readonly("output_size", [](PM& s) { return s.model.config().output_size; })
       .def_property_readonly("activation", [](PM& s) { return std::string(to_string(s.model.config().activation)); })
       .def_property_readonly("bias", [](PM& s) { return s.model.config().bias; })
+      .def_property_readonly(
+          "config_json",
+          [](PM& s) {
+            return to_json(s.model.config(), std::is_same_v<Scalar, float> ? ScalarType::float32 : ScalarType::float64);
+          })
       .def_property_readonly("num_parameters", [](PM& s) { return s.model.num_parameters(); })
       .def_property_readonly("params",
                              [](py::object self) {

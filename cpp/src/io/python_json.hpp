@@ -7,12 +7,9 @@
 #include <string>
 #include <string_view>
 
-namespace rnnbptt::detail {
+#include "rnnbptt/io/text.hpp"  // kMaxJsonDepth
 
-// The deepest nesting of arrays and objects a JSON text in a checkpoint may have (Python's
-// reader has the same limit): rnnbptt writes at most 3 levels, and deeper text only costs stack
-// (in nlohmann::json's serializer, and in Python's json module).
-inline constexpr int kMaxJsonDepth = 64;
+namespace rnnbptt::detail {
 
 // The deepest nesting of '[' and '{' in JSON text, outside strings; no recursion.
 inline int json_depth(std::string_view text) {

@@ -173,13 +173,66 @@ Vocab Vocab::from_text(std::string_view utf8, bool unknown) {
   });
 }
 
+namespace {
+
+// JSON's \uXXXX escapes can spell a lone surrogate (U+D800 to U+DFFF outside a high-low pair),
+// which no UTF-8 text holds. Returns `json` with each such escape replaced by \uFDD0 (a
+// noncharacter, as a marker), and the first one's code point in `first` (0 if none).
+std::string mark_lone_surrogates(std::string_view json, unsigned& first) {
+  first = 0;
+  std::string out(json);
+  const auto code_at = [&](std::size_t i) -> int {  // the XXXX of "\uXXXX" at i, or -1
+    if (i + 6 > out.size() || out[i] != '\\' || out[i + 1] != 'u') return -1;
+    unsigned value = 0;
+    for (std::size_t k = i + 2; k < i + 6; ++k) {
+      const char ch = out[k];
+      const int digit = ch >= '0' && ch <= '9'   ? ch - '0'
+                        : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                        : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                                 : -1;
+      if (digit < 0) return -1;
+      value = value * 16 + static_cast<unsigned>(digit);
+    }
+    return static_cast<int>(value);
+  };
+  bool in_string = false;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (!in_string) {
+      in_string = out[i] == '"';
+      continue;
+    }
+    if (out[i] == '"') {
+      in_string = false;
+    } else if (out[i] == '\\') {
+      const int code = code_at(i);
+      if (code >= 0xD800 && code <= 0xDBFF) {
+        const int low = code_at(i + 6);
+        if (low >= 0xDC00 && low <= 0xDFFF) {
+          i += 11;  // a valid pair
+          continue;
+        }
+      }
+      if (code >= 0xD800 && code <= 0xDFFF) {
+        if (first == 0) first = static_cast<unsigned>(code);
+        out.replace(i + 2, 4, "FDD0");
+      }
+      i += code >= 0 ? 5 : 1;  // past the escape
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 Vocab Vocab::from_json(std::string_view json) {
   return guard_memory("vocab", [&] {
-    if (const int depth = detail::json_depth(json); depth > detail::kMaxJsonDepth)
-      detail::invalid("vocab: expected JSON nested at most ", detail::kMaxJsonDepth, " deep, got ", depth);
+    if (const int depth = detail::json_depth(json); depth > kMaxJsonDepth)
+      detail::invalid("vocab: expected JSON nested at most ", kMaxJsonDepth, " deep, got ", depth);
+    unsigned surrogate = 0;
+    const std::string marked = mark_lone_surrogates(json, surrogate);
     nlohmann::json parsed;
     try {
-      parsed = nlohmann::json::parse(json.begin(), json.end());
+      parsed = nlohmann::json::parse(marked.begin(), marked.end());
     } catch (const nlohmann::json::exception& error) {
       detail::invalid("vocab: expected JSON text {\"tokens\": [...]}, got text that does not parse (", error.what(),
                       ")");
@@ -198,6 +251,18 @@ Vocab Vocab::from_json(std::string_view json) {
         detail::invalid("vocab: expected \"tokens\" to be an array of strings, got a JSON ", token.type_name(),
                         " at index ", i);
       tokens.push_back(token.get<std::string>());
+      if (surrogate != 0 && tokens.back().find("\xEF\xB7\x90") != std::string::npos) {  // the marker U+FDD0
+        char code[16];
+        std::snprintf(code, sizeof code, "%04X", surrogate);
+        detail::invalid("tokens: expected symbols that UTF-8 can encode, got the lone surrogate U+", code, " at index ",
+                        i);
+      }
+    }
+    if (surrogate != 0) {  // outside the tokens: refused all the same
+      char code[16];
+      std::snprintf(code, sizeof code, "%04X", surrogate);
+      detail::invalid("vocab: expected JSON text that UTF-8 can encode, got the lone surrogate U+", code,
+                      " (a JSON escape)");
     }
     return Vocab(std::move(tokens));
   });

@@ -113,7 +113,11 @@ TEST(Vocab, JsonAsPythonWritesIt) {
       {"{\"tokens\": []}", "tokens: expected at least one symbol"},
       {"{\"tokens\": [\"a\", \"\"]}", "tokens: expected non-empty strings, got an empty one at index 1"},
       {"{\"tokens\": [\"a\", \"b\", \"a\"]}", "tokens: expected distinct symbols, got a second \"a\" at index 2"},
-      {"{\"tokens\": [\"\\ud800\"]}", "vocab: expected JSON text"},
+      {"{\"tokens\": [\"\\ud800\"]}",
+       "tokens: expected symbols that UTF-8 can encode, got the lone surrogate U+D800 at index 0"},
+      {"{\"tokens\": [\"a\"], \"note\": \"\\udfff\"}",
+       "vocab: expected JSON text that UTF-8 can encode, got the lone surrogate U+DFFF"},
+      {"{\"tokens\": [\"a\", \"\\ud83d\\ude00\", \"\\ud83d\"]}", "lone surrogate U+D83D at index 2"},
   };
   for (const auto& [json, expected] : bad) {
     const std::string message = error_of([&] { Vocab::from_json(json); });

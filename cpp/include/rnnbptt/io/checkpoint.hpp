@@ -1,6 +1,6 @@
 /// @file checkpoint.hpp
-/// @brief Checkpoints: the safetensors files of python/rnnbptt/checkpoint.py (format version
-/// 2; versions 1 and 2 are read), written and read without Python.
+/// @brief Checkpoints: safetensors files (format version 2, docs/checkpoints.md; versions 1 and
+/// 2 are read), written and read here for C++ and for Python (rnnbptt.checkpoint binds this).
 ///
 /// A model trained by `rnnbptt train` loads here and gives the same outputs as in Python (on
 /// the same SIMD variant), and a checkpoint saved here loads in Python (rnnbptt.checkpoint.load,
@@ -8,7 +8,7 @@
 /// header (tensor dtypes, shapes and byte ranges, and `__metadata__` strings: format,
 /// format_version, config, vocab, optimizer, trainer, sha256) and the raw little-endian tensor
 /// bytes. The sha256 entry is a SHA-256 over every metadata entry and every tensor (the
-/// module documentation of checkpoint.py gives the exact byte string), so any change to the
+/// byte string is in docs/checkpoints.md), so any change to the
 /// file's meaning is detected.
 ///
 /// Reading is strict: a file that is missing, truncated, corrupt (failing the digest), of
@@ -16,12 +16,11 @@
 /// dtype, overlapping, out-of-range or not covering the data, tensors whose shape or dtype
 /// disagree with the configuration, missing or unexpected tensors, throws CheckpointError
 /// whose message starts with the file's path (or the name given to parse_checkpoint) and
-/// names the problem. No byte sequence makes the reader crash or read out of bounds. Also
-/// refused: anything but a regular file (a FIFO is never opened for blocking reads), JSON
-/// entries nested deeper than 64 levels, a runner state that is not finite or does not equal
-/// the last row of its history states, and history token ids outside [0, input_size). A hostile
-/// file costs at most about its own size in memory before it is refused: every tensor's shape is
-/// checked against the configuration before anything is converted.
+/// names the problem (a missing file: "no such file: <path>"). No byte sequence makes the reader crash or read out of
+/// bounds. Also refused: anything but a regular file (a FIFO is never opened for blocking reads), JSON entries nested
+/// deeper than 64 levels, a runner state that is not finite or does not equal the last row of its history states, and
+/// history token ids outside [0, input_size). A hostile file costs at most about its own size in memory before it is
+/// refused: every tensor's shape is checked against the configuration before anything is converted.
 ///
 /// Writing is atomic: the bytes go to `.<name>.<16 hex digits>.tmp` in the target's folder
 /// (created if missing), are flushed and synced, the file is renamed over the target and the
@@ -54,11 +53,22 @@
 
 namespace rnnbptt {
 
+/// The `format` entry of every checkpoint file.
+inline constexpr const char* kCheckpointFormat = "rnnbptt-checkpoint";
+/// The format version save_checkpoint writes; load_checkpoint reads versions 1 and 2.
+inline constexpr int kCheckpointVersion = 2;
+
 /// The scalar type of a checkpoint's model (its config's "dtype").
 enum class ScalarType { float32, float64 };
 
 /// "float32" or "float64", as the checkpoint's config writes it.
 RNNBPTT_EXPORT const char* to_string(ScalarType type);
+
+/// The model configuration as a checkpoint's `config` entry writes it, the one place its JSON
+/// form is written: {"input_size": d, "hidden_size": h, "output_size": q, "activation": "tanh",
+/// "bias": true, "dtype": "float32"} (Python's json.dumps spacing; Python's RNN.config() is
+/// this text parsed).
+RNNBPTT_EXPORT std::string to_json(const ModelConfig& config, ScalarType dtype);
 
 /// The settings of plain SGD (sgd_step), as Python's SGD.config() writes them in the
 /// `optimizer` entry: {"name": "sgd", "lr": ..., "weight_decay": ...}.
@@ -151,6 +161,14 @@ RNNBPTT_EXPORT Checkpoint<Scalar> load_checkpoint(const std::filesystem::path& p
 /// The scalar type of the model in the checkpoint at `path`, after the same checks as
 /// load_checkpoint (CheckpointError for a file load_checkpoint would refuse).
 RNNBPTT_EXPORT ScalarType checkpoint_dtype(const std::filesystem::path& path);
+
+/// A checkpoint of either scalar type, as the file says: Checkpoint<float> for "float32",
+/// Checkpoint<double> for "float64".
+using AnyCheckpoint = std::variant<Checkpoint<float>, Checkpoint<double>>;
+
+/// Reads the checkpoint at `path` (format version 1 or 2) once, whatever its model's scalar
+/// type (load_checkpoint's checks and errors).
+RNNBPTT_EXPORT AnyCheckpoint load_any_checkpoint(const std::filesystem::path& path);
 
 /// The bytes save_checkpoint writes, in memory (CheckpointError "<name>: cannot save: ...").
 template <class Scalar>

@@ -28,6 +28,11 @@
 
 namespace rnnbptt {
 
+/// The deepest nesting of arrays and objects in JSON the library reads (a vocabulary, a
+/// checkpoint's metadata entries); deeper text is refused before it is parsed. rnnbptt writes
+/// at most 3 levels, and deeper text would only cost stack.
+inline constexpr int kMaxJsonDepth = 64;
+
 /// The symbols of a character-level model, in id order: id i is tokens()[i].
 ///
 /// The same rules as python/rnnbptt/data.py's Vocab: tokens are non-empty and distinct;

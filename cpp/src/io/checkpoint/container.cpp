@@ -96,26 +96,31 @@ Container parse_container(Span<const std::uint8_t> bytes, std::string_view name)
     fail(name, "expected a buffer of bytes, got a null pointer or a negative length ", bytes.size());
   const auto size = static_cast<std::uint64_t>(bytes.size());
   if (size < 8)
-    fail(name, "not a checkpoint (truncated or another format): ", size,
-         " bytes, fewer than the 8 of the safetensors header length");
+    fail_is(name, "is not a readable safetensors file (not a checkpoint, truncated or another format: ", size,
+            " bytes, fewer than the 8 of the safetensors header length)");
   const std::uint64_t header_size = read_u64(bytes.data());
   if (header_size > size - 8)
-    fail(name, "not a checkpoint (truncated or another format): the header length says ", header_size,
-         " bytes, the file holds ", size - 8, " after it");
+    fail_is(name,
+            "is not a readable safetensors file (not a checkpoint, truncated or another format: the header "
+            "length says ",
+            header_size, " bytes, the file holds ", size - 8, " after it)");
   if (header_size > kMaxHeader)
-    fail(name, "not a checkpoint: its header of ", header_size, " bytes exceeds the safetensors limit of ", kMaxHeader);
+    fail_is(name, "is not a readable safetensors file (not a checkpoint: its header of ", header_size,
+            " bytes exceeds the safetensors limit of ", kMaxHeader, ")");
   const auto* header = reinterpret_cast<const char*>(bytes.data() + 8);
   if (header_size < 2 || header[0] != '{')
-    fail(name, "not a checkpoint (another format): its safetensors header does not start with '{'");
-  if (const int depth = detail::json_depth({header, static_cast<std::size_t>(header_size)});
-      depth > detail::kMaxJsonDepth)
-    fail(name, "corrupt or not a checkpoint: its safetensors header nests ", depth, " deep (at most ",
-         detail::kMaxJsonDepth, " expected)");
+    fail_is(name,
+            "is not a readable safetensors file (not a checkpoint, another format: its header does not start "
+            "with '{')");
+  if (const int depth = detail::json_depth({header, static_cast<std::size_t>(header_size)}); depth > kMaxJsonDepth)
+    fail_is(name, "is not a readable safetensors file (corrupt or not a checkpoint: its header nests ", depth,
+            " deep (at most ", kMaxJsonDepth, " expected)");
   json parsed;
   try {
     parsed = json::parse(header, header + header_size);
   } catch (const json::exception& error) {
-    fail(name, "corrupt or not a checkpoint: its safetensors header is not valid JSON (", error.what(), ")");
+    fail_is(name, "is not a readable safetensors file (corrupt or not a checkpoint: its header is not valid JSON: ",
+            error.what(), ")");
   }
   if (!parsed.is_object()) fail(name, "corrupt: its safetensors header is not a JSON object");
 
@@ -176,8 +181,8 @@ Container parse_container(Span<const std::uint8_t> bytes, std::string_view name)
     if (tensor.begin > tensor.end)
       fail(name, "corrupt: ", what, ": data_offsets [", tensor.begin, ", ", tensor.end, "] end before they begin");
     if (tensor.end > data_size)
-      fail(name, "truncated or corrupt: ", what, " ends at byte ", tensor.end, " of the data, which holds ", data_size,
-           " bytes");
+      fail_is(name, "is not a readable safetensors file (truncated or corrupt: ", what, " ends at byte ", tensor.end,
+              " of the data, which holds ", data_size, " bytes)");
     if (overflow || count > (tensor.end - tensor.begin) / dtype_bytes(tensor.dtype) ||
         count * dtype_bytes(tensor.dtype) != tensor.end - tensor.begin)
       fail(name, "corrupt: ", what, " of shape ", shape_text(tensor.shape), " and dtype ", dtype_text, " needs ",

@@ -1,4 +1,4 @@
-// The SHA-256 digests of format versions 1 and 2 (python/rnnbptt/checkpoint.py documents the byte string).
+// The SHA-256 digests of format versions 1 and 2 (docs/checkpoints.md specifies the byte string).
 #include "io/checkpoint/format.hpp"
 
 #include "io/sha256.hpp"
@@ -18,7 +18,7 @@ void hash_string(detail::Sha256& h, std::string_view s) {
   h.update(s.data(), s.size());
 }
 
-// Format version 2: the module documentation of python/rnnbptt/checkpoint.py.
+// Format version 2: docs/checkpoints.md.
 std::string digest_v2(const std::map<std::string, std::string>& metadata,
                       const std::map<std::string, TensorRef>& tensors) {
   detail::Sha256 h;

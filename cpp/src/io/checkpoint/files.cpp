@@ -22,7 +22,7 @@ std::vector<std::uint8_t> read_file(const std::filesystem::path& path) {
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) {
     const int error = errno;
-    if (error == ENOENT) fail(name, "no such file");
+    if (error == ENOENT) throw CheckpointError(valid_utf8(detail::concat("no such file: ", name)));
     fail(name, "cannot open the file (", system_error_text(error), ")");
   }
   struct Closer {
@@ -31,8 +31,8 @@ std::vector<std::uint8_t> read_file(const std::filesystem::path& path) {
   } closer{fd};
   struct stat info {};
   if (::fstat(fd, &info) != 0) fail(name, "cannot read the file (fstat: ", system_error_text(errno), ")");
-  if (S_ISDIR(info.st_mode)) fail(name, "is a directory, not a checkpoint file");
-  if (!S_ISREG(info.st_mode)) fail(name, "is not a regular file");
+  if (S_ISDIR(info.st_mode)) fail_is(name, "is a directory, not a checkpoint file");
+  if (!S_ISREG(info.st_mode)) fail_is(name, "is not a regular file");
   std::vector<std::uint8_t> bytes;
   try {
     bytes.resize(static_cast<std::size_t>(info.st_size));
@@ -187,6 +187,18 @@ Checkpoint<Scalar> load_checkpoint(const std::filesystem::path& path) {
     const std::vector<std::uint8_t> bytes = read_file(path);
     return to_checkpoint<Scalar>(
         validate(Span<const std::uint8_t>(bytes.data(), static_cast<Index>(bytes.size())), name), name);
+  });
+}
+
+std::string to_json(const ModelConfig& config, ScalarType dtype) { return config_json(config, dtype); }
+
+AnyCheckpoint load_any_checkpoint(const std::filesystem::path& path) {
+  const std::string name = path.string();
+  return guarded(name, [&]() -> AnyCheckpoint {
+    const std::vector<std::uint8_t> bytes = read_file(path);
+    Validated v = validate(Span<const std::uint8_t>(bytes.data(), static_cast<Index>(bytes.size())), name);
+    if (v.dtype == ScalarType::float32) return to_checkpoint<float>(std::move(v), name);
+    return to_checkpoint<double>(std::move(v), name);
   });
 }
 

@@ -6,9 +6,9 @@
 //      (digest.cpp), the config, vocabulary, optimizer and trainer entries, and every tensor's
 //      shape and dtype against them;
 //   3. the conversion of the checked tensors into a Checkpoint<Scalar> (validate.cpp).
-// Writing (write.cpp) produces the bytes Python's checkpoint.save writes, with JSON as Python
-// writes it (json.cpp); files.cpp reads files and writes them atomically. The format itself is
-// documented in python/rnnbptt/checkpoint.py.
+// Writing (write.cpp) produces the bytes of every checkpoint, from C++ and Python alike, with
+// JSON spaced as Python's json.dumps writes it (json.cpp); files.cpp reads files and writes them atomically. The format
+// itself is specified in docs/checkpoints.md.
 #pragma once
 
 #include <algorithm>
@@ -32,8 +32,9 @@ namespace rnnbptt::checkpoint_format {
 
 using nlohmann::json;
 
-inline constexpr const char* kFormat = "rnnbptt-checkpoint";
-inline constexpr const char* kFormatVersion = "2";
+inline constexpr const char* kFormat = kCheckpointFormat;
+inline constexpr const char* kFormatVersion = "2";  // kCheckpointVersion as metadata text
+static_assert(kCheckpointVersion == 2, "kFormatVersion must spell kCheckpointVersion");
 // safetensors refuses headers above 100 MB (its MAX_HEADER_SIZE); so do we.
 inline constexpr std::uint64_t kMaxHeader = 100'000'000;
 
@@ -46,6 +47,12 @@ std::string valid_utf8(std::string_view text);
 template <class... Parts>
 [[noreturn]] void fail(std::string_view name, const Parts&... parts) {
   throw CheckpointError(valid_utf8(detail::concat(name, ": ", parts...)));
+}
+
+// A sentence about the file: "<name> is corrupt (...)".
+template <class... Parts>
+[[noreturn]] void fail_is(std::string_view name, const Parts&... parts) {
+  throw CheckpointError(valid_utf8(detail::concat(name, " ", parts...)));
 }
 
 template <class... Parts>

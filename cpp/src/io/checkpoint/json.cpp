@@ -111,15 +111,16 @@ std::string without_python_constants(std::string_view text) {
 
 // A metadata entry that must be a JSON object (Python's json.loads + isinstance dict).
 json parse_object(std::string_view name, const std::string& key, const std::string& text) {
-  if (const int depth = detail::json_depth(text); depth > detail::kMaxJsonDepth)
-    fail(name, "the '", key, "' entry: expected JSON nested at most ", detail::kMaxJsonDepth, " deep, got ", depth);
+  if (const int depth = detail::json_depth(text); depth > kMaxJsonDepth)
+    fail(name, "the '", key, "' entry of the file: expected JSON nested at most ", kMaxJsonDepth, " deep, got ", depth);
   json parsed;
   try {
     parsed = json::parse(without_python_constants(text));
   } catch (const json::exception& error) {
-    fail(name, "the '", key, "' entry is not valid JSON (", error.what(), ")");
+    fail(name, "the '", key, "' entry of the file is not valid JSON (", error.what(), ")");
   }
-  if (!parsed.is_object()) fail(name, "the '", key, "' entry: expected a JSON object, got a JSON ", parsed.type_name());
+  if (!parsed.is_object())
+    fail(name, "the '", key, "' entry of the file: expected a JSON object, got a JSON ", parsed.type_name());
   return parsed;
 }
 

@@ -2,6 +2,8 @@
 // conversion into a Checkpoint (format.hpp).
 #include "io/checkpoint/format.hpp"
 
+#include <algorithm>
+
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -45,7 +47,7 @@ TensorRef take_tensor(std::string_view name, std::map<std::string, TensorRef>& t
   if (found == tensors.end())
     fail(name, "lacks tensor '", key, "' (expected shape ", shape_text(shape), ", dtype ", numpy_name(dtype), ")");
   if (found->second.dtype != dtype || found->second.shape != shape)
-    fail(name, "tensor '", key, "': expected shape ", shape_text(shape), " and dtype ", numpy_name(dtype),
+    fail(name, "tensor '", key, "' in the file: expected shape ", shape_text(shape), " and dtype ", numpy_name(dtype),
          ", got shape ", shape_text(found->second.shape), " and dtype ", numpy_name(found->second.dtype));
   TensorRef out = std::move(found->second);
   tensors.erase(found);
@@ -95,19 +97,19 @@ void check_runner(const RunnerState<Scalar>& r, const ModelConfig& config, std::
   const auto finite = [](const Buffer<Scalar>& values) {
     return std::all_of(values.begin(), values.end(), [](Scalar x) { return std::isfinite(x); });
   };
-  if (!finite(r.state)) fail(name, "tensor 'trainer.runner.state': expected finite values, got NaN or inf");
+  if (!finite(r.state)) fail(name, "tensor 'trainer.runner.state' in the file: expected finite values, got NaN or inf");
   if (!r.has_history) return;
   for (std::size_t i = 0; i < r.history_tokens.size(); ++i) {
     const std::int64_t id = r.history_tokens[i];
     if (id < 0 || id >= config.input_size)
-      fail(name, "tensor 'trainer.runner.history_inputs': expected token ids in [0, ", config.input_size, "), got ", id,
-           " at [", static_cast<Index>(i) / r.batch, ", ", static_cast<Index>(i) % r.batch, "]");
+      fail(name, "tensor 'trainer.runner.history_inputs' in the file: expected token ids in [0, ", config.input_size,
+           "), got ", id, " at [", static_cast<Index>(i) / r.batch, ", ", static_cast<Index>(i) % r.batch, "]");
   }
   if (!finite(r.history_states))
-    fail(name, "tensor 'trainer.runner.history_states': expected finite values, got NaN or inf");
+    fail(name, "tensor 'trainer.runner.history_states' in the file: expected finite values, got NaN or inf");
   if (!std::equal(r.state.begin(), r.state.end(), r.history_states.end() - static_cast<std::ptrdiff_t>(r.state.size())))
     fail(name,
-         "tensor 'trainer.runner.history_states': expected its last row to equal 'trainer.runner.state' "
+         "tensor 'trainer.runner.history_states' in the file: expected its last row to equal 'trainer.runner.state' "
          "(the carried state), got another");
 }
 
@@ -137,15 +139,19 @@ Validated validate(Span<const std::uint8_t> bytes, std::string_view name) {
          format == c.metadata.end() ? std::string("no format entry") : shown_string(format->second));
   const auto version = c.metadata.find("format_version");
   if (version == c.metadata.end() || (version->second != "1" && version->second != "2"))
-    fail(name, "expected format version 1 or 2, got ",
-         version == c.metadata.end() ? std::string("none") : shown_string(version->second),
+    fail(name, "expected format version 1 or 2 in the file, got ",
+         version == c.metadata.end() ? std::string("none")
+         : !version->second.empty() && version->second.size() < 10 &&
+                 version->second.find_first_not_of("0123456789") == std::string::npos
+             ? version->second
+             : shown_string(version->second),
          " (written by another version of rnnbptt)");
   const bool v1 = version->second == "1";
   const auto stored = c.metadata.find("sha256");
   const std::string digest = v1 ? digest_v1(c.tensors) : digest_v2(c.metadata, c.tensors);
   if (stored == c.metadata.end() || stored->second != digest)
-    fail(name, "corrupt: ", v1 ? "its tensors fail" : "its header or tensors fail", " the SHA-256 check",
-         stored == c.metadata.end() ? " (no sha256 entry)" : "");
+    fail_is(name, "is corrupt (", v1 ? "its tensors fail" : "its header or tensors fail", " the SHA-256 check",
+            stored == c.metadata.end() ? "; it has no sha256 entry" : "", ")");
 
   Validated out;
   const json config = parse_object(name, "config", metadata_entry(name, c, "config"));
@@ -165,7 +171,7 @@ Validated validate(Span<const std::uint8_t> bytes, std::string_view name) {
     try {
       out.vocab = Vocab::from_json(vocab->second);
     } catch (const Error& error) {
-      fail(name, "the 'vocab' entry: ", error.what());
+      fail(name, "the 'vocab' entry of the file: ", error.what());
     }
   }
 
@@ -238,7 +244,14 @@ Validated validate(Span<const std::uint8_t> bytes, std::string_view name) {
   }
   if (!c.tensors.empty()) {
     std::string names;
-    for (const auto& entry : c.tensors) names += (names.empty() ? "" : ", ") + shown_string(entry.first);
+    for (const auto& entry : c.tensors) {
+      // 'name' as Python's repr shows a plain name; JSON's quoting for anything else.
+      const std::string& key = entry.first;
+      const bool plain = std::all_of(key.begin(), key.end(), [](char ch) {
+        return static_cast<unsigned char>(ch) >= 0x20 && ch != '\'' && ch != '\\' && ch != 0x7f;
+      });
+      names += (names.empty() ? "" : ", ") + (plain ? "'" + key + "'" : shown_string(key));
+    }
     fail(name, "holds unexpected tensors [", names, "]");
   }
   return out;

@@ -68,8 +68,8 @@ std::vector<std::uint8_t> serialize(const Checkpoint<Scalar>& ckpt, std::string_
     tensors["optimizer.v"] = {scalar, {static_cast<std::uint64_t>(P)}, a.v.data(), static_cast<std::uint64_t>(P)};
   }
 
-  if (const int depth = detail::json_depth(ckpt.trainer_json); depth > detail::kMaxJsonDepth)
-    cannot_save(name, "trainer_json: expected JSON nested at most ", detail::kMaxJsonDepth, " deep, got ", depth);
+  if (const int depth = detail::json_depth(ckpt.trainer_json); depth > kMaxJsonDepth)
+    cannot_save(name, "trainer_json: expected JSON nested at most ", kMaxJsonDepth, " deep, got ", depth);
   json trainer;
   try {
     trainer = json::parse(without_python_constants(ckpt.trainer_json));

@@ -1,0 +1,45 @@
+// rnnbptt/train/data.hpp for Python: the one sequential split (rnnbptt.data.sequential_batches
+// draws the offset and yields its chunks).
+#include <pybind11/numpy.h>
+
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "arrays.hpp"
+#include "bindings.hpp"
+#include "rnnbptt/train/data.hpp"
+
+namespace rnnbptt::bindings {
+
+namespace {
+
+// A (steps, batch) int64 array owning `values` (moved, not copied).
+py::array owning(std::vector<std::int64_t>&& values, Index steps, Index batch) {
+  auto* heap = new std::vector<std::int64_t>(std::move(values));
+  py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<std::int64_t>*>(p); });
+  return py::array_t<std::int64_t>({static_cast<py::ssize_t>(steps), static_cast<py::ssize_t>(batch)}, heap->data(),
+                                   owner);
+}
+
+}  // namespace
+
+void define_data(py::module_& m) {
+  m.def(
+      "split_streams",
+      [](py::handle corpus, Index batch, Index num_steps, Index offset) {
+        const py::array a = require<std::int64_t>(corpus, "corpus", Shape{{-1}, {"size"}});
+        Streams s;
+        {
+          const Span<const std::int64_t> ids = span_of<std::int64_t>(a);
+          py::gil_scoped_release release;
+          s = split_streams(ids, batch, num_steps, offset);
+        }
+        return py::make_tuple(owning(std::move(s.inputs), s.steps, s.batch),
+                              owning(std::move(s.targets), s.steps, s.batch));
+      },
+      py::arg("corpus"), py::arg("batch"), py::arg("num_steps"), py::arg("offset") = 0,
+      "d2l's sequential partitioning: (inputs, targets), each (chunks * num_steps, batch) int64, time-major.");
+}
+
+}  // namespace rnnbptt::bindings

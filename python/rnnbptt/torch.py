@@ -1,0 +1,175 @@
+"""rnnbptt as a PyTorch layer: our forward pass, and our exactly truncated BPTT as its backward.
+
+``rnnbptt.torch.RNN`` is a ``torch.nn.Module`` whose ``forward`` runs the compiled forward pass
+and whose backward (through ``torch.autograd.Function``) runs rnnbptt's BPTT with the module's
+:class:`~rnnbptt.truncation.Truncation`. Gradients reach the module's inputs (``x`` when it is dense, and
+``h0``) and its parameters, which are ``nn.Parameter`` views of the model's own buffers: a
+PyTorch optimizer stepping them steps the rnnbptt model, with nothing copied.
+
+It needs PyTorch (the ``torch`` extra); ``import rnnbptt`` does not import it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from . import model as _model
+from .truncation import Full, Truncation
+
+_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+class RNN(torch.nn.Module):
+    """An Elman RNN layer with an output projection, trained by rnnbptt's BPTT.
+
+    Parameters
+    ----------
+    input_size, hidden_size, output_size : int
+        ``d``, ``h`` and ``q``, as :class:`rnnbptt.RNN`.
+    activation : {"tanh", "relu", "identity"}
+    bias : bool
+    dtype : torch.float32 or torch.float64
+    truncation : Truncation
+        How backward truncates: ``Full()`` (default), ``Regular(k1, k2)`` or
+        ``Randomized(pi, seed)``. May be changed between calls (the attribute).
+    seed : int
+        Seed of the initialization (as :class:`rnnbptt.RNN`).
+    model : rnnbptt.RNN, optional
+        Wrap this model instead of building one (the sizes then come from it).
+
+    Notes
+    -----
+    ``forward(x, h0=None)`` takes dense input ``(T, n, d)`` of the module's dtype or token ids
+    ``(T, n)`` (int64), CPU and contiguous, and returns ``(outputs, h_T)``: ``(T, n, q)`` and
+    ``(n, h)``. The parameters ``W_hx``, ``W_hh``, ``W_qh`` (and ``b_h``, ``b_q``) are the
+    model's buffers; do not replace their ``.data``.
+
+    The model keeps one forward pass for its backward, so each ``forward`` must be followed by
+    its backward before the next ``forward`` (the usual training step); a backward whose forward
+    is no longer the latest raises ``RuntimeError`` rather than return a wrong gradient. The
+    attribute ``step_offset`` (default 0) is handed to backward, to align Regular blocks and
+    Randomized draws when a call is one piece of a longer sequence.
+    """
+
+    def __init__(
+        self,
+        input_size: int = 1,
+        hidden_size: int = 1,
+        output_size: int = 1,
+        *,
+        activation: str = "tanh",
+        bias: bool = True,
+        dtype: torch.dtype = torch.float32,
+        truncation: Optional[Truncation] = None,
+        seed: int = 0,
+        model: Optional[_model.RNN] = None,
+    ) -> None:
+        super().__init__()
+        if model is None:
+            if dtype not in _DTYPES:
+                raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
+            model = _model.RNN(input_size, hidden_size, output_size, activation=activation, bias=bias,
+                               dtype=_DTYPES[dtype], seed=seed)
+        elif not isinstance(model, _model.RNN):
+            raise TypeError(f"model: expected an rnnbptt.RNN, got {type(model).__name__}")
+        self.model = model
+        self.truncation = truncation if truncation is not None else Full()
+        self.step_offset = 0
+        self._forwards = 0
+        for name, view in model.named_parameters().items():
+            self.register_parameter(name, torch.nn.Parameter(torch.from_numpy(view)))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32 if self.model.dtype == np.float32 else torch.float64
+
+    def forward(self, x: torch.Tensor, h0: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(outputs, h_T)`` of the sequence ``x`` from ``h0`` (zeros by default).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Dense input ``(T, n, d)`` of the layer's dtype, or token ids ``(T, n)`` (int64);
+            CPU and contiguous (a clear error otherwise: nothing is copied).
+        h0 : torch.Tensor, optional
+            ``(n, h)``, of the layer's dtype.
+
+        Returns
+        -------
+        outputs : torch.Tensor
+            ``(T, n, q)``.
+        h_T : torch.Tensor
+            ``(n, h)``.
+        """
+        if not isinstance(self.truncation, Truncation):
+            raise TypeError(f"truncation: expected a Truncation, got {self.truncation!r}")
+        params = [getattr(self, name) for name in self.model.parameter_names()]
+        for name, param in zip(self.model.parameter_names(), params):
+            if param.data_ptr() != self.model.param(name).ctypes.data or param.dtype != self.dtype:
+                raise RuntimeError(
+                    f"{name}: expected the parameter to view the model's buffer, got one whose data was replaced "
+                    "(assign into it with .data.copy_(...) instead)"
+                )
+        outputs, h_T = _BPTT.apply(self, x, h0, *params)
+        return outputs, h_T
+
+    def extra_repr(self) -> str:
+        m = self.model
+        return (f"{m.input_size}, {m.hidden_size}, {m.output_size}, activation={m.activation!r}, bias={m.bias}, "
+                f"dtype={self.dtype}, truncation={self.truncation!r}")
+
+
+def _array(tensor: torch.Tensor, name: str, dtype: Any) -> np.ndarray:
+    """A NumPy view of a CPU, contiguous tensor of ``dtype`` (never a copy)."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.device.type != "cpu":
+        raise ValueError(f"{name}: expected a CPU tensor, got one on {tensor.device} (move it with .cpu())")
+    if not tensor.is_contiguous():
+        raise ValueError(f"{name}: expected a contiguous tensor, got a strided view (copy it with .contiguous())")
+    array = tensor.detach().numpy()
+    if array.dtype != np.dtype(dtype):
+        raise TypeError(f"{name}: expected {np.dtype(dtype).name}, got {array.dtype} (convert it with .to(...))")
+    return array
+
+
+class _BPTT(torch.autograd.Function):
+    """forward: the model's forward pass; backward: its BPTT with the module's truncation."""
+
+    @staticmethod
+    def forward(ctx: Any, module: RNN, x: torch.Tensor, h0: Optional[torch.Tensor],  # type: ignore[override]
+                *params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        model = module.model
+        dense = x.dtype.is_floating_point if isinstance(x, torch.Tensor) else False
+        x_np = _array(x, "x", model.dtype if dense else np.int64)
+        h0_np = None if h0 is None else _array(h0, "h0", model.dtype)
+        outputs, h_T = model.forward(x_np, h0_np)
+        module._forwards += 1
+        ctx.module, ctx.forward, ctx.dense, ctx.has_h0 = module, module._forwards, dense, h0 is not None
+        ctx.keep = (x, h0)  # the model reads the dense input in place during backward
+        return torch.from_numpy(outputs), torch.from_numpy(h_T)
+
+    @staticmethod
+    def backward(ctx: Any, d_outputs: Optional[torch.Tensor],  # type: ignore[override]
+                 d_h_T: Optional[torch.Tensor]) -> tuple[Optional[torch.Tensor], ...]:
+        module: RNN = ctx.module
+        model = module.model
+        if module._forwards != ctx.forward:
+            raise RuntimeError(
+                "rnnbptt.torch.RNN: expected the backward of the latest forward, got one of an earlier forward "
+                "(the model keeps one forward pass: run backward before the next forward)"
+            )
+        T, n = ctx.keep[0].shape[0], ctx.keep[0].shape[1]
+        shape = (T, n, model.output_size)
+        d_o = np.zeros(shape, model.dtype) if d_outputs is None else d_outputs.detach().contiguous().numpy()
+        model.set_output_gradient(d_o)
+        dh_T = None if d_h_T is None else d_h_T.detach().contiguous().numpy()
+        wants_dx = ctx.dense and ctx.needs_input_grad[1]
+        grads = model.backward(dh_T, module.truncation, step_offset=module.step_offset, dx=wants_dx)
+        dx = torch.from_numpy(grads.dx) if wants_dx and grads.dx is not None else None
+        dh0 = torch.from_numpy(grads.dh0) if ctx.has_h0 else None
+        param_grads = tuple(torch.from_numpy(model.grad(name).copy()) for name in model.parameter_names())
+        return (None, dx, dh0, *param_grads)

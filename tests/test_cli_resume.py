@@ -1,0 +1,144 @@
+"""``rnnbptt train --resume FILE``: the checkpoint remembers its text, its settings and its plan,
+so the file alone continues the run, in place, bit for bit; a flag that contradicts it is one
+line and exit 2; ``--lr`` and ``--clip`` change the run; ``--more-epochs N`` adds N."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from rnnbptt import checkpoint as ckpt
+from rnnbptt import data
+from rnnbptt.cli import main
+
+SMALL = ["--hidden", "16", "--batch-size", "4", "--num-steps", "10", "--sample-length", "5", "--temperature", "0"]
+
+
+@pytest.fixture
+def text(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(data.default_corpus()[:20000], encoding="utf-8")
+    return path
+
+
+def run(tmp_path, *args):
+    command = [sys.executable, "-m", "rnnbptt", "train", *args]
+    return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def cli(capsys, *args):
+    code = main(["train", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def assert_same_run(a_path, b_path):
+    a, b = ckpt.load(a_path), ckpt.load(b_path)
+    assert np.array_equal(a.model.params, b.model.params)
+    for name in ("m", "v"):
+        assert np.array_equal(a.optimizer_state[name], b.optimizer_state[name])
+    keys = ("epoch", "step", "train_perplexity", "valid_perplexity")
+    assert [[r[k] for k in keys] for r in a.trainer["history"]] == [[r[k] for k in keys] for r in b.trainer["history"]]
+
+
+def test_a_killed_run_resumes_from_the_file_alone_bit_for_bit(tmp_path, text):
+    common = [*SMALL, "--text", str(text), "--epochs", "25", "--truncation", "regular:5,10", "--lr", "0.01"]
+    target = tmp_path / "run.safetensors"
+    killed = run(tmp_path, *common, "--checkpoint-every", "1", "--checkpoint", target.name)
+    try:
+        deadline = time.monotonic() + 30
+        while not target.exists():
+            assert killed.poll() is None, killed.communicate()[1]
+            assert time.monotonic() < deadline, "no checkpoint within 30 s"
+            time.sleep(0.005)
+        os.kill(killed.pid, signal.SIGKILL)
+    finally:
+        killed.kill()
+        killed.communicate()
+    assert killed.returncode == -signal.SIGKILL
+    left = ckpt.load(target)
+    assert 0 < left.trainer["epoch"] < 25
+    assert left.trainer["data"] == {
+        "source": "text", "path": str(text.resolve()), "size": text.stat().st_size,
+        "sha256": __import__("hashlib").sha256(text.read_bytes()).hexdigest(),
+        "d2l": False, "max_tokens": None, "valid_fraction": 0.1,
+    }
+
+    resumed = run(tmp_path, "--resume", target.name)  # nothing else: the file says it all
+    reference = run(tmp_path, *common, "--checkpoint-every", "1", "--checkpoint", "reference.safetensors")
+    for process in (resumed, reference):
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    assert ckpt.load(target).trainer["epoch"] == 25  # written in place
+    assert_same_run(target, tmp_path / "reference.safetensors")
+
+
+@pytest.fixture
+def trained(tmp_path, text, capsys):
+    path = tmp_path / "done.safetensors"
+    code, out, err = cli(capsys, *SMALL, "--text", str(text), "--epochs", "2", "--checkpoint", str(path))
+    assert code == 0, err
+    return path
+
+
+@pytest.mark.parametrize("flag,value,expected", [
+    ("--hidden", "32", "argument --hidden: expected 16 (what {path} was trained with; it cannot change on resume), "
+                       "got 32"),
+    ("--truncation", "regular:5", "argument --truncation: expected full (what {path} was trained with"),
+    ("--optimizer", "sgd", "argument --optimizer: expected adam"),
+    ("--batch-size", "8", "argument --batch-size: expected 4"),
+    ("--dtype", "float64", "argument --dtype: expected float32"),
+    ("--d2l", None, "argument --d2l: expected False"),
+    ("--init-std", "0.01", "argument --init-std: expected no initialization when resuming"),
+])
+def test_a_flag_that_contradicts_the_checkpoint_is_named(capsys, trained, flag, value, expected):
+    args = ["--resume", str(trained), "--more-epochs", "1", flag, *([value] if value is not None else [])]
+    code, _, err = cli(capsys, *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and expected.format(path=trained) in lines[0], err
+
+
+def test_the_same_values_given_again_are_fine_and_lr_and_clip_change_the_run(capsys, trained):
+    code, out, err = cli(capsys, "--resume", str(trained), "--more-epochs", "1", "--hidden", "16", "--lr", "0.001",
+                         "--clip", "0")
+    assert code == 0, err
+    assert "changed on resume: lr 0.002 -> 0.001, clip 1.0 -> None" in out
+    state = ckpt.load(trained).trainer
+    assert state["epoch"] == 3 and state["base_lr"] == 0.001 and state["clip"] is None
+
+
+def test_more_epochs_adds_and_epochs_is_the_total(capsys, trained):
+    code, _, err = cli(capsys, "--resume", str(trained), "--more-epochs", "2")
+    assert code == 0, err
+    assert ckpt.load(trained).trainer["epoch"] == 4
+    code, _, err = cli(capsys, "--resume", str(trained), "--epochs", "3")
+    assert code == 2 and "argument --epochs: expected more than the 4 epochs" in err
+    code, _, err = cli(capsys, "--resume", str(trained), "--epochs", "5")
+    assert code == 0, err
+    assert ckpt.load(trained).trainer["epoch"] == 5
+
+
+def test_a_finished_run_says_how_to_go_on(capsys, trained):
+    code, _, err = cli(capsys, "--resume", str(trained))
+    assert code == 2 and "has finished its run (2 epochs" in err and "--more-epochs N" in err
+
+
+def test_a_changed_or_missing_text_is_named(capsys, trained, text):
+    text.write_text(text.read_text(encoding="utf-8") + "more", encoding="utf-8")
+    code, _, err = cli(capsys, "--resume", str(trained), "--more-epochs", "1")
+    assert code == 2 and f"was trained on {text.resolve()}, which has changed since" in err
+    text.unlink()
+    code, _, err = cli(capsys, "--resume", str(trained), "--more-epochs", "1")
+    assert code == 2 and "which cannot be read" in err and "give --text" in err
+
+
+def test_more_epochs_needs_resume(capsys):
+    code, _, err = cli(capsys, "--more-epochs", "1")
+    assert code == 2 and "argument --more-epochs: expected it with --resume" in err
