@@ -41,7 +41,7 @@ def programs() -> dict[str, str]:
 
 def test_the_page_has_its_programs_and_their_cmakelists():
     names = list(programs())
-    assert names == ["first", "train", "generate", "errors"], names
+    assert names == ["first", "train", "forecast", "generate", "errors"], names
     lists = [b for b in blocks("cmake") if "find_package(rnnbptt" in b and "add_executable" in b]
     assert len(lists) == 1
     assert "foreach(program " + " ".join(names) + ")" in lists[0]
@@ -66,6 +66,10 @@ def test_the_programs_compile_and_run(build, tmp_path):
         outputs[name] = out.stdout
     assert "SSE2" in outputs["first"] and "loss" in outputs["first"]
     assert "perplexity" in outputs["train"] and (work / "model.safetensors").exists()
+    # forecast.cpp: a dense series, the held-out chunk against persistence (tomorrow = today).
+    model_mse, persistence_mse = map(float, re.fullmatch(r"held-out MSE ([\d.]+), persistence ([\d.]+)\n",
+                                                         outputs["forecast"]).groups())
+    assert model_mse < 0.7 * persistence_mse, outputs["forecast"]
     # generate.cpp prints the greedy text (64 characters, which may include line breaks), the
     # sampled one, then the greedy one again, made step by step; train.cpp ended with 84 greedy
     # characters of the same model.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple, Optional
+from typing import Any, Literal, NamedTuple, Optional, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -196,7 +196,19 @@ class RNN:
         return {name: self.grad(name) for name in self.parameter_names()}
 
     # ---- forward / loss / backward -------------------------------------------------------
-    def forward(self, x: np.ndarray, h0: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    @overload
+    def forward(
+        self, x: np.ndarray, h0: Optional[np.ndarray] = None, *, return_states: Literal[False] = False
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    @overload
+    def forward(
+        self, x: np.ndarray, h0: Optional[np.ndarray] = None, *, return_states: Literal[True]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def forward(
+        self, x: np.ndarray, h0: Optional[np.ndarray] = None, *, return_states: bool = False
+    ) -> tuple[np.ndarray, ...]:
         """Run the sequence.
 
         Parameters
@@ -209,6 +221,8 @@ class RNN:
             backward always uses the ids forward saw.
         h0 : ndarray, optional
             Initial state ``(n, h)``; zeros by default.
+        return_states : bool
+            Also return every step's hidden state.
 
         Returns
         -------
@@ -216,9 +230,14 @@ class RNN:
             ``o_t``, shape ``(T, n, q)`` (a new array).
         h_T : ndarray
             The final state ``(n, h)``, to hand to the next chunk.
+        states : ndarray
+            With ``return_states``: ``h_1 .. h_T``, shape ``(T, n, h)`` (a new array; its last
+            row is ``h_T``), for attention or probing.
         """
-        outputs, h_T = self._core.forward(x, h0)
-        return outputs, h_T
+        if not isinstance(return_states, (bool, np.bool_)):
+            raise TypeError(f"return_states: expected True or False, got {return_states!r}")
+        result: tuple[np.ndarray, ...] = self._core.forward(x, h0, bool(return_states))
+        return result
 
     def loss(self, targets: np.ndarray, weights: Optional[np.ndarray] = None) -> float:
         """Loss of the last forward; also prepares ``dL/do_t`` for :meth:`backward`.

@@ -102,7 +102,7 @@ void define_model_class(py::module_& m, const char* name) {
           py::arg("init_std"), py::arg("seed"))
       .def(
           "forward",
-          [](PM& s, py::handle x, py::handle h0) {
+          [](PM& s, py::handle x, py::handle h0, bool return_states) -> py::tuple {
             BusyGuard guard(s.busy);
             const ModelConfig& c = s.model.config();
             Input<Scalar> in = input_from<Scalar>(x, c.input_size);
@@ -120,10 +120,12 @@ void define_model_class(py::module_& m, const char* name) {
             s.input = in.array;
             s.forward_thread = std::this_thread::get_id();
             const Index T = in.sequence.steps;
-            return py::make_tuple(copy_of<Scalar>(s.model.outputs(), {T, n, c.output_size}),
-                                  copy_of<Scalar>(s.model.final_state(), {n, h}));
+            py::tuple out = py::make_tuple(copy_of<Scalar>(s.model.outputs(), {T, n, c.output_size}),
+                                           copy_of<Scalar>(s.model.final_state(), {n, h}));
+            if (!return_states) return out;
+            return py::make_tuple(out[0], out[1], copy_of<Scalar>(s.model.states(), {T, n, h}));  // h_1 .. h_T
           },
-          py::arg("x"), py::arg("h0") = py::none())
+          py::arg("x"), py::arg("h0") = py::none(), py::arg("return_states") = false)
       .def(
           "loss",
           [](PM& s, py::handle targets, py::handle weights) {

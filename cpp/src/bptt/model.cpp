@@ -94,6 +94,13 @@ Span<const Scalar> Model<Scalar>::final_state() const {
 }
 
 template <class Scalar>
+Span<const Scalar> Model<Scalar>::states() const {
+  if (!ws_.has_forward) throw StateError("states: expected a forward pass first, got none");
+  const Index nh = ws_.batch * config_.hidden_size;
+  return {ws_.H.data() + nh, ws_.steps * nh};
+}
+
+template <class Scalar>
 double Model<Scalar>::loss(const Targets<Scalar>& y) {
   return loss_forward(ws_, config_, y);
 }

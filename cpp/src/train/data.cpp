@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <new>
+#include <tuple>
 
 #include "rnnbptt/core/buffer.hpp"
 #include "rnnbptt/core/error.hpp"
@@ -35,6 +36,19 @@ void carry(Buffer<Scalar>& state, Span<const Scalar> final_state) {
     throw AllocationError(detail::concat("evaluate: cannot allocate ", final_state.size() * Index(sizeof(Scalar)),
                                          " bytes for the carried state"));
   }
+}
+
+// Chunk i of a time-major steps x batch x width buffer.
+template <class Scalar>
+Span<const Scalar> chunk_of(const Buffer<Scalar>& values, Index steps, Index batch, Index num_steps, Index width,
+                            Index i, const char* name) {
+  const Index chunks = num_steps > 0 ? steps / num_steps : 0;
+  if (i < 0 || i >= chunks) detail::invalid(name, ": expected a chunk index in [0, ", chunks, "), got ", i);
+  const Index size = num_steps * batch * width;
+  if (static_cast<Index>(values.size()) < (i + 1) * size)
+    detail::invalid(name, ": expected ", steps, " x ", batch, " x ", width, " values in the streams, got ",
+                    values.size());
+  return {values.data() + i * size, size};
 }
 
 }  // namespace
@@ -76,6 +90,73 @@ Streams split_streams(Span<const std::int64_t> corpus, Index batch, Index num_st
   }
   return s;
 }
+
+template <class Scalar>
+Span<const Scalar> DenseStreams<Scalar>::chunk_inputs(Index i) const {
+  return chunk_of(inputs, steps, batch, num_steps, input_size, i, "chunk_inputs");
+}
+
+template <class Scalar>
+Span<const Scalar> DenseStreams<Scalar>::chunk_targets(Index i) const {
+  return chunk_of(targets, steps, batch, num_steps, output_size, i, "chunk_targets");
+}
+
+template <class Scalar>
+DenseStreams<Scalar> split_dense_streams(Span<const Scalar> inputs, Index input_size, Span<const Scalar> targets,
+                                         Index output_size, Index batch, Index num_steps, Index offset) {
+  if (input_size < 1) detail::invalid("input_size: expected a number of features >= 1, got ", input_size);
+  if (output_size < 1) detail::invalid("output_size: expected a number of features >= 1, got ", output_size);
+  if (batch < 1) detail::invalid("batch: expected a number of streams >= 1, got ", batch);
+  if (num_steps < 1) detail::invalid("num_steps: expected a number of steps >= 1, got ", num_steps);
+  if (offset < 0 || offset > num_steps)
+    detail::invalid("offset: expected an offset in [0, num_steps] = [0, ", num_steps, "], got ", offset);
+  for (const auto& [values, size, name] :
+       {std::tuple{inputs, input_size, "inputs"}, std::tuple{targets, output_size, "targets"}}) {
+    if (values.size() < 0 || (values.data() == nullptr && values.size() > 0))
+      detail::invalid(name, ": expected a buffer of values, got ",
+                      values.size() < 0 ? "a negative length " : "a null pointer with length ", values.size());
+    if (values.size() % size != 0)
+      detail::invalid(name, ": expected a whole number of steps of ", size, " values, got ", values.size(), " values");
+  }
+  const Index length = inputs.size() / input_size;
+  if (targets.size() / output_size != length)
+    detail::invalid("targets: expected ", length, " steps (as many as inputs), got ", targets.size() / output_size);
+  Index needed = 0;
+  if (__builtin_mul_overflow(batch, num_steps, &needed) || __builtin_add_overflow(needed, offset, &needed) ||
+      length < needed)
+    detail::invalid("inputs: expected at least ", batch, " x ", num_steps, " + ", offset, " steps for batch = ", batch,
+                    ", num_steps = ", num_steps, " and offset = ", offset, ", got ", length);
+  const Index per_stream = (length - offset) / batch;
+  DenseStreams<Scalar> s;
+  s.batch = batch;
+  s.num_steps = num_steps;
+  s.input_size = input_size;
+  s.output_size = output_size;
+  s.steps = per_stream / num_steps * num_steps;
+  try {
+    s.inputs.resize(static_cast<std::size_t>(s.steps * batch * input_size));
+    s.targets.resize(static_cast<std::size_t>(s.steps * batch * output_size));
+  } catch (const std::bad_alloc&) {
+    throw AllocationError(detail::concat("inputs: cannot allocate ", s.steps, " x ", batch, " x (", input_size, " + ",
+                                         output_size, ") values for the streams"));
+  }
+  for (Index b = 0; b < batch; ++b) {
+    const Index start = offset + b * per_stream;
+    for (Index t = 0; t < s.steps; ++t) {
+      std::copy_n(inputs.data() + (start + t) * input_size, input_size, s.inputs.data() + (t * batch + b) * input_size);
+      std::copy_n(targets.data() + (start + t) * output_size, output_size,
+                  s.targets.data() + (t * batch + b) * output_size);
+    }
+  }
+  return s;
+}
+
+template struct DenseStreams<float>;
+template struct DenseStreams<double>;
+template RNNBPTT_EXPORT DenseStreams<float> split_dense_streams<float>(Span<const float>, Index, Span<const float>,
+                                                                       Index, Index, Index, Index);
+template RNNBPTT_EXPORT DenseStreams<double> split_dense_streams<double>(Span<const double>, Index, Span<const double>,
+                                                                         Index, Index, Index, Index);
 
 template <class Scalar>
 double evaluate(Model<Scalar>& model, Span<const std::int64_t> corpus, Index chunk) {

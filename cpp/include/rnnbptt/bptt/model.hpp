@@ -162,6 +162,10 @@ class RNNBPTT_EXPORT Model {
   Span<const Scalar> outputs() const;
   /// n x h: h_T of the last forward; valid until the next forward(). StateError before any.
   Span<const Scalar> final_state() const;
+  /// T x n x h: h_1 .. h_T of the last forward (every step's hidden state, time-major; the
+  /// last n x h values are final_state()); valid until the next forward(). StateError before
+  /// any.
+  Span<const Scalar> states() const;
   /// L for the last forward; prepares dL/do for backward(). See loss_forward.
   double loss(const Targets<Scalar>& y);
   /// For a loss computed elsewhere: dL/do_t, T x n x q finite values (copied).
