@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -183,3 +185,28 @@ def test_a_guest_without_a_build_type_compiles_the_library_optimized(tmp_path):
     commands = json.loads((tmp_path / "build" / "compile_commands.json").read_text())
     library = [c["command"] for c in commands if "/cpp/src/" in c["file"]]
     assert library and all(" -O3 " in c or " -O2 " in c for c in library), library[:1]
+
+
+def test_the_fetchcontent_recipe_of_the_cpp_guide(tmp_path):
+    """docs/cpp.md's FetchContent recipe, as written: the archive made by its `git archive`
+    command from this repository, fetched and configured into a guest project (configure only,
+    as above: the library's sources are part of the guest's build, optimized)."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout to make the archive")
+    doc = (ROOT / "docs" / "cpp.md").read_text(encoding="utf-8")
+    command = re.search(r"^(git archive [^\n]+)$", doc, re.MULTILINE)
+    assert command, "docs/cpp.md states how to make the archive"
+    (tmp_path / "third_party").mkdir()
+    subprocess.run(shlex.split(command.group(1).replace("-o ", f"-o {tmp_path}/third_party/")), cwd=ROOT,
+                   check=True, capture_output=True)
+    recipe = re.search(r"```cmake\n(include\(FetchContent\)\n.*?)```", doc, re.DOTALL)
+    assert recipe
+    (tmp_path / "main.cpp").write_text("#include <rnnbptt/rnnbptt.hpp>\nint main() { return 0; }\n")
+    (tmp_path / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.18)\nproject(guest LANGUAGES CXX)\nadd_executable(my_app main.cpp)\n"
+        + recipe.group(1)
+    )
+    run(CMAKE, "-S", str(tmp_path), "-B", str(tmp_path / "build"), *configure_flags(),
+        "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON")
+    commands = json.loads((tmp_path / "build" / "compile_commands.json").read_text())
+    assert any("/cpp/src/" in c["file"] and "_deps/rnnbptt-src" in c["file"] for c in commands), commands[:1]
