@@ -406,3 +406,20 @@ def test_a_replaced_checkpoint_keeps_its_mode(tmp_path):
     finally:
         os.umask(old)
     assert (path.stat().st_mode & 0o777) == 0o640
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: c.optimizer.update(momentum=0.9), "optimizer: unexpected key 'momentum'"),
+    (lambda c: c.optimizer.update(name="Adam"), "optimizer: expected {} or 'name' \"sgd\" or \"adam\", got 'Adam'"),
+    (lambda c: c.optimizer.update(step_count=2**70), r"optimizer: expected 'step_count' to be an integer in \[0, 2\*\*62\)"),
+    (lambda c: c.optimizer.update(lr=10**400), "optimizer: expected 'lr' to be a finite number"),
+    (lambda c: c.optimizer_state.update(extra=np.zeros(3)), "optimizer_state: unexpected array 'extra'"),
+    (lambda c: c.trainer_state["runner.state"].fill(np.nan), "runner: tensor 'trainer.runner.state' .*finite"),
+])
+def test_save_refuses_what_load_would_refuse_or_drop(tmp_path, change, message):
+    """Every refusal names the problem; nothing passed is dropped or written unreadable."""
+    loaded = ckpt.load(forged.BASE)
+    change(loaded)
+    with pytest.raises(rb.CheckpointError, match="cannot save: " + message):
+        ckpt.save(tmp_path / "out.safetensors", loaded)
+    assert not (tmp_path / "out.safetensors").exists()

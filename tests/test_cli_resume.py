@@ -94,7 +94,9 @@ def trained(tmp_path, text, capsys):
     ("--optimizer", "sgd", "argument --optimizer: expected adam"),
     ("--batch-size", "8", "argument --batch-size: expected 4"),
     ("--dtype", "float64", "argument --dtype: expected float32"),
-    ("--d2l", None, "argument --d2l: expected False"),
+    ("--d2l", None, "argument --d2l: {path} was trained with no --d2l, which cannot change on resume"),
+    ("--max-tokens", "1000", "argument --max-tokens: {path} was trained with no --max-tokens"),
+    ("--batch", "8", "argument --batch-size: expected 4"),  # argparse's abbreviation, seen as given
     ("--init-std", "0.01", "argument --init-std: expected no initialization when resuming"),
 ])
 def test_a_flag_that_contradicts_the_checkpoint_is_named(capsys, trained, flag, value, expected):
@@ -142,3 +144,13 @@ def test_a_changed_or_missing_text_is_named(capsys, trained, text):
 def test_more_epochs_needs_resume(capsys):
     code, _, err = cli(capsys, "--more-epochs", "1")
     assert code == 2 and "argument --more-epochs: expected it with --resume" in err
+
+
+def test_totals_that_train_nothing_and_an_empty_resume_are_mistakes(capsys, trained):
+    code, _, err = cli(capsys, "--resume", str(trained), "--epochs", "2")
+    assert code == 2 and "argument --epochs: expected more than the 2 epochs" in err
+    state = ckpt.load(trained).trainer
+    code, _, err = cli(capsys, "--resume", str(trained), "--steps", str(state["step"]))
+    assert code == 2 and f"argument --steps: expected more than the {state['step']} steps" in err
+    code, _, err = cli(capsys, "--resume", "", "--more-epochs", "1")
+    assert code == 2 and "argument --resume: expected a checkpoint file, got an empty string" in err

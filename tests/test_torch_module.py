@@ -162,7 +162,7 @@ def test_a_backward_of_an_earlier_forward_is_refused():
     x, targets, h0 = data(False)
     first, _ = module(torch.from_numpy(x))
     module(torch.from_numpy(x))
-    with pytest.raises(RuntimeError, match="expected the backward of the latest forward"):
+    with pytest.raises(RuntimeError, match="expected the backward of the model.s latest forward"):
         first.sum().backward()
 
 
@@ -176,3 +176,27 @@ def test_bad_inputs_are_named():
     module.W_hh.data = torch.zeros((H, H), dtype=torch.float64)
     with pytest.raises(RuntimeError, match="W_hh: expected the parameter to view the model's buffer"):
         module(x)
+
+
+def test_another_forward_on_the_model_before_backward_is_refused():
+    module = layer(rb.Full())
+    x, _, _ = data(False)
+    outputs, _ = module(torch.from_numpy(x))
+    module.model.forward(x)  # the same model, through another path
+    with pytest.raises(RuntimeError, match="expected the backward of the model's latest forward"):
+        outputs.sum().backward()
+
+
+def test_second_derivatives_and_in_place_changes_are_refused():
+    module = layer(rb.Full())
+    x, _, _ = data(False)
+    xt = torch.from_numpy(x.copy()).requires_grad_(True)
+    outputs, _ = module(xt)
+    (g,) = torch.autograd.grad(outputs.sum(), xt, create_graph=True)
+    with pytest.raises(RuntimeError):
+        (g * g).sum().backward()
+    xt = torch.from_numpy(x.copy())
+    outputs, _ = module(xt)
+    xt.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        outputs.sum().backward()

@@ -3,6 +3,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -27,6 +28,9 @@ struct PyModel {
   // The thread of the last forward: loss, set_output_gradient and backward must run on it
   // (another thread's forward would otherwise interleave with them unnoticed).
   std::thread::id forward_thread;
+  // Forward passes run so far: a caller holding results of one forward (rnnbptt.torch) can
+  // tell whether the model still holds that forward for backward.
+  std::uint64_t forwards = 0;
 };
 
 // An object used from two threads at once, or loss/backward from another thread than the

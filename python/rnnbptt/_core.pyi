@@ -51,6 +51,7 @@ class _Model:
     bias: bool
     num_parameters: int
     config_json: str
+    forwards: int
     params: np.ndarray
     grads: np.ndarray
     flow: np.ndarray

@@ -48,10 +48,15 @@ class RNN(torch.nn.Module):
     model's buffers; do not replace their ``.data``.
 
     The model keeps one forward pass for its backward, so each ``forward`` must be followed by
-    its backward before the next ``forward`` (the usual training step); a backward whose forward
-    is no longer the latest raises ``RuntimeError`` rather than return a wrong gradient. The
-    attribute ``step_offset`` (default 0) is handed to backward, to align Regular blocks and
-    Randomized draws when a call is one piece of a longer sequence.
+    its backward before the next forward on the same model (the usual training step); a backward
+    whose forward is no longer the model's latest raises ``RuntimeError`` rather than return a
+    wrong gradient. Second derivatives are refused (``once_differentiable``), and so is an
+    in-place change to ``x``, ``h0`` or a parameter between forward and backward.
+
+    The attribute ``step_offset`` (default 0) is handed to backward: it aligns Regular blocks
+    and keys Randomized draws when a call is one piece of a longer sequence. Randomized
+    truncation draws the same cuts for the same ``step_offset``, so with independent batches
+    advance it yourself (``layer.step_offset += T`` after each step) to draw fresh cuts.
     """
 
     def __init__(
@@ -75,10 +80,11 @@ class RNN(torch.nn.Module):
                                dtype=_DTYPES[dtype], seed=seed)
         elif not isinstance(model, _model.RNN):
             raise TypeError(f"model: expected an rnnbptt.RNN, got {type(model).__name__}")
+        elif _DTYPES.get(dtype) != model.dtype.type and dtype != torch.float32:
+            raise ValueError(f"dtype: expected the model's {model.dtype} (or nothing) with model=, got {dtype}")
         self.model = model
         self.truncation = truncation if truncation is not None else Full()
         self.step_offset = 0
-        self._forwards = 0
         for name, view in model.named_parameters().items():
             self.register_parameter(name, torch.nn.Parameter(torch.from_numpy(view)))
 
@@ -147,22 +153,28 @@ class _BPTT(torch.autograd.Function):
         x_np = _array(x, "x", model.dtype if dense else np.int64)
         h0_np = None if h0 is None else _array(h0, "h0", model.dtype)
         outputs, h_T = model.forward(x_np, h0_np)
-        module._forwards += 1
-        ctx.module, ctx.forward, ctx.dense, ctx.has_h0 = module, module._forwards, dense, h0 is not None
-        ctx.keep = (x, h0)  # the model reads the dense input in place during backward
+        # The model's own count of forward passes: any other forward on it (model.forward, a
+        # StreamRunner, a second layer over the same model) before this backward is detected.
+        ctx.module, ctx.forward, ctx.dense, ctx.has_h0 = module, model.core.forwards, dense, h0 is not None
+        ctx.shape = (x.shape[0], x.shape[1])
+        # Saved for backward: the model reads the dense input in place, and PyTorch's version
+        # counters then refuse an in-place change to x, h0 or a parameter made in between.
+        ctx.save_for_backward(x, h0, *params)
         return torch.from_numpy(outputs), torch.from_numpy(h_T)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # a second derivative is refused, not wrong
     def backward(ctx: Any, d_outputs: Optional[torch.Tensor],  # type: ignore[override]
                  d_h_T: Optional[torch.Tensor]) -> tuple[Optional[torch.Tensor], ...]:
         module: RNN = ctx.module
         model = module.model
-        if module._forwards != ctx.forward:
+        ctx.saved_tensors  # noqa: B018 - raises if x, h0 or a parameter changed in place since forward
+        if model.core.forwards != ctx.forward:
             raise RuntimeError(
-                "rnnbptt.torch.RNN: expected the backward of the latest forward, got one of an earlier forward "
-                "(the model keeps one forward pass: run backward before the next forward)"
+                "rnnbptt.torch.RNN: expected the backward of the model's latest forward, got one of an earlier "
+                "forward (the model keeps one forward pass: run backward before the next forward on it)"
             )
-        T, n = ctx.keep[0].shape[0], ctx.keep[0].shape[1]
+        T, n = ctx.shape
         shape = (T, n, model.output_size)
         d_o = np.zeros(shape, model.dtype) if d_outputs is None else d_outputs.detach().contiguous().numpy()
         model.set_output_gradient(d_o)

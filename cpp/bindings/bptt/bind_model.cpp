@@ -61,6 +61,7 @@ void define_model_class(py::module_& m, const char* name) {
           [](PM& s) {
             return to_json(s.model.config(), std::is_same_v<Scalar, float> ? ScalarType::float32 : ScalarType::float64);
           })
+      .def_property_readonly("forwards", [](PM& s) { return s.forwards; })
       .def_property_readonly("num_parameters", [](PM& s) { return s.model.num_parameters(); })
       .def_property_readonly("params",
                              [](py::object self) {
@@ -119,6 +120,7 @@ void define_model_class(py::module_& m, const char* name) {
             }
             s.input = in.array;
             s.forward_thread = std::this_thread::get_id();
+            ++s.forwards;
             const Index T = in.sequence.steps;
             py::tuple out = py::make_tuple(copy_of<Scalar>(s.model.outputs(), {T, n, c.output_size}),
                                            copy_of<Scalar>(s.model.final_state(), {n, h}));

@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "arrays.hpp"
 #include "bindings.hpp"
 #include "rnnbptt/io/checkpoint.hpp"
+#include "rnnbptt/train/optim.hpp"
 
 namespace rnnbptt::bindings {
 
@@ -90,17 +92,24 @@ py::dict load(const std::string& path) {
 // ---- writing -------------------------------------------------------------------------------
 
 [[noreturn]] void cannot_save(const std::string& path, const std::string& why) {
-  throw CheckpointError("checkpoint: " + path + ": cannot save: " + why);
+  // The path's bytes as Python shows them (a file name that is not UTF-8 gets \xNN escapes).
+  const std::string shown = py::bytes(path).attr("decode")("utf-8", "backslashreplace").cast<std::string>();
+  throw CheckpointError("checkpoint: " + shown + ": cannot save: " + why);
 }
 
 // A number of the optimizer entry: a Python int or float (not a bool).
 double setting(const std::string& path, const py::dict& optimizer, const char* key) {
   if (!optimizer.contains(key)) cannot_save(path, std::string("optimizer: expected a number '") + key + "', got none");
-  py::handle value = optimizer[key];
+  py::object value = optimizer[key];
   if (py::isinstance<py::bool_>(value) || !(py::isinstance<py::int_>(value) || py::isinstance<py::float_>(value)))
     cannot_save(path, std::string("optimizer: expected '") + key + "' to be a number, got " +
                           py::repr(value).cast<std::string>());
-  return value.cast<double>();
+  try {
+    return py::float_(value).cast<double>();
+  } catch (const py::error_already_set&) {  // an int beyond a double's range
+    cannot_save(path, std::string("optimizer: expected '") + key + "' to be a finite number, got " +
+                          py::repr(value).cast<std::string>());
+  }
 }
 
 template <class Scalar>
@@ -121,6 +130,27 @@ void save(const std::string& path, PyModel<Scalar>& py_model, const py::object& 
   if (!vocab.is_none()) ck.vocab = vocab.cast<const Vocab&>();
   const auto P = static_cast<py::ssize_t>(py_model.model.num_parameters());
   const Shape moments{{P}, {"num_parameters=" + std::to_string(P)}};
+  {
+    // Nothing passed is dropped silently: the keys of the optimizer entry and its arrays.
+    const std::string kind = optimizer.contains("name") && py::isinstance<py::str>(optimizer["name"])
+                                 ? py::str(optimizer["name"]).cast<std::string>()
+                                 : std::string();
+    const std::vector<std::string> known =
+        kind == "adam" ? std::vector<std::string>{"name", "lr", "beta1", "beta2", "eps", "weight_decay", "step_count"}
+                       : std::vector<std::string>{"name", "lr", "weight_decay"};
+    for (auto item : optimizer) {
+      const std::string key = py::str(item.first);
+      if ((kind == "sgd" || kind == "adam") && std::find(known.begin(), known.end(), key) == known.end())
+        cannot_save(path, "optimizer: unexpected key '" + key + "' (it would not be saved)");
+    }
+    const bool named = kind == "sgd" || kind == "adam" || optimizer.empty();  // else the name is the error
+    for (auto item : optimizer_state) {
+      const std::string key = py::str(item.first);
+      if (named && (kind != "adam" || (key != "m" && key != "v")))
+        cannot_save(path, "optimizer_state: unexpected array '" + key + "' (" +
+                              (kind == "adam" ? "Adam's are 'm' and 'v'" : "only Adam has arrays") + ")");
+    }
+  }
   if (!optimizer.empty()) {
     const std::string name = optimizer.contains("name") ? py::str(optimizer["name"]).cast<std::string>() : "";
     if (name == "sgd") {
@@ -132,10 +162,12 @@ void save(const std::string& path, PyModel<Scalar>& py_model, const py::object& 
       adam.beta2 = setting(path, optimizer, "beta2");
       adam.eps = setting(path, optimizer, "eps");
       adam.weight_decay = setting(path, optimizer, "weight_decay");
-      if (!optimizer.contains("step_count") || !py::isinstance<py::int_>(optimizer["step_count"]) ||
-          py::isinstance<py::bool_>(optimizer["step_count"]))
-        cannot_save(path, "optimizer: expected 'step_count' to be an integer");
-      adam.step_count = optimizer["step_count"].cast<std::int64_t>();
+      const py::object count = optimizer.contains("step_count") ? py::object(optimizer["step_count"]) : py::none();
+      if (!py::isinstance<py::int_>(count) || py::isinstance<py::bool_>(count) || count < py::int_(0) ||
+          count >= py::int_(kAdamMaxSteps))
+        cannot_save(path, "optimizer: expected 'step_count' to be an integer in [0, 2**62), got " +
+                              py::repr(count).cast<std::string>());
+      adam.step_count = count.cast<std::int64_t>();
       for (const char* key : {"m", "v"}) {
         if (!optimizer_state.contains(key))
           cannot_save(path, std::string("optimizer_state: expected Adam's moment '") + key + "', got none");
@@ -144,8 +176,10 @@ void save(const std::string& path, PyModel<Scalar>& py_model, const py::object& 
       }
       ck.optimizer = std::move(adam);
     } else {
-      cannot_save(path, "optimizer: expected {} or 'name' \"sgd\" or \"adam\", got " +
-                            py::repr(optimizer.contains("name") ? optimizer["name"] : py::none()).cast<std::string>());
+      cannot_save(path,
+                  "optimizer: expected {} or 'name' \"sgd\" or \"adam\", got " +
+                      py::repr(optimizer.contains("name") ? py::object(optimizer["name"]) : py::object(py::none()))
+                          .cast<std::string>());
     }
   }
   ck.trainer_json = trainer;

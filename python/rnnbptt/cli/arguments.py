@@ -146,16 +146,17 @@ def _flags() -> dict[str, str]:
     return flags
 
 
-def given_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
-    """The destinations of the options written in ``argv`` for the subcommand it runs (argparse's
-    unambiguous abbreviations included), so that a flag given can be told from a default."""
+def given_options(parser: argparse.ArgumentParser, argv: Sequence[str], command: str) -> set[str]:
+    """The destinations of the options written in ``argv`` for ``command`` (argparse's
+    unambiguous abbreviations included, resolved among the options argparse itself considered:
+    the top level's and the subcommand's), so that a flag given can be told from a default."""
     options: dict[str, str] = {}
-    parsers = [parser]
-    while parsers:
-        current = parsers.pop(0)
-        for action in current._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                parsers.extend(action.choices.values())
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for action_of_command in action.choices[command]._actions:
+                for option in action_of_command.option_strings:
+                    options[option] = action_of_command.dest
+        else:
             for option in action.option_strings:
                 options.setdefault(option, action.dest)
     given: set[str] = set()

@@ -172,6 +172,8 @@ def _data_record(args: argparse.Namespace) -> dict[str, object]:
     common = {"d2l": bool(args.d2l), "max_tokens": args.max_tokens, "valid_fraction": args.valid_fraction}
     if args.text is not None:
         path = Path(args.text).resolve()
+        if not path.is_file():  # a pipe or a FIFO: read once, nothing to check it against later
+            return {"source": "text", "path": None, "size": None, "sha256": None, **common}
         raw = path.read_bytes()
         try:
             shown: Optional[str] = str(path).encode("utf-8").decode("utf-8")
@@ -206,8 +208,13 @@ def _apply_resume(args: argparse.Namespace, trainer: Trainer) -> None:
             continue
         value = str(args.truncation) if dest == "truncation" else getattr(args, dest)
         if dest in given and value != saved[dest]:
+            flag = _flag(dest)
+            if isinstance(saved[dest], bool) or saved[dest] is None:  # a switch, or a limit it did not set
+                had = flag if saved[dest] is True else f"no {flag}"
+                raise UsageError(f"argument {flag}: {args.resume} was trained with {had}, which cannot change on "
+                                 "resume")
             raise UsageError(
-                f"argument {_flag(dest)}: expected {saved[dest]} (what {args.resume} was trained with; it cannot "
+                f"argument {flag}: expected {saved[dest]} (what {args.resume} was trained with; it cannot "
                 f"change on resume), got {value}"
             )
         setattr(args, dest, Truncation.parse(saved[dest]) if dest == "truncation" else saved[dest])
@@ -224,6 +231,9 @@ def _apply_resume(args: argparse.Namespace, trainer: Trainer) -> None:
         trainer.change(**changes)  # type: ignore[arg-type]
         print("changed on resume: " + ", ".join(f"{k} {before[k]} -> {v}" for k, v in changes.items()))
     if "text" not in given and "timemachine" not in given:
+        if not recorded:
+            print(f"note: {args.resume} does not record what it was trained on (an earlier rnnbptt, or the Trainer "
+                  "API, wrote it); training on the built-in corpus (give --text or --timemachine for another)")
         if recorded.get("source") == "text":
             args.text = _recorded_text(args.resume, recorded)
         elif recorded.get("source") == "timemachine":
@@ -260,16 +270,19 @@ def _resume_length(args: argparse.Namespace, trainer: Trainer, given: set[str]) 
         args.epochs, args.steps = trainer.epoch + args.more_epochs, None
         return
     if "epochs" in given or "steps" in given:
-        if args.steps is None and args.epochs <= trainer.epoch and not trainer.mid_epoch:
+        if args.steps is not None and args.steps <= trainer.step:
+            raise UsageError(f"argument --steps: expected more than the {trainer.step} steps {args.resume} has "
+                             f"trained (--steps is the total), got {args.steps}")
+        if args.steps is None and args.epochs <= trainer.epoch:
             raise UsageError(f"argument --epochs: expected more than the {trainer.epoch} epochs {args.resume} has "
-                             f"trained (--epochs is the total; --more-epochs N adds N), got {args.epochs}")
+                             f"completed (--epochs is the total; --more-epochs N adds N), got {args.epochs}")
         return
     if trainer.steps_target is not None:
         args.steps = trainer.steps_target
         done = trainer.step >= args.steps
     else:
         args.epochs = trainer.epochs_planned
-        done = trainer.epoch >= args.epochs and not trainer.mid_epoch
+        done = trainer.epoch >= args.epochs
     if done:
         raise UsageError(f"argument --resume: {args.resume} has finished its run ({trainer.epoch} epochs, "
                          f"{trainer.step} steps); add --more-epochs N to train on")
@@ -319,9 +332,11 @@ def _train(args: argparse.Namespace, comm: object) -> int:
             raise UsageError(f"argument --checkpoint: expected a file name, got the directory {args.checkpoint}")
         _check_plot(args.plot, required=True)
     args.given = getattr(args, "given", set())
-    if args.more_epochs is not None and not args.resume:
+    if args.more_epochs is not None and args.resume is None:
         raise UsageError("argument --more-epochs: expected it with --resume (a new run takes --epochs)")
-    resumed = _resume(args, comm) if args.resume else None
+    if args.resume is not None and not args.resume:
+        raise UsageError("argument --resume: expected a checkpoint file, got an empty string")
+    resumed = _resume(args, comm) if args.resume is not None else None
     with distributed.agreement(comm):
         if resumed is not None:
             _apply_resume(args, resumed)

@@ -161,6 +161,12 @@ struct Validated {
 
 Validated validate(Span<const std::uint8_t> bytes, std::string_view name);
 
+// What StreamRunner::restore requires of a runner state (finite values, history ids in
+// [0, input_size), the last history row equal to the state): CheckpointError naming `name`
+// otherwise. Reading and writing both check it (validate.cpp).
+template <class Scalar>
+void check_runner(const RunnerState<Scalar>& r, const ModelConfig& config, std::string_view name);
+
 template <class Scalar>
 constexpr ScalarType scalar_type() {
   return std::is_same_v<Scalar, float> ? ScalarType::float32 : ScalarType::float64;

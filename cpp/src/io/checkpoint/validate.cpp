@@ -90,6 +90,24 @@ ModelConfig parse_config(std::string_view name, const json& c, ScalarType& dtype
   return config;
 }
 
+template <class Scalar>
+void check_runner_tensors(const Validated& v, std::string_view name) {
+  RunnerState<Scalar> r;
+  r.batch = v.runner_batch;
+  r.has_history = v.has_history;
+  read_values<Scalar>(v.tensors.at("trainer.runner.state").data,
+                      static_cast<std::size_t>(v.tensors.at("trainer.runner.state").count), r.state);
+  if (v.has_history) {
+    const TensorRef& ids = v.tensors.at("trainer.runner.history_inputs");
+    const TensorRef& states = v.tensors.at("trainer.runner.history_states");
+    read_values<std::int64_t>(ids.data, static_cast<std::size_t>(ids.count), r.history_tokens);
+    read_values<Scalar>(states.data, static_cast<std::size_t>(states.count), r.history_states);
+  }
+  check_runner(r, v.config, name);
+}
+
+}  // namespace
+
 // What StreamRunner::restore will require of a runner state, checked here so that a forged file
 // is refused when it is loaded (naming the file), not at the first step of the resumed run.
 template <class Scalar>
@@ -113,23 +131,8 @@ void check_runner(const RunnerState<Scalar>& r, const ModelConfig& config, std::
          "(the carried state), got another");
 }
 
-template <class Scalar>
-void check_runner_tensors(const Validated& v, std::string_view name) {
-  RunnerState<Scalar> r;
-  r.batch = v.runner_batch;
-  r.has_history = v.has_history;
-  read_values<Scalar>(v.tensors.at("trainer.runner.state").data,
-                      static_cast<std::size_t>(v.tensors.at("trainer.runner.state").count), r.state);
-  if (v.has_history) {
-    const TensorRef& ids = v.tensors.at("trainer.runner.history_inputs");
-    const TensorRef& states = v.tensors.at("trainer.runner.history_states");
-    read_values<std::int64_t>(ids.data, static_cast<std::size_t>(ids.count), r.history_tokens);
-    read_values<Scalar>(states.data, static_cast<std::size_t>(states.count), r.history_states);
-  }
-  check_runner(r, v.config, name);
-}
-
-}  // namespace
+template void check_runner<float>(const RunnerState<float>&, const ModelConfig&, std::string_view);
+template void check_runner<double>(const RunnerState<double>&, const ModelConfig&, std::string_view);
 
 Validated validate(Span<const std::uint8_t> bytes, std::string_view name) {
   Container c = parse_container(bytes, name);

@@ -119,6 +119,11 @@ std::vector<std::uint8_t> serialize(const Checkpoint<Scalar>& ckpt, std::string_
     } else if (r.history != 0 || !r.history_tokens.empty() || !r.history_states.empty()) {
       cannot_save(name, "runner: history given but has_history is false");
     }
+    try {  // what load would refuse is never written
+      check_runner(r, ckpt.config, "");
+    } catch (const CheckpointError& error) {
+      cannot_save(name, "runner: ", std::string(error.what()).substr(2));  // without the empty name's ": "
+    }
   } else {
     // Python's load reads no runner tensors then, and nothing here writes any.
   }
