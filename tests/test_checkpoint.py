@@ -411,7 +411,8 @@ def test_a_replaced_checkpoint_keeps_its_mode(tmp_path):
 @pytest.mark.parametrize("change,message", [
     (lambda c: c.optimizer.update(momentum=0.9), "optimizer: unexpected key 'momentum'"),
     (lambda c: c.optimizer.update(name="Adam"), "optimizer: expected {} or 'name' \"sgd\" or \"adam\", got 'Adam'"),
-    (lambda c: c.optimizer.update(step_count=2**70), r"optimizer: expected 'step_count' to be an integer in \[0, 2\*\*62\)"),
+    (lambda c: c.optimizer.update(step_count=2**70),
+     r"optimizer: expected 'step_count' to be an integer in \[0, 2\*\*62\)"),
     (lambda c: c.optimizer.update(lr=10**400), "optimizer: expected 'lr' to be a finite number"),
     (lambda c: c.optimizer_state.update(extra=np.zeros(3)), "optimizer_state: unexpected array 'extra'"),
     (lambda c: c.trainer_state["runner.state"].fill(np.nan), "runner: tensor 'trainer.runner.state' .*finite"),
