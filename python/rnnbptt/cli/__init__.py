@@ -199,7 +199,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as done:  # argparse has printed the help, or its one-line error
         return done.code if isinstance(done.code, int) else 0 if done.code is None else 2
-    args.given = given_options(parser, sys.argv[1:] if argv is None else list(argv), args.command)
+    args.given = given_options(sys.argv[1:] if argv is None else argv)
     try:
         if args.threads is not None:
             set_num_threads(args.threads)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NoReturn, Optional
 
 from .. import distributed
@@ -128,51 +128,40 @@ def _truncation(spec: str) -> Truncation:
 _DEST_OF_NAME = {"hidden_size": "hidden", "model": "checkpoint"}
 
 
+def _option_actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
+    """Every option of ``parser`` and of its subcommands (not positionals, not --help)."""
+    parsers = [parser]
+    while parsers:
+        current = parsers.pop(0)
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.option_strings and not isinstance(action, argparse._HelpAction):
+                yield action
+
+
 @functools.cache
 def _flags() -> dict[str, str]:
     """Every option's destination (``args.num_steps``) -> its flag (``--num-steps``), read from
     the parser's actions, its subcommands' included."""
-    flags: dict[str, str] = {}
     from . import build_parser  # the parser imports the commands, which import this module
 
-    parsers = [build_parser()]
-    while parsers:
-        parser = parsers.pop(0)
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                parsers.extend(action.choices.values())
-            elif action.option_strings and not isinstance(action, argparse._HelpAction):
-                flags.setdefault(action.dest, max(action.option_strings, key=len))
+    flags: dict[str, str] = {}
+    for action in _option_actions(build_parser()):
+        flags.setdefault(action.dest, max(action.option_strings, key=len))
     return flags
 
 
-def given_options(parser: argparse.ArgumentParser, argv: Sequence[str], command: str) -> set[str]:
-    """The destinations of the options written in ``argv`` for ``command`` (argparse's
-    unambiguous abbreviations included, resolved among the options argparse itself considered:
-    the top level's and the subcommand's), so that a flag given can be told from a default."""
-    options: dict[str, str] = {}
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for action_of_command in action.choices[command]._actions:
-                for option in action_of_command.option_strings:
-                    options[option] = action_of_command.dest
-        else:
-            for option in action.option_strings:
-                options.setdefault(option, action.dest)
-    given: set[str] = set()
-    for token in argv:
-        if token == "--":
-            break
-        if not token.startswith("-") or token == "-":
-            continue
-        name = token.split("=", 1)[0]
-        if name in options:
-            given.add(options[name])
-        elif name.startswith("--"):
-            matches = {options[o] for o in options if o.startswith(name)}
-            if len(matches) == 1:
-                given |= matches
-    return given
+def given_options(argv: Sequence[str]) -> set[str]:
+    """The destinations of the options written in ``argv`` (a command line that parses), so that
+    a flag given can be told from its default: ``argv`` parsed again by a parser whose options
+    have no defaults, so argparse's own rules (abbreviations, ``--flag=value``) decide."""
+    from . import build_parser
+
+    parser = build_parser()
+    for action in _option_actions(parser):
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(list(argv))))
 
 
 def _flag(name: str) -> Optional[str]:

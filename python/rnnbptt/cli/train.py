@@ -45,7 +45,8 @@ def _check_prefix(prefix: Optional[str], vocab: data.Vocab) -> None:
     except ValueError as error:
         raise UsageError(_as_flag(f"{error} (bytes on the command line that are not UTF-8?)")) from None
     if vocab.unknown is None:
-        missing = sorted({c for c in prefix if c not in vocab.index})
+        known = set(vocab.tokens)
+        missing = sorted({c for c in prefix if c not in known})
         if missing:
             raise UsageError(
                 f"argument --prefix: expected characters of the model's vocabulary ({len(vocab)} symbols), "
@@ -452,7 +453,7 @@ BUILT_IN_PREFIX = "The network"
 
 
 def _default_prefix(source: str, vocab: data.Vocab, train: np.ndarray) -> str:
-    if source == BUILT_IN_SOURCE and all(c in vocab.index for c in BUILT_IN_PREFIX):
+    if source == BUILT_IN_SOURCE and set(BUILT_IN_PREFIX) <= set(vocab.tokens):
         return BUILT_IN_PREFIX
     return vocab.decode(train[:10])
 

@@ -190,8 +190,6 @@ Checkpoint<Scalar> load_checkpoint(const std::filesystem::path& path) {
   });
 }
 
-std::string to_json(const ModelConfig& config, ScalarType dtype) { return config_json(config, dtype); }
-
 AnyCheckpoint load_any_checkpoint(const std::filesystem::path& path) {
   const std::string name = path.string();
   return guarded(name, [&]() -> AnyCheckpoint {

@@ -125,3 +125,11 @@ json parse_object(std::string_view name, const std::string& key, const std::stri
 }
 
 }  // namespace rnnbptt::checkpoint_format
+
+namespace rnnbptt {
+
+std::string to_json(const ModelConfig& config, ScalarType dtype) {
+  return checkpoint_format::config_json(config, dtype);
+}
+
+}  // namespace rnnbptt
