@@ -48,7 +48,7 @@ def test_round_trip_and_safetensors_layout(tmp_path):
     header_size = int.from_bytes(path.read_bytes()[:8], "little")
     header = json.loads(path.read_bytes()[8 : 8 + header_size])
     assert header["__metadata__"]["format"] == "rnnbptt-checkpoint"
-    assert header["__metadata__"]["format_version"] == "2"
+    assert header["__metadata__"]["format_version"] == "3"
 
 
 def test_damaged_files_give_clear_errors(tmp_path):
@@ -82,9 +82,9 @@ def test_version_and_format_mismatch(tmp_path):
     from safetensors.numpy import save_file
 
     tensors = {"W_hh": np.zeros((2, 2), dtype=np.float32)}
-    metadata = {"format": "rnnbptt-checkpoint", "format_version": "3"}
+    metadata = {"format": "rnnbptt-checkpoint", "format_version": "4"}
     save_file(tensors, str(tmp_path / "v3.safetensors"), metadata=metadata)
-    with pytest.raises(rb.CheckpointError, match="expected format version 1 or 2 in .* got 3"):
+    with pytest.raises(rb.CheckpointError, match="expected format version 1, 2 or 3 in .* got 4"):
         ckpt.load(tmp_path / "v3.safetensors")
     save_file(tensors, str(tmp_path / "other.safetensors"), metadata={"format": "something-else"})
     with pytest.raises(rb.CheckpointError, match="expected format 'rnnbptt-checkpoint'"):
@@ -263,14 +263,20 @@ def test_the_digest_is_the_documented_one(tmp_path):
         message += string(name) + string(entry["dtype"]) + u64(len(entry["shape"]))
         message += b"".join(u64(d) for d in entry["shape"]) + u64(end - begin)
         message += payload[data_start + begin : data_start + end]
-    assert metadata["format_version"] == "2"
+    assert metadata["format_version"] == "3"
     assert hashlib.sha256(message).hexdigest() == metadata["sha256"]
     assert {header[n]["dtype"] for n in header} == {"F32"}
 
 
+def v2_config(config):
+    """A model config as format versions 1 and 2 wrote it: one Elman layer, no cell or layers."""
+    assert config["cell"] == "elman" and config["num_layers"] == 1
+    return {k: v for k, v in config.items() if k not in ("cell", "num_layers")}
+
+
 def test_version_1_files_still_load_with_their_tensor_digest(tmp_path):
     """Migration: files of format version 1 (tensor-only digest, epoch-boundary trainer state)
-    load and resume; saving them again writes version 2."""
+    load and resume; saving them again writes version 3."""
     import hashlib
 
     from safetensors.numpy import save_file
@@ -288,7 +294,7 @@ def test_version_1_files_still_load_with_their_tensor_digest(tmp_path):
         digest.update(tensors[name].tobytes())
     metadata = {
         "format": "rnnbptt-checkpoint", "format_version": "1",
-        "config": json.dumps(trainer.model.config()), "optimizer": json.dumps(trainer.optimizer.config()),
+        "config": json.dumps(v2_config(trainer.model.config())), "optimizer": json.dumps(trainer.optimizer.config()),
         "trainer": json.dumps(state), "vocab": vocab.to_json(), "sha256": digest.hexdigest(),
     }
     old = tmp_path / "v1.safetensors"
@@ -298,9 +304,9 @@ def test_version_1_files_still_load_with_their_tensor_digest(tmp_path):
     trainer.fit(corpus, 2)
     resumed.fit(corpus, 2)
     assert np.array_equal(resumed.model.params, trainer.model.params)
-    new = ckpt.save(tmp_path / "v2.safetensors", ckpt.load(old))
+    new = ckpt.save(tmp_path / "v3.safetensors", ckpt.load(old))
     assert json.loads(new.read_bytes()[8 : 8 + int.from_bytes(new.read_bytes()[:8], "little")])[
-        "__metadata__"]["format_version"] == "2"
+        "__metadata__"]["format_version"] == "3"
     damaged = bytearray(old.read_bytes())
     damaged[-3] ^= 0x01
     (tmp_path / "v1bad.safetensors").write_bytes(bytes(damaged))

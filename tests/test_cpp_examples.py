@@ -70,11 +70,13 @@ def test_a_plain_build_is_the_baseline_variant(build, tmp_path):
     assert "AVX" not in header
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_generate_continues_a_python_checkpoint_as_rnnbptt_generate(build, tmp_path, dtype):
+@pytest.mark.parametrize("dtype,cell,layers", [("float32", "elman", "1"), ("float64", "elman", "1"),
+                                               ("float32", "lstm", "2"), ("float64", "gru", "1")])
+def test_generate_continues_a_python_checkpoint_as_rnnbptt_generate(build, tmp_path, dtype, cell, layers):
     checkpoint = tmp_path / "python.safetensors"
     rnnbptt_cli("train", "--steps", "40", "--hidden", "48", "--batch-size", "8", "--num-steps", "16",
                 "--truncation", "regular:8,16", "--dtype", dtype, "--optimizer", "adam", "--lr", "0.01",
+                "--cell", cell, "--layers", layers,
                 "--checkpoint", str(checkpoint), "--sample-length", "0", cwd=tmp_path)
     for prefix in ("The ", "A recurrent network"):
         flags = ["--checkpoint", str(checkpoint), "--prefix", prefix, "--length", "150"]
@@ -89,9 +91,11 @@ def test_generate_continues_a_python_checkpoint_as_rnnbptt_generate(build, tmp_p
     assert first != example(build, "generate", *sample, "--seed", "4", cwd=tmp_path).stdout
 
 
-def test_the_embedded_trainers_checkpoint_gives_python_the_same_bits(build, tmp_path):
+@pytest.mark.parametrize("cell,layers", [("elman", "1"), ("gru", "2")])
+def test_the_embedded_trainers_checkpoint_gives_python_the_same_bits(build, tmp_path, cell, layers):
     checkpoint, outputs = tmp_path / "embedded.safetensors", tmp_path / "outputs.txt"
     out = example(build, "embedded_trainer", str(CORPUS), "--steps", "30", "--hidden", "40", "--batch", "8",
+                  "--cell", cell, "--layers", layers,
                   "--num-steps", "16", "--truncation", "regular:8,16", "--checkpoint", str(checkpoint),
                   "--outputs", str(outputs), "--sample-length", "60", "--prefix", "The ", cwd=tmp_path)
     assert "perplexity" in out.stdout and "validation" in out.stdout and "greedy:" in out.stdout

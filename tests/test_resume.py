@@ -184,3 +184,29 @@ def test_the_runner_state_travels_through_the_checkpoint(tmp_path):
     assert np.array_equal(loaded.trainer_state["runner.state"], trainer.runner.state)
     assert np.array_equal(loaded.trainer_state["runner.history_inputs"], inputs)
     assert np.array_equal(loaded.trainer_state["runner.history_states"], states)
+
+
+@pytest.mark.parametrize("cell,num_layers,truncation", [("lstm", 2, "regular:5,10"), ("gru", 2, "full"),
+                                                        ("gru", 1, "regular:5,10"), ("elman", 3, "randomized:0.8")])
+def test_resume_of_gated_and_stacked_models_is_exact(tmp_path, cell, num_layers, truncation):
+    """The checkpoint records the cell and the layers, and mid-epoch the whole state of every
+    layer and, for Regular(k1 < k2), the history of every layer: the resumed run is the
+    uninterrupted one, bit for bit."""
+    vocab, ids = corpus()
+
+    def make():
+        model = rb.RNN(len(vocab), 12, len(vocab), seed=4, init_std=0.1, cell=cell, num_layers=num_layers)
+        return rb.Trainer(model, vocab=vocab, optimizer="adam", lr=0.01, lr_schedule="constant",
+                          truncation=truncation, batch_size=4, num_steps=10, seed=7)
+
+    uninterrupted = make()
+    uninterrupted.fit(ids, steps=160)
+    continued = make()
+    continued.fit(ids, steps=130)
+    path = continued.save(tmp_path / "mid.safetensors")
+    stored = rb.checkpoint.load(path)
+    assert (stored.model.cell, stored.model.num_layers) == (cell, num_layers)
+    assert stored.trainer_state["runner.state"].shape == continued.model.state_shape(4)
+    resumed = rb.Trainer.resume(path)
+    resumed.fit(ids, steps=160)
+    assert_same_run(resumed, uninterrupted)

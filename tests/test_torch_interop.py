@@ -32,17 +32,23 @@ def test_torch_round_trip_gives_identical_outputs(torch, bias):
 
 
 def test_torch_interop_rejects_other_architectures(torch):
-    rnn = torch.nn.RNN(4, 6, num_layers=2)
-    with pytest.raises(ValueError, match="rnn_state: expected a one-layer unidirectional nn.RNN"):
-        from_torch(rnn.state_dict(), torch.nn.Linear(6, 3).state_dict(), nonlinearity="tanh")
+    linear = torch.nn.Linear(6, 3)
+    for rnn in (torch.nn.RNN(4, 6, num_layers=2, bidirectional=True), torch.nn.LSTM(4, 6, proj_size=3)):
+        with pytest.raises(ValueError, match="rnn_state: expected a unidirectional nn.RNN, nn.GRU or nn.LSTM without "
+                           "projections, with biases, got keys .*(_reverse|weight_hr_l0)"):
+            from_torch(rnn.state_dict(), linear.state_dict(), nonlinearity="tanh" if rnn.mode != "LSTM" else None)
+    with pytest.raises(TypeError, match="rnn_state: expected an nn.RNN, nn.GRU or nn.LSTM .*got Linear"):
+        from_torch(linear, linear)
 
 
 @pytest.mark.parametrize(
     "where,key,shape,message",
     [
-        ("rnn", "weight_ih_l0", (10,), r"rnn_state: expected 'weight_ih_l0' of shape \(h, d\), got \(10,\)"),
-        ("rnn", "weight_hh_l0", (1, 10), r"rnn_state: expected 'weight_hh_l0' of shape \(10, 10\), got \(1, 10\)"),
-        ("rnn", "weight_hh_l0", (10,), r"rnn_state: expected 'weight_hh_l0' of shape \(10, 10\), got \(10,\)"),
+        ("rnn", "weight_ih_l0", (10,), r"rnn_state: expected 'weight_ih_l0' of shape \(G h, d\), got \(10,\)"),
+        ("rnn", "weight_hh_l0", (1, 10), r"rnn_state: expected 'weight_hh_l0' of shape \(10, h\) with 10 = h, 3h or "
+         r"4h \(nn.RNN, nn.GRU, nn.LSTM\), got \(1, 10\)"),
+        ("rnn", "weight_hh_l0", (10,), r"rnn_state: expected 'weight_hh_l0' of shape \(10, h\) .*got \(10,\)"),
+        ("rnn", "weight_hh_l0", (10, 5), r"rnn_state: expected 'weight_hh_l0' of shape \(10, h\) .*got \(10, 5\)"),
         ("rnn", "bias_ih_l0", (1,), r"rnn_state: expected 'bias_ih_l0' of shape \(10,\), got \(1,\)"),
         ("rnn", "bias_hh_l0", (10, 1), r"rnn_state: expected 'bias_hh_l0' of shape \(10,\), got \(10, 1\)"),
         ("linear", "weight", (5, 1), r"linear_state: expected 'weight' of shape \(q, 10\), got \(5, 1\)"),
@@ -68,7 +74,7 @@ def test_from_torch_names_missing_and_unknown_keys(torch):
     del rnn["bias_hh_l0"]
     with pytest.raises(ValueError, match="rnn_state: expected both 'bias_ih_l0' and 'bias_hh_l0' or neither"):
         from_torch(rnn, linear, nonlinearity="tanh")
-    with pytest.raises(ValueError, match="rnn_state: expected a one-layer unidirectional nn.RNN"):
+    with pytest.raises(ValueError, match="rnn_state: expected a unidirectional nn.RNN, nn.GRU or nn.LSTM"):
         from_torch(torch.nn.RNN(7, 10, bidirectional=True).state_dict(), linear, nonlinearity="tanh")
 
 
@@ -106,8 +112,8 @@ def test_from_torch_never_guesses_the_nonlinearity(torch):
         from_torch(rnn, linear, nonlinearity="tanh")
     with pytest.raises(ValueError, match="nonlinearity: expected 'tanh' or 'relu' .*got 'sigmoid'"):
         from_torch(rnn.state_dict(), linear.state_dict(), nonlinearity="sigmoid")
-    with pytest.raises(TypeError, match="rnn_state: expected an nn.RNN .*got GRU"):
-        from_torch(torch.nn.GRU(6, 16), linear)
+    with pytest.raises(ValueError, match="nonlinearity: the gru cell has none to choose, got 'relu'"):
+        from_torch(torch.nn.GRU(6, 16), linear, nonlinearity="relu")
 
 
 @pytest.mark.parametrize("torch_dtype,expected", [("float32", np.float32), ("float64", np.float64)])

@@ -34,6 +34,14 @@ std::string shape_text(const Shape& shape) {
   return text + ")";
 }
 
+Shape state_shape(const ModelConfig& c, Index n) {
+  const std::string nn = n < 0 ? "n" : "n=" + std::to_string(n), hh = "h=" + std::to_string(c.hidden_size),
+                    ll = "L=" + std::to_string(c.num_layers);
+  if (c.cell == Cell::lstm) return Shape{{2, c.num_layers, n, c.hidden_size}, {"2", ll, nn, hh}};
+  if (!c.single_elman()) return Shape{{c.num_layers, n, c.hidden_size}, {ll, nn, hh}};
+  return Shape{{n, c.hidden_size}, {nn, hh}};
+}
+
 py::array as_array(py::handle obj, const char* name, const std::string& expected) {
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + ": expected " + expected + ", got " + describe(obj));

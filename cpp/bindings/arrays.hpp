@@ -28,6 +28,14 @@ struct Shape {
 std::string describe(py::handle obj);        // "float64 array of shape (3, 2), not C-contiguous"
 std::string shape_text(const Shape& shape);  // "(T, n, d=28)"
 
+// The shape of a whole state of n sequences (ModelConfig::state_size): (n, h) for one Elman
+// layer, (L, n, h) for stacks and the GRU, (2, L, n, h) for the LSTM (every h, then every c).
+// n = -1: any n (named "n"); n_axis(config) is its axis.
+Shape state_shape(const ModelConfig& config, Index n);
+inline std::size_t n_axis(const ModelConfig& config) {
+  return config.single_elman() ? 0 : config.cell == Cell::lstm ? 2 : 1;
+}
+
 template <class T>
 const char* dtype_name();
 

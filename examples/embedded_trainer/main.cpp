@@ -5,7 +5,8 @@
 // read), and text sampled from the checkpoint read back (greedy, and with a temperature and a
 // seed).
 //
-//   embedded_trainer corpus.txt [--steps 300] [--seconds 0] [--hidden 64] [--batch 16]
+//   embedded_trainer corpus.txt [--steps 300] [--seconds 0] [--cell elman] [--layers 1]
+//                    [--hidden 64] [--batch 16]
 //                    [--num-steps 32] [--truncation regular:16,32] [--lr 0.01] [--clip 1]
 //                    [--seed 0] [--checkpoint embedded.safetensors] [--prefix TEXT]
 //                    [--sample-length 120] [--temperature 0.8] [--threads N]
@@ -40,6 +41,8 @@ const char kUsage[] =
     "  TEXT                a UTF-8 text file to train on (90% training, 10% validation)\n"
     "  --steps N           optimizer steps (default 300)\n"
     "  --seconds S         stop after S seconds of training, whichever comes first (default 0: no limit)\n"
+    "  --cell CELL         elman, gru or lstm (default elman)\n"
+    "  --layers L          stacked layers (default 1)\n"
     "  --hidden H          hidden units (default 64)\n"
     "  --batch B           parallel streams (default 16)\n"
     "  --num-steps T       steps per chunk (default 32)\n"
@@ -56,7 +59,8 @@ const char kUsage[] =
 
 struct Settings {
   std::string text_path, checkpoint, prefix, outputs;
-  Index steps, hidden, batch, num_steps, sample_length;
+  Index steps, hidden, layers, batch, num_steps, sample_length;
+  rnnbptt::Cell cell = rnnbptt::Cell::elman;
   double seconds, lr, clip, temperature;
   std::uint64_t seed;
   rnnbptt::Truncation truncation = rnnbptt::Truncation::full();
@@ -65,8 +69,8 @@ struct Settings {
 Settings parse(int argc, char** argv, bool& help) {
   const example::CommandLine args(
       argc, argv,
-      {"steps", "seconds", "hidden", "batch", "num-steps", "truncation", "lr", "clip", "seed", "checkpoint", "prefix",
-       "sample-length", "temperature", "threads", "outputs"},
+      {"steps", "seconds", "cell", "layers", "hidden", "batch", "num-steps", "truncation", "lr", "clip", "seed",
+       "checkpoint", "prefix", "sample-length", "temperature", "threads", "outputs"},
       {"help"});
   help = args.has("help");
   Settings s;
@@ -78,6 +82,12 @@ Settings parse(int argc, char** argv, bool& help) {
   s.steps = args.integer("steps", 300, 1);
   s.seconds = args.real("seconds", 0.0, 0.0, false);
   s.hidden = args.integer("hidden", 64, 1);
+  s.layers = args.integer("layers", 1, 1);
+  try {
+    s.cell = rnnbptt::cell_from_string(args.text("cell", "elman"));
+  } catch (const rnnbptt::InvalidArgument& error) {
+    throw example::UsageError(std::string("argument --cell: ") + error.what());
+  }
   s.batch = args.integer("batch", 16, 1);
   s.num_steps = args.integer("num-steps", 32, 1);
   s.lr = args.real("lr", 0.01, 0.0, true);
@@ -200,15 +210,18 @@ int run(int argc, char** argv) {
   rnnbptt::ModelConfig config;
   config.input_size = config.output_size = vocab.size();
   config.hidden_size = s.hidden;
+  config.cell = s.cell;
+  config.num_layers = s.layers;
   rnnbptt::Model<float> model(config);
   model.init_normal(0.1, s.seed);
   rnnbptt::Adam<float> adam(model.num_parameters(), s.lr);
   std::printf(
-      "training on %s: %zu tokens (%zu held out), %lld symbols, hidden %lld, truncation %s, "
+      "training on %s: %zu tokens (%zu held out), %lld symbols, %s x %lld, hidden %lld, truncation %s, "
       "%lld streams x %lld steps, %s\n",
       s.text_path.c_str(), train_ids.size(), valid_ids.size(), static_cast<long long>(vocab.size()),
-      static_cast<long long>(s.hidden), s.truncation.to_string().c_str(), static_cast<long long>(s.batch),
-      static_cast<long long>(s.num_steps), rnnbptt::simd_instruction_sets());
+      rnnbptt::to_string(s.cell), static_cast<long long>(s.layers), static_cast<long long>(s.hidden),
+      s.truncation.to_string().c_str(), static_cast<long long>(s.batch), static_cast<long long>(s.num_steps),
+      rnnbptt::simd_instruction_sets());
   train(model, adam, streams, s);
   if (valid_ids.size() >= 2) {
     const double valid = rnnbptt::evaluate(model, valid_ids);

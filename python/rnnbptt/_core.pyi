@@ -49,6 +49,9 @@ class _Model:
     output_size: int
     activation: str
     bias: bool
+    cell: str
+    num_layers: int
+    parameter_names: tuple[str, ...]
     num_parameters: int
     config_json: str
     forwards: int
@@ -58,8 +61,16 @@ class _Model:
     windows: list[tuple[int, int, int]]
     dh_norms: np.ndarray
     def __init__(
-        self, input_size: int, hidden_size: int, output_size: int, activation: str = ..., bias: bool = ...
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        activation: str = ...,
+        bias: bool = ...,
+        cell: str = ...,
+        num_layers: int = ...,
     ) -> None: ...
+    def state_shape(self, n: int) -> tuple[int, ...]: ...
     def param(self, name: str) -> np.ndarray: ...
     def grad(self, name: str) -> np.ndarray: ...
     def init_uniform(self, bound: float, seed: int) -> None: ...
@@ -136,6 +147,7 @@ class AdamFloat64(_Adam): ...
 
 ADAM_MAX_STEPS: int
 ACTIVATIONS: tuple[str, ...]
+CELLS: tuple[str, ...]
 
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...

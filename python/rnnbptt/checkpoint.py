@@ -45,7 +45,7 @@ class Checkpoint:
 
 
 def save(path: Union[str, Path], checkpoint: Checkpoint) -> Path:
-    """Write ``checkpoint`` to ``path`` atomically, in format version 2; CheckpointError
+    """Write ``checkpoint`` to ``path`` atomically, in format version 3; CheckpointError
     (``cannot save``) for contents that could not be loaded back, and for system errors."""
     if not isinstance(checkpoint, Checkpoint):
         raise TypeError(f"checkpoint: expected an rnnbptt.checkpoint.Checkpoint, got {type(checkpoint).__name__}")
@@ -61,7 +61,7 @@ def save(path: Union[str, Path], checkpoint: Checkpoint) -> Path:
 
 
 def load(path: Union[str, Path]) -> Checkpoint:
-    """Read a checkpoint of format version 1 or 2; :class:`CheckpointError` says what is wrong
+    """Read a checkpoint of format version 1, 2 or 3; :class:`CheckpointError` says what is wrong
     with a file it refuses."""
     contents = _core.load_checkpoint(os.fsencode(path))
     try:

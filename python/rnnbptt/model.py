@@ -13,10 +13,15 @@ from ._checks import check_flag, check_integer, check_real, shown
 from ._dtypes import check_dtype, core_class
 from .truncation import Full, Truncation
 
+#: The parameters of one Elman layer with biases, in the flat order. Other configurations:
+#: :meth:`RNN.parameter_names`.
 PARAMETER_NAMES = ("W_hx", "W_hh", "b_h", "W_qh", "b_q")
 #: The activation names, as the core defines them (``rnnbptt._core.ACTIVATIONS``).
 ACTIVATIONS: tuple[str, ...] = tuple(_core.ACTIVATIONS)
 _ACTIVATION_CHOICES = ", ".join(repr(a) for a in ACTIVATIONS[:-1]) + f" or {ACTIVATIONS[-1]!r}"
+#: The cell names, as the core defines them (``rnnbptt._core.CELLS``).
+CELLS: tuple[str, ...] = tuple(_core.CELLS)
+_CELL_CHOICES = ", ".join(repr(c) for c in CELLS[:-1]) + f" or {CELLS[-1]!r}"
 
 
 def _check_size(value: Any, name: str) -> int:
@@ -29,12 +34,19 @@ def _check_size(value: Any, name: str) -> int:
 class Gradients(NamedTuple):
     """What backward returns besides the parameter gradients (which land in ``model.grads``)."""
 
-    dh0: np.ndarray  #: dL/dh_0, shape (n, h)
+    dh0: np.ndarray  #: dL/dh_0, the shape of the state (:meth:`RNN.state_shape`)
     dx: Optional[np.ndarray]  #: dL/dx_t, shape (T, n, d), when requested for dense input
 
 
 class RNN:
-    """Elman RNN ``h_t = phi(W_hx x_t + W_hh h_{t-1} + b_h)``, ``o_t = W_qh h_t + b_q``.
+    """A stack of recurrent cells and an output layer, ``o_t = W_qh h_t + b_q`` on the top layer.
+
+    The cells are PyTorch's (docs/design.md section 9):
+
+    - ``"elman"``: ``h_t = phi(W_hx x_t + W_hh h_{t-1} + b_h)`` (``nn.RNN``);
+    - ``"gru"``: gates ``r, z, n`` with ``n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))``
+      and ``h_t = (1 - z_t) n_t + z_t h_{t-1}`` (``nn.GRU``);
+    - ``"lstm"``: gates ``i, f, g, o``, state ``(h_t, c_t)`` (``nn.LSTM``).
 
     Parameters
     ----------
@@ -45,22 +57,37 @@ class RNN:
     output_size : int
         ``q``: classes for cross-entropy, or target features for squared error.
     activation : {"tanh", "relu", "identity"}
-        ``phi``; ``"identity"`` with ``bias=False`` is the linear model of docs/design.md section 3.3.
+        ``phi`` of the Elman cell; ``"identity"`` with ``bias=False`` is the linear model of
+        docs/design.md section 3.3. The gated cells take only ``"tanh"``.
     bias : bool
-        Whether ``b_h`` and ``b_q`` exist.
+        Whether the biases exist (every ``b_*``).
     dtype : float32 or float64
         Scalar type of parameters, inputs and gradients. Inputs must match it exactly.
     seed : int
         Seed of the initialization.
     init_std : float, optional
         Draw weights from ``N(0, init_std^2)`` with zero biases (d2l uses 0.01). By default
-        every parameter is ``U(-1/sqrt(h), 1/sqrt(h))``, as PyTorch's ``nn.RNN``.
+        every parameter is ``U(-1/sqrt(h), 1/sqrt(h))``, as PyTorch's ``nn.RNN``, ``nn.GRU`` and
+        ``nn.LSTM``.
+    cell : {"elman", "gru", "lstm"}
+        The cell of every layer.
+    num_layers : int
+        ``L >= 1`` stacked layers; layer ``l >= 1`` reads the states of layer ``l - 1``.
 
     Notes
     -----
-    ``params`` and ``grads`` are flat views of the C++ buffers in the order
-    ``W_hx, W_hh, b_h, W_qh, b_q``; ``W_hx`` etc. are shaped views into ``params``. Writing to
-    them changes the model; nothing is copied.
+    ``params`` and ``grads`` are flat views of the C++ buffers in the order of
+    :meth:`parameter_names`: per layer ``W_hx``, ``W_hh`` and ``b_h`` (Elman) or ``b_hx``,
+    ``b_hh`` (gated; gate blocks stacked along the rows in PyTorch's order, so they are
+    ``weight_ih_l*``, ``weight_hh_l*``, ``bias_ih_l*``, ``bias_hh_l*`` as they are), then
+    ``W_qh`` and ``b_q``. Layer 0's names have no suffix, layer ``l >= 1``'s end with
+    ``_l{l}``. ``param(name)`` is a shaped view into ``params``. Writing to them changes the
+    model; nothing is copied.
+
+    The state (``h0``, ``h_T``, ``dh_T``, ``dh0``) is one array of :meth:`state_shape`:
+    ``(n, h)`` for one Elman layer, ``(L, n, h)`` for stacks and the GRU (layer 0 first, as
+    PyTorch's ``h_0``), and ``(2, L, n, h)`` for the LSTM, whose ``state[0]`` is ``h`` and
+    ``state[1]`` is ``c`` (``h, c = state`` gives PyTorch's pair).
     """
 
     def __init__(
@@ -74,6 +101,8 @@ class RNN:
         dtype: npt.DTypeLike = np.float32,
         seed: int = 0,
         init_std: Optional[float] = None,
+        cell: str = "elman",
+        num_layers: int = 1,
     ) -> None:
         input_size = _check_size(input_size, "input_size")
         hidden_size = _check_size(hidden_size, "hidden_size")
@@ -81,13 +110,20 @@ class RNN:
         if not isinstance(activation, str) or activation not in ACTIVATIONS:
             error = ValueError if isinstance(activation, str) else TypeError
             raise error(f"activation: expected {_ACTIVATION_CHOICES}, got {shown(activation)}")
+        if not isinstance(cell, str) or cell not in CELLS:
+            error = ValueError if isinstance(cell, str) else TypeError
+            raise error(f"cell: expected {_CELL_CHOICES}, got {shown(cell)}")
+        if cell != "elman" and activation != "tanh":
+            raise ValueError(f"activation: the {cell} cell has no activation choice (its gates fix them), "
+                             f"expected 'tanh', got {activation!r}")
+        num_layers = _check_size(num_layers, "num_layers")
         bias = check_flag(bias, "bias")
         seed = check_integer(seed, "seed", 0, 2**64)
         if init_std is not None:
             init_std = check_real(init_std, "init_std", positive=True)
         self.dtype = check_dtype(dtype)
         self._core: _core._Model = core_class("Model", self.dtype)(
-            input_size, hidden_size, output_size, activation, bias
+            input_size, hidden_size, output_size, activation, bias, cell, num_layers
         )
         if init_std is None:
             self._core.init_uniform(1.0 / np.sqrt(hidden_size), seed)
@@ -121,6 +157,20 @@ class RNN:
     def bias(self) -> bool:
         return bool(self._core.bias)
 
+    @property
+    def cell(self) -> str:
+        return str(self._core.cell)
+
+    @property
+    def num_layers(self) -> int:
+        return int(self._core.num_layers)
+
+    def state_shape(self, n: int) -> tuple[int, ...]:
+        """The shape of the state of ``n`` sequences: ``(n, h)`` for one Elman layer,
+        ``(L, n, h)`` for stacks and the GRU, ``(2, L, n, h)`` (``h`` then ``c``) for the LSTM."""
+        n = _check_size(n, "n")
+        return tuple(int(v) for v in self._core.state_shape(n))
+
     def config(self) -> dict[str, Any]:
         """The constructor's arguments (without seed and init), e.g. for checkpoints: the
         checkpoint's ``config`` entry, which the core writes (``rnnbptt::to_json``)."""
@@ -151,12 +201,14 @@ class RNN:
         return int(self._core.num_parameters)
 
     def parameter_names(self) -> tuple[str, ...]:
-        """Names of the parameters that exist (biases only when ``bias=True``)."""
-        return PARAMETER_NAMES if self.bias else ("W_hx", "W_hh", "W_qh")
+        """Names of the parameters that exist (biases only when ``bias=True``), in the flat
+        order: ``W_hx, W_hh, b_h, W_qh, b_q`` for one Elman layer."""
+        return tuple(self._core.parameter_names)
 
     def param(self, name: str) -> np.ndarray:
-        """Shaped, writable view of one parameter: ``W_hx`` (h, d), ``W_hh`` (h, h),
-        ``b_h`` (h,), ``W_qh`` (q, h), ``b_q`` (q,)."""
+        """Shaped, writable view of one parameter: for one Elman layer ``W_hx`` (h, d),
+        ``W_hh`` (h, h), ``b_h`` (h,), ``W_qh`` (q, h), ``b_q`` (q,); gated cells have ``G h``
+        rows in ``W_hx``, ``W_hh``, ``b_hx`` and ``b_hh`` (G = 3 for GRU, 4 for LSTM)."""
         self._check_name(name)
         return self._core.param(name)
 
@@ -183,6 +235,9 @@ class RNN:
 
     @property
     def b_h(self) -> Optional[np.ndarray]:
+        """Layer 0's bias of an Elman model (``None`` without biases)."""
+        if self.cell != "elman":
+            raise AttributeError(f"b_h: the {self.cell} cell has b_hx and b_hh, use param('b_hx') or param('b_hh')")
         return self.param("b_h") if self.bias else None
 
     @property
@@ -220,7 +275,8 @@ class RNN:
             gradient backward computes. Token ids are copied (8 bytes each) and checked, so
             backward always uses the ids forward saw.
         h0 : ndarray, optional
-            Initial state ``(n, h)``; zeros by default.
+            Initial state of :meth:`state_shape` (``(n, h)`` for one Elman layer); zeros by
+            default.
         return_states : bool
             Also return every step's hidden state.
 
@@ -229,10 +285,10 @@ class RNN:
         outputs : ndarray
             ``o_t``, shape ``(T, n, q)`` (a new array).
         h_T : ndarray
-            The final state ``(n, h)``, to hand to the next chunk.
+            The final state (:meth:`state_shape`), to hand to the next chunk.
         states : ndarray
-            With ``return_states``: ``h_1 .. h_T``, shape ``(T, n, h)`` (a new array; its last
-            row is ``h_T``), for attention or probing.
+            With ``return_states``: the top layer's ``h_1 .. h_T``, shape ``(T, n, h)`` (a new
+            array), for attention or probing.
         """
         if not isinstance(return_states, (bool, np.bool_)):
             raise TypeError(f"return_states: expected True or False, got {return_states!r}")
@@ -266,14 +322,16 @@ class RNN:
         Parameters
         ----------
         dh_T : ndarray, optional
-            ``dL/dh_T`` ``(n, h)`` handed in from a later chunk.
+            ``dL/dh_T`` of the whole state (:meth:`state_shape`; for the LSTM ``dL/dh_T`` and
+            ``dL/dc_T`` stacked) handed in from a later chunk.
         truncation : Truncation, optional
             ``Full()`` (default), ``Regular(k1, k2)`` or ``Randomized(pi, seed)``.
         step_offset : int
             Global index of the step before this sequence: aligns Regular blocks and keys
             Randomized draws when a sequence is one piece of a longer one.
         record_dh_norms : bool
-            Record ``||dL/dh_t||`` per step (see :attr:`dh_norms`).
+            Record ``||dL/dh_t||`` per step (see :attr:`dh_norms`); for stacks and the LSTM the
+            norm of the whole state's gradient (every layer's ``h``, and ``c``).
         dx : bool
             Also return ``dL/dx_t`` (dense input only).
         """
@@ -340,5 +398,8 @@ class RNN:
         return (
             f"RNN(input_size={self.input_size}, hidden_size={self.hidden_size}, "
             f"output_size={self.output_size}, activation={self.activation!r}, "
-            f"bias={self.bias}, dtype={self.dtype.name})"
+            f"bias={self.bias}, dtype={self.dtype.name}"
+            + ("" if self.cell == "elman" and self.num_layers == 1 else
+               f", cell={self.cell!r}, num_layers={self.num_layers}")
+            + ")"
         )

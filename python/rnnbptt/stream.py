@@ -24,6 +24,9 @@ class StreamRunner:
     Regular(k1, k2) windows reach across chunk boundaries exactly (the runner keeps
     ``k2 - k1`` steps of history), so chunk lengths must be multiples of ``k1``. For Full and
     Randomized a chunk boundary is a cut: the state is carried, the gradient is not.
+    Stacks and gated cells carry every layer's state (and ``c``), and their history holds what
+    their backward pass reads of those steps (states and gate values, computed with the
+    parameters of their time), so they reach across chunks as exactly.
     """
 
     def __init__(self, model: RNN, truncation: Truncation) -> None:
@@ -54,9 +57,10 @@ class StreamRunner:
         Randomized draws are keyed by that index, so a trainer that restarts streams passes
         ``position=runner.position`` to keep drawing new cuts. For Regular, ``position`` must be
         a multiple of ``k1``. By default the stream starts from a zero state with no history;
-        to continue a saved run, pass its carried ``state`` ``(n, h)`` and, for
-        Regular(k1 < k2), its ``history`` as :attr:`history` returned it: token ids ``(k, n)``
-        and states ``(k + 1, n, h)`` whose last row is ``state``. Both are copied.
+        to continue a saved run, pass its carried ``state`` (the model's ``state_shape(n)``,
+        ``(n, h)`` for one Elman layer) and, with Regular(k1 < k2), its ``history`` as
+        :attr:`history` returned it: token ids ``(k, n)`` and the rows of states ``(rows, n, h)``
+        whose rows of the carried state equal ``state``. Both are copied.
         """
         position = check_integer(position, "position")
         if position < 0:
@@ -68,7 +72,11 @@ class StreamRunner:
     @property
     def history(self) -> Optional[tuple[np.ndarray, np.ndarray]]:
         """The steps of history held between chunks (Regular(k1 < k2) on token input): copies of
-        their token ids ``(k, n)`` and states ``(k + 1, n, h)``, or None."""
+        their token ids ``(k, n)`` and of what the backward pass reads of them, ``(rows, n, h)``:
+        for one Elman layer its ``k + 1`` states (the last is :attr:`state`); for a stack, per
+        layer, ``k + 1`` rows of ``h``, ``k + 1`` of ``c`` (LSTM), the ``k`` steps' gate values
+        gate by gate and ``k`` rows of ``s_n`` (GRU) (``rnnbptt/bptt/stream.hpp``,
+        ``history_rows``). None without a history."""
         return self._core.history
 
     @property
@@ -82,7 +90,8 @@ class StreamRunner:
 
     @property
     def state(self) -> Optional[np.ndarray]:
-        """The carried hidden state ``(n, h)`` (a copy), or None before the first chunk."""
+        """The carried state (the model's ``state_shape(n)``; a copy), or None before the first
+        chunk."""
         return self._core.state
 
     @property

@@ -315,12 +315,16 @@ def train_task(
     eval_every: Optional[int] = None,
     eval_size: int = 256,
     dtype: npt.DTypeLike = np.float32,
+    cell: str = "elman",
+    num_layers: int = 1,
 ) -> TaskResult:
-    """Train a tanh RNN on ``task`` with one truncation strategy, Adam (by default) and clipping.
+    """Train a recurrent network (tanh Elman by default) on ``task`` with one truncation
+    strategy, Adam (by default) and clipping.
 
     Every optimizer step draws ``batch_size`` fresh sequences; each starts from a zero state.
-    The recurrent matrix starts as a random orthogonal matrix (spectral radius 1), so that
-    gradients neither vanish nor explode at the start (docs/design.md section 3.4); the other
+    Every recurrent matrix (each gate's block of it, for GRU and LSTM) starts as a random
+    orthogonal matrix (spectral radius 1), so that gradients neither vanish nor explode at the
+    start (docs/design.md section 3.4); the other
     weights as :class:`~rnnbptt.RNN` initializes them. The same ``seed`` gives the same model, data and
     evaluation batch for every strategy, so the strategies differ only in the gradient.
 
@@ -348,6 +352,10 @@ def train_task(
     eval_size : int
         Sequences in the held-out batch.
     dtype : float32 or float64
+    cell : {"elman", "gru", "lstm"}
+        The cell of every layer.
+    num_layers : int
+        Stacked layers.
 
     Returns
     -------
@@ -382,8 +390,13 @@ def train_task(
     init = np.random.default_rng([seed, 0])
     data = np.random.default_rng([seed, 1])
     held_out = task.sample(np.random.default_rng([seed, 2]), eval_size, dtype)
-    model = RNN(task.input_size, hidden_size, task.output_size, dtype=dtype, seed=seed)
-    model.W_hh[...] = _orthogonal(init, hidden_size)
+    model = RNN(task.input_size, hidden_size, task.output_size, dtype=dtype, seed=seed, cell=cell,
+                num_layers=num_layers)
+    for name in model.parameter_names():
+        if name.startswith("W_hh"):
+            W_hh = model.param(name)
+            for block in range(0, W_hh.shape[0], hidden_size):
+                W_hh[block : block + hidden_size] = _orthogonal(init, hidden_size)
     update = make_optimizer(optimizer, model.num_parameters, model.dtype, lr)
     runner = StreamRunner(model, truncation)
     T = task.length

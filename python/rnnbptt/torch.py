@@ -23,13 +23,15 @@ _DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 class RNN(torch.nn.Module):
-    """An Elman RNN layer with an output projection, trained by rnnbptt's BPTT.
+    """A recurrent layer (Elman, GRU or LSTM, stacked) with an output projection, trained by
+    rnnbptt's BPTT.
 
     Parameters
     ----------
     input_size, hidden_size, output_size : int
         ``d``, ``h`` and ``q``, as :class:`rnnbptt.RNN`.
     activation : {"tanh", "relu", "identity"}
+        The Elman cell's; the gated cells take only ``"tanh"``.
     bias : bool
     dtype : torch.float32 or torch.float64
     truncation : Truncation
@@ -39,13 +41,16 @@ class RNN(torch.nn.Module):
         Seed of the initialization (as :class:`rnnbptt.RNN`).
     model : rnnbptt.RNN, optional
         Wrap this model instead of building one (the sizes then come from it).
+    cell : {"elman", "gru", "lstm"}
+    num_layers : int
 
     Notes
     -----
     ``forward(x, h0=None)`` takes dense input ``(T, n, d)`` of the module's dtype or token ids
     ``(T, n)`` (int64), CPU and contiguous, and returns ``(outputs, h_T)``: ``(T, n, q)`` and
-    ``(n, h)``. The parameters ``W_hx``, ``W_hh``, ``W_qh`` (and ``b_h``, ``b_q``) are the
-    model's buffers; do not replace their ``.data``.
+    the final state of :meth:`rnnbptt.RNN.state_shape` (``(n, h)`` for one Elman layer,
+    ``(2, L, n, h)`` for the LSTM). The parameters (``model.parameter_names()``) are the model's
+    buffers; do not replace their ``.data``.
 
     The model keeps one forward pass for its backward, so each ``forward`` must be followed by
     its backward before the next forward on the same model (the usual training step); a backward
@@ -71,13 +76,15 @@ class RNN(torch.nn.Module):
         truncation: Optional[Truncation] = None,
         seed: int = 0,
         model: Optional[_model.RNN] = None,
+        cell: str = "elman",
+        num_layers: int = 1,
     ) -> None:
         super().__init__()
         if model is None:
             if dtype not in _DTYPES:
                 raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
             model = _model.RNN(input_size, hidden_size, output_size, activation=activation, bias=bias,
-                               dtype=_DTYPES[dtype], seed=seed)
+                               dtype=_DTYPES[dtype], seed=seed, cell=cell, num_layers=num_layers)
         elif not isinstance(model, _model.RNN):
             raise TypeError(f"model: expected an rnnbptt.RNN, got {type(model).__name__}")
         elif _DTYPES.get(dtype) != model.dtype.type and dtype != torch.float32:
@@ -101,14 +108,15 @@ class RNN(torch.nn.Module):
             Dense input ``(T, n, d)`` of the layer's dtype, or token ids ``(T, n)`` (int64);
             CPU and contiguous (a clear error otherwise: nothing is copied).
         h0 : torch.Tensor, optional
-            ``(n, h)``, of the layer's dtype.
+            The initial state (``model.state_shape(n)``, ``(n, h)`` for one Elman layer), of the
+            layer's dtype.
 
         Returns
         -------
         outputs : torch.Tensor
             ``(T, n, q)``.
         h_T : torch.Tensor
-            ``(n, h)``.
+            The final state, shaped as ``h0``.
         """
         if not isinstance(self.truncation, Truncation):
             raise TypeError(f"truncation: expected a Truncation, got {self.truncation!r}")
@@ -124,8 +132,9 @@ class RNN(torch.nn.Module):
 
     def extra_repr(self) -> str:
         m = self.model
+        cells = "" if m.cell == "elman" and m.num_layers == 1 else f", cell={m.cell!r}, num_layers={m.num_layers}"
         return (f"{m.input_size}, {m.hidden_size}, {m.output_size}, activation={m.activation!r}, bias={m.bias}, "
-                f"dtype={self.dtype}, truncation={self.truncation!r}")
+                f"dtype={self.dtype}{cells}, truncation={self.truncation!r}")
 
 
 def _array(tensor: torch.Tensor, name: str, dtype: Any) -> np.ndarray:

@@ -513,6 +513,11 @@ class Trainer:
             seconds,
         )
 
+    @property
+    def _state_batch_axis(self) -> int:
+        """The batch axis of the model's state: 0 in ``(n, h)``, else the one before ``h``."""
+        return len(self.model.state_shape(1)) - 2
+
     def _history_steps(self) -> int:
         t = self.truncation
         return t.k2 - t.k1 if t.kind == Truncation.Kind.regular else 0
@@ -536,7 +541,7 @@ class Trainer:
             out["runner.history_states"] = np.array(states)
         if self._dp is None:
             return out
-        batch_axis = {"runner.state": 0, "runner.history_inputs": 1, "runner.history_states": 1}
+        batch_axis = {"runner.state": self._state_batch_axis, "runner.history_inputs": 1, "runner.history_states": 1}
         joined = {name: self._dp.gather_batch(out[name], batch_axis[name]) for name in sorted(out)}
         return {name: value for name, value in joined.items() if value is not None}
 
@@ -566,7 +571,8 @@ class Trainer:
                 np.ascontiguousarray(arrays["runner.history_inputs"][:, share]),
                 np.ascontiguousarray(arrays["runner.history_states"][:, share]),
             )
-        self.runner.reset(position, state=np.ascontiguousarray(arrays["runner.state"][share]), history=history)
+        state = arrays["runner.state"][(slice(None),) * self._state_batch_axis + (share,)]
+        self.runner.reset(position, state=np.ascontiguousarray(state), history=history)
 
     def _progress(self, batches: Iterator[Batch], corpus: np.ndarray) -> Iterator[Batch]:
         if not self.progress:

@@ -37,20 +37,34 @@ py::array copy_of(Span<const Scalar> values, std::vector<py::ssize_t> shape) {
 template <class Scalar>
 void define_model_class(py::module_& m, const char* name) {
   using PM = PyModel<Scalar>;
-  py::class_<PM>(m, name, "Elman RNN with BPTT over flat parameter/gradient buffers.")
-      .def(py::init(
-               [](Index input_size, Index hidden_size, Index output_size, const std::string& activation, bool bias) {
-                 ModelConfig config;
-                 config.input_size = input_size;
-                 config.hidden_size = hidden_size;
-                 config.output_size = output_size;
-                 config.activation = activation_from_string(activation);
-                 config.bias = bias;
-                 config.validate();
-                 return new PM(config);
-               }),
+  py::class_<PM>(m, name, "A stack of recurrent cells with BPTT over flat parameter/gradient buffers.")
+      .def(py::init([](Index input_size, Index hidden_size, Index output_size, const std::string& activation, bool bias,
+                       const std::string& cell, Index num_layers) {
+             ModelConfig config;
+             config.cell = cell_from_string(cell);
+             config.num_layers = num_layers;
+             config.input_size = input_size;
+             config.hidden_size = hidden_size;
+             config.output_size = output_size;
+             config.activation = activation_from_string(activation);
+             config.bias = bias;
+             config.validate();
+             return new PM(config);
+           }),
            py::arg("input_size"), py::arg("hidden_size"), py::arg("output_size"), py::arg("activation") = "tanh",
-           py::arg("bias") = true)
+           py::arg("bias") = true, py::arg("cell") = "elman", py::arg("num_layers") = 1)
+      .def_property_readonly("cell", [](PM& s) { return std::string(to_string(s.model.config().cell)); })
+      .def_property_readonly("num_layers", [](PM& s) { return s.model.config().num_layers; })
+      .def_property_readonly("parameter_names",
+                             [](PM& s) {
+                               py::list names;  // the layout's order; biases only when they exist
+                               for (const Tensor& t : s.model.layout().tensors)
+                                 if (t.size() != 0) names.append(t.name);
+                               return py::tuple(names);
+                             })
+      .def(
+          "state_shape", [](PM& s, Index n) { return py::tuple(py::cast(state_shape(s.model.config(), n).sizes)); },
+          py::arg("n"))
       .def_property_readonly("input_size", [](PM& s) { return s.model.config().input_size; })
       .def_property_readonly("hidden_size", [](PM& s) { return s.model.config().hidden_size; })
       .def_property_readonly("output_size", [](PM& s) { return s.model.config().output_size; })
@@ -108,10 +122,11 @@ void define_model_class(py::module_& m, const char* name) {
             const ModelConfig& c = s.model.config();
             Input<Scalar> in = input_from<Scalar>(x, c.input_size);
             const Index n = in.sequence.batch, h = c.hidden_size;
+            const Shape state = state_shape(c, n);
             Span<const Scalar> h0_data;  // empty: zeros
             py::array h0_array;
             if (!h0.is_none()) {
-              h0_array = require<Scalar>(h0, "h0", Shape{{n, h}, {"n=" + std::to_string(n), "h=" + std::to_string(h)}});
+              h0_array = require<Scalar>(h0, "h0", state);
               h0_data = span_of<Scalar>(h0_array);
             }
             {
@@ -123,7 +138,7 @@ void define_model_class(py::module_& m, const char* name) {
             ++s.forwards;
             const Index T = in.sequence.steps;
             py::tuple out = py::make_tuple(copy_of<Scalar>(s.model.outputs(), {T, n, c.output_size}),
-                                           copy_of<Scalar>(s.model.final_state(), {n, h}));
+                                           copy_of<Scalar>(s.model.final_state(), state.sizes));
             if (!return_states) return out;
             return py::make_tuple(out[0], out[1], copy_of<Scalar>(s.model.states(), {T, n, h}));  // h_1 .. h_T
           },
@@ -165,18 +180,18 @@ void define_model_class(py::module_& m, const char* name) {
               throw StateError("backward: expected a forward pass first, got none");
             check_forward_thread(s.forward_thread);
             const ModelConfig& c = s.model.config();
-            const Index T = s.model.steps(), n = s.model.batch(), h = c.hidden_size;
+            const Index T = s.model.steps(), n = s.model.batch();
+            const Shape state = state_shape(c, n);
             BackwardOptions<Scalar> options;
             options.truncation = &truncation;
             options.step_offset = step_offset;
             options.record_dh_norms = record_dh_norms;
             py::array dh_T_array;
             if (!dh_T.is_none()) {
-              dh_T_array =
-                  require<Scalar>(dh_T, "dh_T", Shape{{n, h}, {"n=" + std::to_string(n), "h=" + std::to_string(h)}});
+              dh_T_array = require<Scalar>(dh_T, "dh_T", state);
               options.dh_T = span_of<Scalar>(dh_T_array);
             }
-            py::array dh0 = empty<Scalar>({n, h});
+            py::array dh0 = empty<Scalar>(state.sizes);
             options.dh0 = mutable_span_of<Scalar>(dh0);
             py::object dx = py::none();
             if (want_dx) {
@@ -226,6 +241,9 @@ void define_model(py::module_& m) {
   py::tuple activations(std::size(kActivations));
   for (std::size_t i = 0; i < std::size(kActivations); ++i) activations[i] = to_string(kActivations[i]);
   m.attr("ACTIVATIONS") = activations;  // the one list of names (rnnbptt/core/config.hpp)
+  py::tuple cells(std::size(kCells));
+  for (std::size_t i = 0; i < std::size(kCells); ++i) cells[i] = to_string(kCells[i]);
+  m.attr("CELLS") = cells;
   define_model_class<float>(m, "ModelFloat32");
   define_model_class<double>(m, "ModelFloat64");
 }

@@ -51,9 +51,10 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
               s.runner.reset(position);
               return;
             }
-            const Index h = pm.model.config().hidden_size;
-            py::array state_array = require<Scalar>(state, "state", Shape{{-1, h}, {"n", "h=" + std::to_string(h)}});
-            const Index n = state_array.shape(0);
+            const ModelConfig& c = pm.model.config();
+            const Index h = c.hidden_size;
+            py::array state_array = require<Scalar>(state, "state", state_shape(c, -1));
+            const Index n = state_array.shape(static_cast<py::ssize_t>(n_axis(c)));
             const Span<const Scalar> state_data = span_of<Scalar>(state_array);
             if (history.is_none()) {
               s.runner.restore(position, n, state_data, 0, {}, {});
@@ -64,10 +65,12 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
             const py::tuple pair = history.cast<py::tuple>();
             Ids inputs = require_ids(pair[0], "history inputs", Shape{{-1, n}, {"k", "n=" + std::to_string(n)}});
             const Index k = inputs.array.shape(0);
-            py::array states = require<Scalar>(
-                pair[1], "history states",
-                Shape{{k + 1, n, h},
-                      {"k+1=" + std::to_string(k + 1), "n=" + std::to_string(n), "h=" + std::to_string(h)}});
+            // One Elman layer: its k + 1 states; a stack: history_rows (rnnbptt/bptt/stream.hpp).
+            const Index rows = c.single_elman() ? k + 1 : history_rows(c, k);
+            py::array states = require<Scalar>(pair[1], "history states",
+                                               Shape{{rows, n, h},
+                                                     {(c.single_elman() ? "k+1=" : "rows=") + std::to_string(rows),
+                                                      "n=" + std::to_string(n), "h=" + std::to_string(h)}});
             if (k == 0) {  // an empty history: nothing to restore but the state
               s.runner.restore(position, n, state_data, 0, {}, {});
               return;
@@ -84,7 +87,8 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
           },
           py::arg("position") = 0, py::arg("state") = py::none(), py::arg("history") = py::none(),
           "Start a new stream at global step `position`: zero state and no history, or the carried "
-          "state (n, h) and history (token ids (k, n), states (k + 1, n, h)) of a saved run.")
+          "state (the model's state_shape(n)) and history (token ids (k, n), states (rows, n, h): k + 1 rows for one "
+          "Elman layer) of a saved run.")
       .def_property_readonly(
           "history",
           [](PS& s) -> py::object {
@@ -93,12 +97,13 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
             const Span<const std::int64_t> tokens = s.runner.history_tokens();
             if (k == 0 || tokens.empty()) return py::none();
             const Span<const Scalar> history_states = s.runner.history_states();
-            const Index h = s.model.template cast<PyModel<Scalar>&>().model.config().hidden_size;
+            const ModelConfig& c = s.model.template cast<PyModel<Scalar>&>().model.config();
             auto inputs = empty<std::int64_t>({k, n});
-            auto states = empty<Scalar>({k + 1, n, h});
+            auto states = empty<Scalar>({history_rows(c, k), n, c.hidden_size});
             if (tokens.size() != static_cast<Index>(inputs.size()) ||
                 history_states.size() != static_cast<Index>(states.size()))
-              throw StateError("history: expected k x n ids and (k + 1) x n x h states, got other lengths (a bug)");
+              throw StateError(
+                  "history: expected k x n ids and history rows x n x h states, got other lengths (a bug)");
             std::copy(tokens.begin(), tokens.end(), inputs.mutable_data());
             std::copy(history_states.begin(), history_states.end(), states.mutable_data());
             return py::make_tuple(inputs, states);
@@ -110,19 +115,19 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
                                BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
                                return s.runner.memory_bytes();
                              })
-      .def_property_readonly("state",
-                             [](PS& s) -> py::object {
-                               BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
-                               const Index n = s.runner.batch(),
-                                           h = s.model.template cast<PyModel<Scalar>&>().model.config().hidden_size;
-                               const Span<const Scalar> state = s.runner.state();
-                               if (n == 0 || state.empty()) return py::none();
-                               auto out = empty<Scalar>({n, h});
-                               if (state.size() != static_cast<Index>(out.size()))
-                                 throw StateError("state: expected n x h values, got another length (a bug)");
-                               std::copy(state.begin(), state.end(), out.mutable_data());
-                               return out;
-                             })
+      .def_property_readonly(
+          "state",
+          [](PS& s) -> py::object {
+            BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
+            const Index n = s.runner.batch();
+            const Span<const Scalar> state = s.runner.state();
+            if (n == 0 || state.empty()) return py::none();
+            auto out = empty<Scalar>(state_shape(s.model.template cast<PyModel<Scalar>&>().model.config(), n).sizes);
+            if (state.size() != static_cast<Index>(out.size()))
+              throw StateError("state: expected the state's values, got another length (a bug)");
+            std::copy(state.begin(), state.end(), out.mutable_data());
+            return out;
+          })
       .def_property_readonly("windows", [](PS& s) {
         BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
         if (!s.runner.workspace().has_schedule)

@@ -67,11 +67,12 @@ py::dict to_python(Checkpoint<Scalar>&& ck) {
     const RunnerState<Scalar>& r = *ck.runner;
     const auto n = static_cast<py::ssize_t>(r.batch);
     const auto h = static_cast<py::ssize_t>(ck.config.hidden_size);
-    trainer_state["runner.state"] = copy_array<Scalar>(r.state.data(), {n, h});
+    trainer_state["runner.state"] = copy_array<Scalar>(r.state.data(), state_shape(ck.config, n).sizes);
     if (r.has_history) {
       const auto k = static_cast<py::ssize_t>(r.history);
       trainer_state["runner.history_inputs"] = copy_array<std::int64_t>(r.history_tokens.data(), {k, n});
-      trainer_state["runner.history_states"] = copy_array<Scalar>(r.history_states.data(), {k + 1, n, h});
+      trainer_state["runner.history_states"] =
+          copy_array<Scalar>(r.history_states.data(), {history_rows(ck.config, r.history), n, h});
     }
   }
   out["trainer_state"] = trainer_state;
@@ -195,8 +196,8 @@ void save(const std::string& path, PyModel<Scalar>& py_model, const py::object& 
     RunnerState<Scalar> r;
     const auto h = static_cast<py::ssize_t>(ck.config.hidden_size);
     const py::array state =
-        tensor<Scalar>(path, trainer_state, "trainer_state", "runner.state", Shape{{-1, h}, {"n", "h"}});
-    r.batch = state.shape(0);
+        tensor<Scalar>(path, trainer_state, "trainer_state", "runner.state", state_shape(ck.config, -1));
+    r.batch = state.shape(static_cast<py::ssize_t>(n_axis(ck.config)));
     r.state.assign(span_of<Scalar>(state).begin(), span_of<Scalar>(state).end());
     const bool inputs = trainer_state.contains("runner.history_inputs");
     if (inputs != trainer_state.contains("runner.history_states"))
@@ -206,9 +207,12 @@ void save(const std::string& path, PyModel<Scalar>& py_model, const py::object& 
       const py::array ids = tensor<std::int64_t>(path, trainer_state, "trainer_state", "runner.history_inputs",
                                                  Shape{{-1, n}, {"k", "n=" + std::to_string(n)}});
       const py::ssize_t k = ids.shape(0);
-      const py::array states =
-          tensor<Scalar>(path, trainer_state, "trainer_state", "runner.history_states",
-                         Shape{{k + 1, n, h}, {"k+1=" + std::to_string(k + 1), "n=" + std::to_string(n), "h"}});
+      // One Elman layer: its k + 1 states; a stack: history_rows (rnnbptt/bptt/stream.hpp).
+      const py::ssize_t rows = ck.config.single_elman() ? k + 1 : history_rows(ck.config, k);
+      const py::array states = tensor<Scalar>(
+          path, trainer_state, "trainer_state", "runner.history_states",
+          Shape{{rows, n, h},
+                {(ck.config.single_elman() ? "k+1=" : "rows=") + std::to_string(rows), "n=" + std::to_string(n), "h"}});
       r.has_history = true;
       r.history = k;
       r.history_tokens.assign(span_of<std::int64_t>(ids).begin(), span_of<std::int64_t>(ids).end());

@@ -11,6 +11,7 @@
 #include <omp.h>
 #endif
 
+#include "bptt/layers.hpp"
 #include "core/checks.hpp"
 #include "core/finite.hpp"
 #include "kernels/gemm.hpp"
@@ -181,9 +182,9 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
   detail::check_span("params", params, {layout.total}, "num_parameters");
   detail::check_span("dparams", dparams, {layout.total}, "num_parameters");
   const Index n_ = ws.batch, h_ = config.hidden_size;
-  if (detail::check_optional_span("dh_T", options.dh_T, {n_, h_}, "n x h"))
-    detail::check_finite("dh_T", options.dh_T.data(), {n_, h_});
-  detail::check_optional_span("dh0", options.dh0, {n_, h_}, "n x h");
+  if (detail::check_state("dh_T", options.dh_T, config, n_))
+    detail::check_state_finite("dh_T", options.dh_T.data(), config, n_);
+  detail::check_state("dh0", options.dh0, config, n_);
   const SequenceInput<Scalar>& x = ws.input;
   const bool want_dx = options.dx.size() != 0;
   if (want_dx && x.is_tokens())
@@ -200,6 +201,13 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
     invalid("record_dh_norms: expected Full, Randomized or Regular(k, k) truncation, got ", truncation.to_string(),
             " whose windows overlap (dL/dh_t differs per window)");
 
+  if (!config.single_elman()) {
+    detail::stack_backward(dparams.data(), ws, config, layout, params.data(), options);
+    ws.has_dh_norms = options.record_dh_norms;
+    ws.has_schedule = true;
+    return;
+  }
+  (void)h_;
   const Index T = ws.steps, n = ws.batch, P = ws.context_steps;
   const Index d = config.input_size, h = config.hidden_size, q = config.output_size;
   const Index rows = (T - P) * n;

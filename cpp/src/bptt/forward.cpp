@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "bptt/layers.hpp"
 #include "core/checks.hpp"
 #include "core/finite.hpp"
 #include "kernels/gemm.hpp"
@@ -45,11 +46,12 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
   const Index T = x.steps, n = x.batch, P = context_steps;
   const Index d = config.input_size, h = config.hidden_size, q = config.output_size;
   if (P < 0 || P >= T) invalid("context_steps: expected 0 <= context < T = ", T, ", got ", P);
-  const bool has_h0 = detail::check_optional_span("h0", h0, {n, h}, "n x h");
+  const bool stack = !config.single_elman();
+  const bool has_h0 = detail::check_state("h0", h0, config, n);
   if (has_h0 && P > 0)
     invalid("h0: expected no initial state with context_steps = ", P,
             " > 0 (the history's states are in the workspace), got ", h0.size(), " values");
-  if (has_h0) detail::check_finite("h0", h0.data(), {n, h});
+  if (has_h0) detail::check_state_finite("h0", h0.data(), config, n);
   ws.has_forward = false;
   SequenceInput<Scalar> input = x;
   if (x.is_tokens()) {
@@ -66,6 +68,15 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
     input = SequenceInput<Scalar>::from_tokens(Span<const std::int64_t>(ws.ids.data(), positions), T, n);
   }
   ws.reserve(config, T, n, P);
+  if (stack) {
+    detail::stack_forward(ws, config, layout, params.data(), input, has_h0 ? h0.data() : nullptr);
+    ws.input = input;
+    ws.has_forward = true;
+    ws.has_output_gradient = false;
+    ws.has_dh_norms = false;
+    ws.has_schedule = false;
+    return;
+  }
   const ParameterViews<const Scalar> p(params.data(), layout);
 
   MatrixMap<Scalar> H(ws.H.data(), (T + 1) * n, h);  // h_0 .. h_T

@@ -90,6 +90,7 @@ Span<const Scalar> Model<Scalar>::outputs() const {
 template <class Scalar>
 Span<const Scalar> Model<Scalar>::final_state() const {
   if (!ws_.has_forward) throw StateError("final_state: expected a forward pass first, got none");
+  if (!config_.single_elman()) return {ws_.state_T.data(), config_.state_size(ws_.batch)};
   return {ws_.H.data() + ws_.steps * ws_.batch * config_.hidden_size, ws_.batch * config_.hidden_size};
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "bptt/layers.hpp"
 #include "core/checks.hpp"
 #include "core/finite.hpp"
 #include "rnnbptt/core/error.hpp"
@@ -9,6 +10,41 @@
 namespace rnnbptt {
 
 using detail::invalid;
+
+Index history_rows(const ModelConfig& config, Index k) {
+  if (k <= 0) return 0;
+  const Index steps1 = detail::checked_add("history", "the history rows", k, 1);
+  if (config.single_elman()) return steps1;
+  // Per layer: h (and c) at the k + 1 state rows, then per step the kept gate blocks and s_n.
+  Index per_layer = detail::checked_size("history", "the history rows", {steps1, config.state_parts()}, 0);
+  if (config.cell != Cell::elman)
+    per_layer = detail::checked_add("history", "the history rows", per_layer,
+                                    detail::checked_size("history", "the history rows",
+                                                         {k, config.gates() + (config.cell == Cell::gru ? 1 : 0)}, 0));
+  return detail::checked_size("history", "the history rows", {config.num_layers, per_layer}, 0);
+}
+
+template <class Scalar>
+bool history_matches_state(const ModelConfig& config, Index k, Index n, Span<const Scalar> state,
+                           Span<const Scalar> history_states) {
+  const Index part = n * config.hidden_size, L = config.num_layers;
+  if (k <= 0 || state.size() != config.state_size(n) || history_states.size() != history_rows(config, k) * part)
+    return false;
+  const Index per_layer = history_rows(config, k) / L;
+  for (Index l = 0; l < L; ++l)
+    for (Index c = 0; c < config.state_parts(); ++c) {
+      // Row k of the layer's h (c: row 2 k + 1, after the k + 1 rows of h) is the carried state.
+      const Scalar* row = history_states.data() + (l * per_layer + c * (k + 1) + k) * part;
+      const Scalar* carried = state.data() + (c * L + l) * part;
+      if (!std::equal(row, row + part, carried)) return false;
+    }
+  return true;
+}
+
+template RNNBPTT_EXPORT bool history_matches_state<float>(const ModelConfig&, Index, Index, Span<const float>,
+                                                          Span<const float>);
+template RNNBPTT_EXPORT bool history_matches_state<double>(const ModelConfig&, Index, Index, Span<const double>,
+                                                           Span<const double>);
 
 template <class Scalar>
 StreamRunner<Scalar>::StreamRunner(const ModelConfig& config, Truncation truncation)
@@ -18,10 +54,13 @@ template <class Scalar>
 void StreamRunner<Scalar>::check_model(const Model<Scalar>& model) const {
   const ModelConfig& c = model.config();
   if (c.input_size != config_.input_size || c.hidden_size != config_.hidden_size ||
-      c.output_size != config_.output_size || c.activation != config_.activation || c.bias != config_.bias)
-    invalid("model: expected the configuration the runner was built for (d=", config_.input_size,
-            ", h=", config_.hidden_size, ", q=", config_.output_size, "), got d=", c.input_size, ", h=", c.hidden_size,
-            ", q=", c.output_size);
+      c.output_size != config_.output_size || c.activation != config_.activation || c.bias != config_.bias ||
+      c.cell != config_.cell || c.num_layers != config_.num_layers)
+    invalid("model: expected the configuration the runner was built for (", to_string(config_.cell), " x ",
+            config_.num_layers, ", d=", config_.input_size, ", h=", config_.hidden_size, ", q=", config_.output_size,
+            ", ", to_string(config_.activation), config_.bias ? "" : ", no bias", "), got ", to_string(c.cell), " x ",
+            c.num_layers, ", d=", c.input_size, ", h=", c.hidden_size, ", q=", c.output_size, ", ",
+            to_string(c.activation), c.bias ? "" : ", no bias");
 }
 
 template <class Scalar>
@@ -48,20 +87,28 @@ void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, Span<cons
   if (history < 0 || history > keep)
     invalid("history: expected 0 to ", keep, " steps for ", truncation_.to_string(), ", got ", history);
   if (history > position) invalid("history: expected at most the ", position, " steps consumed, got ", history);
-  const Index state_size = detail::checked_size("state", "the carried state n x h", {batch, h}, sizeof(Scalar));
-  detail::check_span("state", state, {batch, h}, "n x h");
-  detail::check_finite("state", state.data(), {batch, h});
+  const Index state_size = detail::checked_size("state", "the carried state",
+                                                {config_.state_parts(), config_.num_layers, batch, h}, sizeof(Scalar));
+  if (!detail::check_state("state", state, config_, batch))
+    invalid("state: expected the carried state of n = ", batch, " sequences, got none");
+  detail::check_state_finite("state", state.data(), config_, batch);
   if (history == 0) {
     if (!history_tokens.empty())
       invalid("history inputs: expected no ids with history = 0, got ", history_tokens.size());
     if (!history_states.empty())
       invalid("history states: expected no states with history = 0, got ", history_states.size(), " values");
   } else {
+    const Index rows = history_rows(config_, history);
     detail::check_span("history inputs", history_tokens, {history, batch}, "history x n");
-    detail::check_span("history states", history_states, {history + 1, batch, h}, "(history + 1) x n x h");
-    detail::check_finite("history states", history_states.data(), {history + 1, batch, h});
-    if (!std::equal(state.begin(), state.end(), history_states.begin() + history * batch * h))
-      invalid("history states: expected the last row to equal state (the carried h_t), got another");
+    if (config_.single_elman())
+      detail::check_span("history states", history_states, {history + 1, batch, h}, "(history + 1) x n x h");
+    else
+      detail::check_span("history states", history_states, {rows, batch, h}, "history rows x n x h");
+    detail::check_finite("history states", history_states.data(), {rows, batch, h});
+    if (!history_matches_state(config_, history, batch, state, history_states))
+      invalid(config_.single_elman()
+                  ? "history states: expected the last row to equal state (the carried h_t), got another"
+                  : "history states: expected the rows of the carried state to equal state, got others");
     for (Index i = 0; i < history * batch; ++i)
       if (history_tokens[i] < 0 || history_tokens[i] >= config_.input_size)
         invalid("history inputs: expected token ids in [0, ", config_.input_size, "), got ", history_tokens[i], " at [",
@@ -71,6 +118,11 @@ void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, Span<cons
     detail::grow_buffer(ws_.H,
                         detail::checked_size("history", "the history states", {history + 1, batch, h}, sizeof(Scalar)),
                         "history", "the history states");
+    if (!config_.single_elman()) {
+      const Index values = detail::checked_size("history", "the history rows", {rows, batch, h}, sizeof(Scalar));
+      detail::grow_buffer(history_rows_, values, "history", "the history rows");
+      detail::stack_history_unpack(ws_, config_, history, batch, history_states.data());  // grows, then copies
+    }
   }
   detail::grow_buffer(state_, state_size, "state", "the carried state n x h");
 
@@ -79,7 +131,10 @@ void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, Span<cons
   std::copy(state.begin(), state.end(), state_.begin());
   if (history > 0) {
     std::copy(history_tokens.begin(), history_tokens.end(), token_history_.begin());
-    std::copy(history_states.begin(), history_states.end(), ws_.H.begin());
+    if (config_.single_elman())
+      std::copy(history_states.begin(), history_states.end(), ws_.H.begin());
+    else
+      std::copy(history_states.begin(), history_states.end(), history_rows_.begin());
     input_kind_ = 1;
   }
   history_ = history;
@@ -95,13 +150,15 @@ Span<const std::int64_t> StreamRunner<Scalar>::history_tokens() const {
 template <class Scalar>
 Span<const Scalar> StreamRunner<Scalar>::history_states() const {
   if (history_ == 0) return {};
+  if (!config_.single_elman())
+    return {history_rows_.data(), history_rows(config_, history_) * batch_ * config_.hidden_size};
   return {ws_.H.data(), (history_ + 1) * batch_ * config_.hidden_size};
 }
 
 template <class Scalar>
 Span<const Scalar> StreamRunner<Scalar>::state() const {
   if (batch_ == 0) return {};
-  return {state_.data(), batch_ * config_.hidden_size};
+  return {state_.data(), config_.state_size(batch_)};
 }
 
 template <class Scalar>
@@ -127,13 +184,19 @@ double StreamRunner<Scalar>::step(Span<const Scalar> params, Span<Scalar> dparam
   else
     detail::check_span("x", x.dense, {x.steps, n, d}, "T x n x d");
   // Sizes checked before anything grows (the forward pass checks its own buffers).
-  const Index state_size = detail::checked_size("x", "the carried state n x h", {n, h}, sizeof(Scalar));
+  const Index state_size =
+      detail::checked_size("x", "the carried state", {config_.state_parts(), config_.num_layers, n, h}, sizeof(Scalar));
   const Index keep = truncation_.history_steps();
   const Index total = detail::checked_add("x", "the history and chunk steps", history_, x.steps);
   const Index token_size =
       kind == 0 ? 0 : detail::checked_size("x", "the token history T x n", {total, n}, sizeof(std::int64_t));
   const Index dense_size =
       kind == 1 ? 0 : detail::checked_size("x", "the input history T x n x d", {total, n, d}, sizeof(Scalar));
+  if (keep > 0 && !config_.single_elman()) {
+    const Index rows = history_rows(config_, std::min(keep, total));
+    detail::grow_buffer(history_rows_, detail::checked_size("x", "the history rows", {rows, n, h}, sizeof(Scalar)), "x",
+                        "the history rows");
+  }
   if (state_.size() != static_cast<std::size_t>(state_size)) {
     detail::grow_buffer(state_, state_size, "x", "the carried state n x h");
     state_.resize(static_cast<std::size_t>(state_size));
@@ -162,16 +225,24 @@ double StreamRunner<Scalar>::step(Span<const Scalar> params, Span<Scalar> dparam
   rnn_backward(dparams, ws_, config_, layout_, params, options);
 
   // Commit: carry the state, keep the last `keep` steps of history at the buffers' front.
-  std::copy(ws_.H.begin() + total * n * h, ws_.H.begin() + (total + 1) * n * h, state_.begin());
+  if (config_.single_elman())
+    std::copy(ws_.H.begin() + total * n * h, ws_.H.begin() + (total + 1) * n * h, state_.begin());
+  else
+    std::copy(ws_.state_T.begin(), ws_.state_T.begin() + state_size, state_.begin());
   const Index kept = std::min(keep, total);
   if (kept > 0 && total > kept) {  // else the history already sits at the front
     const Index from = total - kept;
-    std::copy(ws_.H.begin() + from * n * h, ws_.H.begin() + (total + 1) * n * h, ws_.H.begin());
+    if (config_.single_elman())
+      std::copy(ws_.H.begin() + from * n * h, ws_.H.begin() + (total + 1) * n * h, ws_.H.begin());
+    else
+      detail::stack_history_shift(ws_, config_, from, kept, n);
     if (kind == 1)
       std::copy(token_history_.begin() + from * n, token_history_.begin() + total * n, token_history_.begin());
     else
       std::copy(dense_history_.begin() + from * n * d, dense_history_.begin() + total * n * d, dense_history_.begin());
   }
+  if (kept > 0 && !config_.single_elman())
+    detail::stack_history_pack(ws_, config_, kept, n, history_rows_.data());  // sized before the forward pass
   history_ = kept;
   batch_ = n;
   input_kind_ = kind;
@@ -182,7 +253,7 @@ double StreamRunner<Scalar>::step(Span<const Scalar> params, Span<Scalar> dparam
 template <class Scalar>
 std::size_t StreamRunner<Scalar>::memory_bytes() const {
   return ws_.bytes() + state_.capacity() * sizeof(Scalar) + dense_history_.capacity() * sizeof(Scalar) +
-         token_history_.capacity() * sizeof(std::int64_t);
+         token_history_.capacity() * sizeof(std::int64_t) + history_rows_.capacity() * sizeof(Scalar);
 }
 
 template class RNNBPTT_EXPORT StreamRunner<float>;

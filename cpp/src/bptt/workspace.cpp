@@ -51,7 +51,13 @@ std::size_t Workspace<Scalar>::bytes() const {
   const std::size_t scalars = H.capacity() + O.capacity() + dO.capacity() + dA.capacity() + dH.capacity() +
                               lane_g.capacity() + W_hh_T.capacity() + W_hx_T.capacity() + dW_hx_T.capacity() +
                               flow.capacity() + dh_norms.capacity();
-  return scalars * sizeof(Scalar) + lane_owner.capacity() * sizeof(Index) + ids.capacity() * sizeof(std::int64_t) +
+  std::size_t stack = state_T.capacity() + step_s.capacity() + carry.capacity() + step_in.capacity() +
+                      lane_dP.capacity() + lane_dS.capacity() + from_above.capacity();
+  for (const LayerCache<Scalar>& layer : layers)
+    stack += layer.H.capacity() + layer.C.capacity() + layer.gates.capacity() + layer.kept.capacity() +
+             layer.dP.capacity() + layer.dS.capacity();
+  return (scalars + stack) * sizeof(Scalar) + step_norms.capacity() * sizeof(double) +
+         lane_owner.capacity() * sizeof(Index) + ids.capacity() * sizeof(std::int64_t) +
          row_loss.capacity() * sizeof(double) + norm_parts.capacity() * sizeof(double) +
          windows.capacity() * sizeof(Window);
 }

@@ -55,6 +55,18 @@ bool check_optional_span(const char* name, Span<T> span, std::initializer_list<I
   return true;
 }
 
+// A whole state of n sequences (config.state_size(n) values), optional as above: n x h for one
+// Elman layer, L x n x h for stacks and the GRU, 2 x L x n x h (every h, then every c) for the
+// LSTM.
+template <class T>
+bool check_state(const char* name, Span<T> span, const ModelConfig& config, Index n) {
+  const Index h = config.hidden_size, L = config.num_layers;
+  if (config.cell == Cell::lstm) return check_optional_span(name, span, {2, L, n, h}, "2 x L x n x h");
+  if (config.num_layers > 1 || config.cell != Cell::elman)
+    return check_optional_span(name, span, {L, n, h}, "L x n x h");
+  return check_optional_span(name, span, {n, h}, "n x h");
+}
+
 // An IdView with the same rules (its size counts ids).
 inline Index check_ids(const char* name, const IdView& ids, std::initializer_list<Index> dims, const char* labels) {
   if (ids.type != IdType::int32 && ids.type != IdType::int64)

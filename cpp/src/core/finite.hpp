@@ -35,4 +35,16 @@ void check_finite(const char* name, const Scalar* data, std::initializer_list<In
   }
 }
 
+// A whole state of n sequences (ModelConfig::state_size), its position in the state's shape.
+template <class Scalar>
+void check_state_finite(const char* name, const Scalar* data, const ModelConfig& config, Index n) {
+  const Index h = config.hidden_size, L = config.num_layers;
+  if (config.cell == Cell::lstm)
+    check_finite(name, data, {2, L, n, h});
+  else if (!config.single_elman())
+    check_finite(name, data, {L, n, h});
+  else
+    check_finite(name, data, {n, h});
+}
+
 }  // namespace rnnbptt::detail

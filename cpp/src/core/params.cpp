@@ -9,22 +9,34 @@ using detail::invalid;
 ParameterLayout::ParameterLayout(const ModelConfig& config) {
   config.validate();
   const Index d = config.input_size, h = config.hidden_size, q = config.output_size;
-  const Index bias = config.bias ? 1 : 0;
-  const Index shapes[count][2] = {{h, d}, {h, h}, {bias * h, 1}, {q, h}, {bias * q, 1}};
-  const char* names[count] = {"W_hx", "W_hh", "b_h", "W_qh", "b_q"};
+  const Index bias = config.bias ? 1 : 0, rows = config.gates() * h;
+  const bool gated = config.cell != Cell::elman;
   Index offset = 0;
-  for (int i = 0; i < count; ++i) {
-    const bool vector = i == 2 || i == 4;  // b_h, b_q
-    tensors[i] = Tensor{names[i], offset, shapes[i][0], shapes[i][1], vector};
-    offset += tensors[i].size();
+  const auto add = [&](std::string name, Index r, Index c, bool vector) {
+    tensors.push_back(Tensor{std::move(name), offset, r, c, vector});
+    offset += r * c;
+    return static_cast<int>(tensors.size() - 1);
+  };
+  for (Index l = 0; l < config.num_layers; ++l) {
+    const std::string suffix = l == 0 ? "" : "_l" + std::to_string(l);
+    Layer layer{};
+    layer.W_hx = add("W_hx" + suffix, rows, l == 0 ? d : h, false);
+    layer.W_hh = add("W_hh" + suffix, rows, h, false);
+    layer.input_bias = add((gated ? "b_hx" : "b_h") + suffix, bias * rows, 1, true);
+    layer.recurrent_bias = gated ? add("b_hh" + suffix, bias * rows, 1, true) : -1;
+    layers.push_back(layer);
   }
+  output_weight = add("W_qh", q, h, false);
+  output_bias = add("b_q", bias * q, 1, true);
   total = offset;
 }
 
 const Tensor& ParameterLayout::find(const std::string& name) const {
   for (const Tensor& t : tensors)
     if (name == t.name) return t;
-  invalid("name: expected one of W_hx, W_hh, b_h, W_qh, b_q, got '", name, "'");
+  std::string names;
+  for (std::size_t i = 0; i < tensors.size(); ++i) names += (i == 0 ? "" : ", ") + tensors[i].name;
+  invalid("name: expected one of ", names, ", got '", name, "'");
 }
 
 }  // namespace rnnbptt

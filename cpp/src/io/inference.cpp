@@ -20,9 +20,10 @@ using detail::invalid;
 template <class Scalar>
 Predictor<Scalar>::Predictor(const Model<Scalar>& model) : model_(&model) {
   const ModelConfig& c = model.config();
-  const Index h = c.hidden_size;
-  detail::grow_buffer(state_, detail::checked_size("model", "the state h", {h}, sizeof(Scalar)), "model",
-                      "the state h");
+  detail::grow_buffer(
+      state_,
+      detail::checked_size("model", "the state", {c.state_parts(), c.num_layers, c.hidden_size}, sizeof(Scalar)),
+      "model", "the state");
   std::fill(state_.begin(), state_.end(), Scalar(0));
   // The buffers of a one-step forward, so that step() does not allocate.
   ws_.reserve(c, 1, 1, 0);
@@ -36,25 +37,26 @@ void Predictor<Scalar>::reset() {
 
 template <class Scalar>
 void Predictor<Scalar>::set_state(Span<const Scalar> h) {
-  const Index size = model_->config().hidden_size;
-  detail::check_span("h", h, {size}, "hidden_size");
-  detail::check_finite("h", h.data(), {size});
+  const ModelConfig& c = model_->config();
+  detail::check_span("h", h, {c.state_size(1)}, "the state of one sequence");
+  detail::check_state_finite("h", h.data(), c, 1);
   std::copy(h.begin(), h.end(), state_.begin());
 }
 
 template <class Scalar>
 Span<const Scalar> Predictor<Scalar>::state() const {
-  return {state_.data(), model_->config().hidden_size};
+  return {state_.data(), model_->config().state_size(1)};
 }
 
 template <class Scalar>
 Span<const Scalar> Predictor<Scalar>::run(const SequenceInput<Scalar>& x) {
   const ModelConfig& c = model_->config();
-  const Index h = c.hidden_size, q = c.output_size, T = x.steps;
-  rnn_forward(ws_, c, model_->layout(), model_->parameters(), x, Span<const Scalar>(state_.data(), h), 0);
-  // n = 1: h_T is row T of the states, o_T row T - 1 of the outputs.
-  const Scalar* last = ws_.H.data() + T * h;
-  std::copy(last, last + h, state_.begin());
+  const Index h = c.hidden_size, q = c.output_size, T = x.steps, size = c.state_size(1);
+  rnn_forward(ws_, c, model_->layout(), model_->parameters(), x, Span<const Scalar>(state_.data(), size), 0);
+  // n = 1: one Elman layer's h_T is row T of the states; a stack's whole state is ws.state_T.
+  // o_T is row T - 1 of the outputs.
+  const Scalar* last = c.single_elman() ? ws_.H.data() + T * h : ws_.state_T.data();
+  std::copy(last, last + size, state_.begin());
   return {ws_.O.data() + (T - 1) * q, q};
 }
 

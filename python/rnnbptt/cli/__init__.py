@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from .. import _core, data, distributed, set_num_threads
-from ..model import ACTIVATIONS
+from ..model import ACTIVATIONS, CELLS
 from ..truncation import Truncation
 from .arguments import (
     DEFAULT_CHECKPOINT,
@@ -67,6 +67,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def _add_model_args(p: argparse.ArgumentParser, epochs: int) -> None:
     g = p.add_argument_group("model and optimization")
+    g.add_argument("--cell", choices=CELLS, default="elman", help="the recurrent cell (default elman)")
+    g.add_argument("--layers", type=positive_int, default=1, help="stacked layers (default 1)")
     g.add_argument("--hidden", type=positive_int, default=256, help="hidden units (default 256)")
     g.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     g.add_argument("--init-std", type=positive_float,

@@ -115,6 +115,13 @@ def fraction(text: str) -> float:
     return value
 
 
+def describe_cells(cell: str, layers: int, hidden: int) -> str:
+    """``"hidden 256"`` for one Elman layer, else ``"gru, hidden 256"`` or ``"2-layer lstm, hidden 256"``."""
+    if cell == "elman" and layers == 1:
+        return f"hidden {hidden}"
+    return f"{f'{layers}-layer ' if layers > 1 else ''}{cell}, hidden {hidden}"
+
+
 def _truncation(spec: str) -> Truncation:
     """argparse type: the string form of a truncation, parsed here at the edge."""
     try:

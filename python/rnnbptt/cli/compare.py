@@ -14,6 +14,7 @@ from .arguments import (
     UsageError,
     _as_flag,
     _flag,
+    describe_cells,
 )
 from .train import (
     _build_model,
@@ -128,7 +129,8 @@ def _compare_on_task(args: argparse.Namespace, name: str) -> int:
     steps = args.steps if args.steps is not None else task.default_steps
     lr = args.lr if args.lr is not None else task.default_lr if args.optimizer == "adam" else DEFAULT_LR["sgd"]
     print(f"comparing {', '.join(map(str, strategies))}\non {compare.describe_task(task)};\n"
-          f"{steps} steps of {args.batch_size} fresh sequences, hidden {args.hidden}, {args.optimizer} lr {lr:g}, "
+          f"{steps} steps of {args.batch_size} fresh sequences, {describe_cells(args.cell, args.layers, args.hidden)}, "
+          f"{args.optimizer} lr {lr:g}, "
           f"seed {args.seed}\n", flush=True)
 
     def report(result: tasks.TaskResult) -> None:
@@ -137,7 +139,7 @@ def _compare_on_task(args: argparse.Namespace, name: str) -> int:
     results = compare.run_comparison(
         task, strategies, on_result=report, hidden_size=args.hidden, steps=steps, batch_size=args.batch_size,
         lr=lr, optimizer=args.optimizer, clip=args.clip if args.clip > 0 else None, seed=args.seed,
-        dtype=args.dtype,
+        dtype=args.dtype, cell=args.cell, num_layers=args.layers,
     )
     print()
     print(compare.results_table(task, results))

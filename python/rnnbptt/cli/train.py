@@ -32,6 +32,7 @@ from .arguments import (
     _as_flag,
     _flag,
     _one_line,
+    describe_cells,
 )
 
 
@@ -71,7 +72,8 @@ def _learning_rate(args: argparse.Namespace) -> float:
 
 def _build_model(args: argparse.Namespace, vocab: data.Vocab) -> RNN:
     try:
-        return RNN(len(vocab), args.hidden, len(vocab), dtype=args.dtype, seed=args.seed, init_std=args.init_std)
+        return RNN(len(vocab), args.hidden, len(vocab), dtype=args.dtype, seed=args.seed, init_std=args.init_std,
+                   cell=args.cell, num_layers=args.layers)
     except MemoryError as error:
         raise UsageError(
             f"argument --hidden: not enough memory for a model with {args.hidden} hidden units ({error})"
@@ -186,8 +188,8 @@ def _data_record(args: argparse.Namespace) -> dict[str, object]:
 
 #: ``train`` arguments that a resumed run takes from its checkpoint: giving another value is a
 #: mistake (the model, the optimizer and the data stream are the run's identity).
-_FIXED_ON_RESUME = ("hidden", "dtype", "optimizer", "truncation", "lr_schedule", "batch_size", "num_steps",
-                    "iterator", "seed", "d2l", "max_tokens", "valid_fraction")
+_FIXED_ON_RESUME = ("cell", "layers", "hidden", "dtype", "optimizer", "truncation", "lr_schedule", "batch_size",
+                    "num_steps", "iterator", "seed", "d2l", "max_tokens", "valid_fraction")
 
 
 def _apply_resume(args: argparse.Namespace, trainer: Trainer) -> None:
@@ -198,6 +200,7 @@ def _apply_resume(args: argparse.Namespace, trainer: Trainer) -> None:
     given: set[str] = getattr(args, "given", set())
     recorded = trainer.data or {}
     saved = {
+        "cell": trainer.model.cell, "layers": trainer.model.num_layers,
         "hidden": trainer.model.hidden_size, "dtype": trainer.model.dtype.name,
         "optimizer": trainer.settings.optimizer, "truncation": str(trainer.truncation),
         "lr_schedule": trainer.settings.lr_schedule, "batch_size": trainer.batch_size,
@@ -373,8 +376,9 @@ def _train(args: argparse.Namespace, comm: object) -> int:
     trainer.data = record
     if comm is not None:
         print(f"data parallel on {trainer.comm.Get_size()} processes x {get_num_threads()} threads")
-    print(f"training on {source}: {len(train):,} tokens ({len(valid):,} held out), "
-          f"{len(vocab)} symbols, hidden {trainer.model.hidden_size}, {trainer.settings.describe()}")
+    model = trainer.model
+    print(f"training on {source}: {len(train):,} tokens ({len(valid):,} held out), {len(vocab)} symbols, "
+          f"{describe_cells(model.cell, model.num_layers, model.hidden_size)}, {trainer.settings.describe()}")
     epochs = None if args.steps is not None else args.epochs
     started, first_step = time.perf_counter(), trainer.step
     try:

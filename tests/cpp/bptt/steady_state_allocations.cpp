@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <string>
 #include <vector>
 
 extern "C" {
@@ -188,5 +189,40 @@ int main() {
   report("predictor_step", predict, 50);
   report("dense_full_float64", step64, 5);
   for (const Case& c : cases) report(c.name, c.step, 5);
+  // Every cell in a stack of two layers: the layer drivers (cpp/src/bptt/layers.cpp), with
+  // every strategy, and a stream of each with Regular(k1 < k2)'s history.
+  for (const rnnbptt::Cell cell : rnnbptt::kCells) {
+    rnnbptt::ModelConfig stack_config = config;
+    stack_config.hidden_size = 96;
+    stack_config.cell = cell;
+    stack_config.num_layers = 2;
+    rnnbptt::Model<float> stack(stack_config);
+    stack.init_normal(0.05, 1);
+    rnnbptt::Adam<float> stack_adam(stack.num_parameters(), 1e-3);
+    rnnbptt::StreamRunner<float> stack_runner(stack_config, regular);
+    const std::string name = rnnbptt::to_string(cell);
+    for (const rnnbptt::Truncation* truncation : {&full, &regular, &randomized}) {
+      const auto step = [&] {
+        stack.forward(ids);
+        stack.loss(y);
+        rnnbptt::BackwardOptions<float> options;
+        options.truncation = truncation;
+        stack.backward(options);
+        rnnbptt::clip_grad_norm(stack.gradients(), 1.0);
+        stack_adam.step(stack.parameters(), stack.gradients());
+      };
+      report((name + "_x2_" + truncation->to_string()).c_str(), step, 3);
+    }
+    const auto dense_step = [&] { sgd_training_step(stack, values, y, true); };
+    report((name + "_x2_dense_norms").c_str(), dense_step, 3);
+    const auto stream_step = [&] {
+      stack_runner.step(stack, ids, y);
+      rnnbptt::sgd_step(stack.parameters(), stack.gradients(), 0.1);
+    };
+    report((name + "_x2_stream_" + regular.to_string()).c_str(), stream_step, 3);
+    rnnbptt::Predictor<float> stack_predictor(stack);
+    const auto stack_predict = [&] { next = rnnbptt::argmax(stack_predictor.step(next)); };
+    report((name + "_x2_predictor_step").c_str(), stack_predict, 20);
+  }
   return total == 0 ? 0 : 1;
 }

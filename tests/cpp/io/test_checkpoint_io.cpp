@@ -225,7 +225,34 @@ TEST(CheckpointFormat, RefusesWhatPythonRefuses) {
     std::function<void(std::map<std::string, std::string>&, std::map<std::string, RawTensor>&)> change;
   };
   const std::vector<Case> cases = {
-      {"expected format version 1 or 2 in the file, got 3", [](auto& m, auto&) { m["format_version"] = "3"; }},
+      {"expected format version 1, 2 or 3 in the file, got 4", [](auto& m, auto&) { m["format_version"] = "4"; }},
+      // Version 3 names the cell and the layers; versions 1 and 2 hold one Elman layer.
+      {"config: expected 'cell' to be \"elman\", \"gru\" or \"lstm\", got none",
+       [](auto& m, auto&) { m["format_version"] = "3"; }},
+      {"config: expected no 'cell' or 'num_layers' in format version 2 (one Elman layer)",
+       [](auto& m, auto&) { m["config"].insert(m["config"].size() - 1, ", \"cell\": \"elman\""); }},
+      {"config: expected 'cell' to be \"elman\", \"gru\" or \"lstm\", got \"rnn\"",
+       [](auto& m, auto&) {
+         m["format_version"] = "3";
+         m["config"].insert(m["config"].size() - 1, ", \"cell\": \"rnn\", \"num_layers\": 1");
+       }},
+      {"config: expected 'num_layers' to be an integer >= 1, got 0",
+       [](auto& m, auto&) {
+         m["format_version"] = "3";
+         m["config"].insert(m["config"].size() - 1, ", \"cell\": \"gru\", \"num_layers\": 0");
+       }},
+      {"config: expected 'num_layers' to be at most the 1 layers the file's tensors can hold, got 1000000000000",
+       [](auto& m, auto&) {
+         m["format_version"] = "3";
+         m["config"].insert(m["config"].size() - 1, ", \"cell\": \"lstm\", \"num_layers\": 1000000000000");
+       }},
+      {"config: activation: expected 'tanh' for the gru cell",
+       [](auto& m, auto&) {
+         m["format_version"] = "3";
+         m["config"] =
+             "{\"input_size\": 2, \"hidden_size\": 2, \"output_size\": 2, \"activation\": \"relu\", \"bias\": "
+             "false, \"dtype\": \"float64\", \"cell\": \"gru\", \"num_layers\": 1}";
+       }},
       {"expected format 'rnnbptt-checkpoint', got \"other\"", [](auto& m, auto&) { m["format"] = "other"; }},
       {"no format entry", [](auto& m, auto&) { m.erase("format"); }},
       {"lacks tensor 'W_qh' (expected shape (2, 2), dtype float64)", [](auto&, auto& t) { t.erase("W_qh"); }},
@@ -384,7 +411,7 @@ TEST(CheckpointWriter, WritesPythonsJson) {
   // The metadata strings are json.dumps' output (escaped once more inside the header).
   EXPECT_NE(
       header.find(
-          R"({\"input_size\": 3, \"hidden_size\": 2, \"output_size\": 3, \"activation\": \"tanh\", \"bias\": true, \"dtype\": \"float32\"})"),
+          R"({\"input_size\": 3, \"hidden_size\": 2, \"output_size\": 3, \"activation\": \"tanh\", \"bias\": true, \"dtype\": \"float32\", \"cell\": \"elman\", \"num_layers\": 1})"),
       std::string::npos)
       << header;
   EXPECT_NE(header.find(R"({\"tokens\": [\"x\", \"y\", \"\\\"\"]})"), std::string::npos) << header;

@@ -50,10 +50,13 @@ using identity_t = typename identity<T>::type;
 /// Forward pass into `ws`. `params` holds layout.total values. x holds T = x.steps steps of n
 /// = x.batch sequences (T >= 1, n >= 1): dense T x n x d values or T x n ids in [0, d).
 /// The first `context_steps` steps are history (a stream's last steps, no loss): their states
-/// h_1 .. h_context are already in ws.H and are kept, and steps context+1 .. T are computed
-/// from h_context. With no history the run starts from h_0 = `h0` (empty: zeros; else n x h
-/// values; must be empty when context_steps > 0). Fills ws.H (h_0 .. h_T, (T+1) x n x h) and
-/// ws.O (o_t, T x n x q; rows of history steps are not written).
+/// h_1 .. h_context (for a stack, everything its layers keep: ws.layers) are already in the
+/// workspace and are kept, and steps context+1 .. T are computed from h_context (StreamRunner
+/// arranges this). With no history the run starts from `h0` (empty: zeros; else the whole
+/// state, config.state_size(n) values: n x h for one Elman layer; must be empty when
+/// context_steps > 0). Fills ws.H (the top layer's h_0 .. h_T, (T+1) x n x h), ws.O (o_t,
+/// T x n x q; rows of history steps are not written) and, for a stack, ws.layers and
+/// ws.state_T.
 /// Validates x (lengths against config and steps/batch, finite values, ids in [0, d)) and h0.
 /// Lifetime: dense x is kept by reference in ws.input and read again by rnn_backward, so it
 /// must stay alive and unchanged until the last rnn_backward of this forward; token ids are

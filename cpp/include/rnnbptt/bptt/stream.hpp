@@ -33,6 +33,21 @@
 
 namespace rnnbptt {
 
+/// Rows of n x h values in a stream's history of k steps (StreamRunner::history_states): 0
+/// when k = 0; for one Elman layer k + 1 (h at the k history steps' starts and the carried
+/// h_t); for a stack, per layer (layer 0 first): k + 1 rows of h, k + 1 rows of c (lstm), then
+/// each history step's kept gate values gate by gate (gru: r, z, n; lstm: i, f, g, o), then
+/// k rows of s_n (gru). An Elman layer in a stack keeps only its k + 1 rows of h. SizeError
+/// when the count overflows.
+RNNBPTT_EXPORT Index history_rows(const ModelConfig& config, Index k);
+
+/// Whether the rows of `history_states` (history_rows(config, k) x n x h values) that hold the
+/// carried state (the last row of every layer's h, and c) equal `state` (config.state_size(n)
+/// values), bit for bit: what StreamRunner::restore requires of a saved history.
+template <class Scalar>
+RNNBPTT_EXPORT bool history_matches_state(const ModelConfig& config, Index k, Index n, Span<const Scalar> state,
+                                          Span<const Scalar> history_states);
+
 /// Forward, loss and backward chunk after chunk with a carried state.
 template <class Scalar>
 class RNNBPTT_EXPORT StreamRunner {
@@ -60,10 +75,12 @@ class RNNBPTT_EXPORT StreamRunner {
   /// that restarts streams keeps counting (reset(position())) so that draws never repeat.
   void reset(std::int64_t position = 0);
   /// Puts the runner back where a saved run was (a checkpoint taken between chunks): `position`
-  /// steps consumed, the carried state (batch x h values), and the last `history` steps the
+  /// steps consumed, the carried state (config.state_size(batch) values), and the last `history` steps the
   /// truncation keeps (0 <= history <= k2 - k1): their token ids (history x batch ids, empty
-  /// when history == 0) and states h at those steps and the step after (history + 1 rows of
-  /// batch x h values, empty when history == 0; the last row equals `state`). Everything is
+  /// when history == 0) and what the backward pass reads of them, history_rows(config,
+  /// history) rows of batch x h values (for one Elman layer the states h at those steps and
+  /// the step after; empty when history == 0; the rows of the carried state equal `state`,
+  /// history_matches_state). Everything is
   /// copied. Throws InvalidArgument naming the argument that does not fit; a restore that
   /// throws leaves the runner as it was.
   void restore(std::int64_t position, Index batch, Span<const Scalar> state, Index history,
@@ -72,8 +89,9 @@ class RNNBPTT_EXPORT StreamRunner {
   /// The history held between chunks, for saving: token ids (history_steps() x batch()); empty
   /// for a dense stream or with no history. Valid until the next step(), reset() or restore().
   Span<const std::int64_t> history_tokens() const;
-  /// States of the history: (history_steps() + 1) x batch() x h values; empty with no history.
-  /// Valid until the next step(), reset() or restore().
+  /// What the backward pass reads of the history: history_rows(config, history_steps()) x
+  /// batch() x h values (for one Elman layer its (history_steps() + 1) states); empty with no
+  /// history. Valid until the next step(), reset() or restore().
   Span<const Scalar> history_states() const;
   const Truncation& truncation() const { return truncation_; }
   std::int64_t position() const { return position_; }  ///< steps consumed so far
@@ -93,9 +111,10 @@ class RNNBPTT_EXPORT StreamRunner {
   ParameterLayout layout_;
   Truncation truncation_;
   Workspace<Scalar> ws_;
-  Buffer<Scalar> state_;                // n x h
+  Buffer<Scalar> state_;                // config.state_size(n): the carried state
   Buffer<Scalar> dense_history_;        // (history + T) x n x d
   Buffer<std::int64_t> token_history_;  // (history + T) x n
+  Buffer<Scalar> history_rows_;         // a stack's history as history_states() gives it
   Index history_ = 0;                   // steps of history currently held
   Index batch_ = 0;
   int input_kind_ = -1;  // -1 none yet, 0 dense, 1 tokens

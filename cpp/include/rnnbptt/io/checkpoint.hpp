@@ -1,6 +1,6 @@
 /// @file checkpoint.hpp
-/// @brief Checkpoints: safetensors files (format version 2, docs/checkpoints.md; versions 1 and
-/// 2 are read), written and read here for C++ and for Python (rnnbptt.checkpoint binds this).
+/// @brief Checkpoints: safetensors files (format version 3, docs/checkpoints.md; versions 1, 2 and
+/// 3 are read), written and read here for C++ and for Python (rnnbptt.checkpoint binds this).
 ///
 /// A model trained by `rnnbptt train` loads here and gives the same outputs as in Python (on
 /// the same SIMD variant), and a checkpoint saved here loads in Python (rnnbptt.checkpoint.load,
@@ -55,8 +55,8 @@ namespace rnnbptt {
 
 /// The `format` entry of every checkpoint file.
 inline constexpr const char* kCheckpointFormat = "rnnbptt-checkpoint";
-/// The format version save_checkpoint writes; load_checkpoint reads versions 1 and 2.
-inline constexpr int kCheckpointVersion = 2;
+/// The format version save_checkpoint writes; load_checkpoint reads versions 1, 2 and 3.
+inline constexpr int kCheckpointVersion = 3;
 
 /// The scalar type of a checkpoint's model (its config's "dtype").
 enum class ScalarType { float32, float64 };
@@ -83,13 +83,13 @@ struct SgdSettings {
 template <class Scalar>
 struct RunnerState {
   Index batch = 0;       ///< n >= 1; must equal the trainer entry's "batch_size"
-  Buffer<Scalar> state;  ///< batch x h: the carried hidden state
+  Buffer<Scalar> state;  ///< config.state_size(batch): the carried state
   /// Regular(k1 < k2) truncation also keeps history (the next three members; the tensors
   /// trainer.runner.history_inputs and trainer.runner.history_states).
   bool has_history = false;
   Index history = 0;                         ///< k steps of history (0 <= k <= k2 - k1)
   std::vector<std::int64_t> history_tokens;  ///< history x batch token ids
-  Buffer<Scalar> history_states;             ///< (history + 1) x batch x h
+  Buffer<Scalar> history_states;             ///< history_rows(config, history) x batch x h (stream.hpp)
 
   /// What `runner` carries (copied), as Python's Trainer saves it: the state, and the history
   /// when the runner holds token history (Regular(k1 < k2) after its first chunk). Throws
@@ -145,7 +145,7 @@ struct RNNBPTT_EXPORT Checkpoint {
   Model<Scalar> model() const;
 };
 
-/// Writes `checkpoint` to `path` atomically (see above) in format version 2. Throws
+/// Writes `checkpoint` to `path` atomically (see above) in format version 3. Throws
 /// CheckpointError ("<path>: cannot save: ...") for contents Python could not load back (a
 /// config that does not validate, parameters or Adam moments of the wrong length, both sgd and
 /// adam set, bad hyper-parameters, trainer_json that is not a JSON object, a runner state
@@ -153,7 +153,7 @@ struct RNNBPTT_EXPORT Checkpoint {
 template <class Scalar>
 RNNBPTT_EXPORT void save_checkpoint(const std::filesystem::path& path, const Checkpoint<Scalar>& checkpoint);
 
-/// Reads the checkpoint at `path` (format version 1 or 2), whose model must be of type
+/// Reads the checkpoint at `path` (format version 1, 2 or 3), whose model must be of type
 /// Scalar (use checkpoint_dtype() to choose). Throws CheckpointError ("<path>: ...").
 template <class Scalar>
 RNNBPTT_EXPORT Checkpoint<Scalar> load_checkpoint(const std::filesystem::path& path);
@@ -166,7 +166,7 @@ RNNBPTT_EXPORT ScalarType checkpoint_dtype(const std::filesystem::path& path);
 /// Checkpoint<double> for "float64".
 using AnyCheckpoint = std::variant<Checkpoint<float>, Checkpoint<double>>;
 
-/// Reads the checkpoint at `path` (format version 1 or 2) once, whatever its model's scalar
+/// Reads the checkpoint at `path` (format version 1, 2 or 3) once, whatever its model's scalar
 /// type (load_checkpoint's checks and errors).
 RNNBPTT_EXPORT AnyCheckpoint load_any_checkpoint(const std::filesystem::path& path);
 

@@ -49,9 +49,10 @@ class RNNBPTT_EXPORT Predictor {
 
   /// State <- 0.
   void reset();
-  /// State <- h: exactly hidden_size finite values (copied).
+  /// State <- h: exactly config.state_size(1) finite values (copied): h for one Elman layer,
+  /// every layer's h (then every c, for the LSTM) for stacks.
   void set_state(Span<const Scalar> h);
-  /// The carried state h_t: hidden_size values.
+  /// The carried state: config.state_size(1) values.
   Span<const Scalar> state() const;
 
   /// Runs `tokens` (at least one, each in [0, input_size)) as ONE forward (T = tokens.size(),

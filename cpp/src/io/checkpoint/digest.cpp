@@ -18,7 +18,7 @@ void hash_string(detail::Sha256& h, std::string_view s) {
   h.update(s.data(), s.size());
 }
 
-// Format version 2: docs/checkpoints.md.
+// Format versions 2 and 3: docs/checkpoints.md.
 std::string digest_v2(const std::map<std::string, std::string>& metadata,
                       const std::map<std::string, TensorRef>& tensors) {
   detail::Sha256 h;

@@ -33,8 +33,18 @@ namespace rnnbptt::checkpoint_format {
 using nlohmann::json;
 
 inline constexpr const char* kFormat = kCheckpointFormat;
-inline constexpr const char* kFormatVersion = "2";  // kCheckpointVersion as metadata text
-static_assert(kCheckpointVersion == 2, "kFormatVersion must spell kCheckpointVersion");
+inline constexpr const char* kFormatVersion = "3";
+
+// The shape of a runner's carried state of n sequences (ModelConfig::state_size): (n, h) for
+// one Elman layer, (L, n, h) for stacks and the GRU, (2, L, n, h) for the LSTM.
+inline std::vector<std::uint64_t> state_dims(const ModelConfig& config, Index n) {
+  const auto un = static_cast<std::uint64_t>(n), h = static_cast<std::uint64_t>(config.hidden_size),
+             L = static_cast<std::uint64_t>(config.num_layers);
+  if (config.cell == Cell::lstm) return {2, L, un, h};
+  if (!config.single_elman()) return {L, un, h};
+  return {un, h};
+}  // kCheckpointVersion as metadata text
+static_assert(kCheckpointVersion == 3, "kFormatVersion must spell kCheckpointVersion");
 // safetensors refuses headers above 100 MB (its MAX_HEADER_SIZE); so do we.
 inline constexpr std::uint64_t kMaxHeader = 100'000'000;
 

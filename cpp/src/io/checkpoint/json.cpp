@@ -69,7 +69,9 @@ std::string config_json(const ModelConfig& config, ScalarType dtype) {
   append_json_string(out, to_string(config.activation));
   out += std::string(", \"bias\": ") + (config.bias ? "true" : "false") + ", \"dtype\": ";
   append_json_string(out, to_string(dtype));
-  return out + "}";
+  out += ", \"cell\": ";
+  append_json_string(out, to_string(config.cell));
+  return out + ", \"num_layers\": " + std::to_string(config.num_layers) + "}";
 }
 
 // Python's json.loads accepts NaN, Infinity and -Infinity, which json.dumps writes for such

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "io/python_json.hpp"
+#include "rnnbptt/bptt/stream.hpp"
 #include "rnnbptt/core/params.hpp"
 
 namespace rnnbptt::checkpoint_format {
@@ -54,7 +55,8 @@ TensorRef take_tensor(std::string_view name, std::map<std::string, TensorRef>& t
   return out;
 }
 
-ModelConfig parse_config(std::string_view name, const json& c, ScalarType& dtype) {
+ModelConfig parse_config(std::string_view name, const json& c, ScalarType& dtype, int version,
+                         std::size_t tensor_count) {
   ModelConfig config;
   config.input_size = json_size(name, c, "input_size", "config", 1);
   config.hidden_size = json_size(name, c, "hidden_size", "config", 1);
@@ -73,6 +75,27 @@ ModelConfig parse_config(std::string_view name, const json& c, ScalarType& dtype
     fail(name, "config: expected 'bias' to be true or false, got ",
          bias == c.end() ? std::string("none") : bias->dump());
   config.bias = bias->get<bool>();
+  // Format version 3 names the cell and the layers; earlier files hold one Elman layer.
+  const auto cell = c.find("cell");
+  if (version >= 3) {
+    if (cell == c.end() || !cell->is_string())
+      fail(name, "config: expected 'cell' to be ", cell_choices('"'), ", got ",
+           cell == c.end() ? std::string("none") : cell->dump());
+    try {
+      config.cell = cell_from_string(cell->get<std::string>());
+    } catch (const Error&) {
+      fail(name, "config: expected 'cell' to be ", cell_choices('"'), ", got ", cell->dump());
+    }
+    config.num_layers = json_size(name, c, "num_layers", "config", 1);
+    // Each layer is at least two tensors of the file: more layers than that cannot be in it
+    // (and are not worth allocating a layout for).
+    if (config.num_layers > static_cast<Index>(tensor_count / 2))
+      fail(name, "config: expected 'num_layers' to be at most the ", tensor_count / 2,
+           " layers the file's tensors can hold, got ", config.num_layers);
+  } else if (cell != c.end() || c.find("num_layers") != c.end()) {
+    fail(name, "config: expected no 'cell' or 'num_layers' in format version ", version, " (one Elman layer), got ",
+         c.dump());
+  }
   const auto type = c.find("dtype");
   if (type != c.end() && type->is_string() && type->get<std::string>() == "float32") {
     dtype = ScalarType::float32;
@@ -90,11 +113,22 @@ ModelConfig parse_config(std::string_view name, const json& c, ScalarType& dtype
   return config;
 }
 
+// history_rows for the k steps a file's history inputs hold, refused when it overflows.
+std::uint64_t stored_history_rows(std::string_view name, const ModelConfig& config, std::uint64_t k) {
+  try {
+    return static_cast<std::uint64_t>(history_rows(config, static_cast<Index>(k)));
+  } catch (const SizeError&) {
+    fail(name,
+         "tensor 'trainer.runner.history_inputs' in the file: expected at most the steps a history can hold, got ", k);
+  }
+}
+
 template <class Scalar>
 void check_runner_tensors(const Validated& v, std::string_view name) {
   RunnerState<Scalar> r;
   r.batch = v.runner_batch;
   r.has_history = v.has_history;
+  r.history = v.history;
   read_values<Scalar>(v.tensors.at("trainer.runner.state").data,
                       static_cast<std::size_t>(v.tensors.at("trainer.runner.state").count), r.state);
   if (v.has_history) {
@@ -125,10 +159,11 @@ void check_runner(const RunnerState<Scalar>& r, const ModelConfig& config, std::
   }
   if (!finite(r.history_states))
     fail(name, "tensor 'trainer.runner.history_states' in the file: expected finite values, got NaN or inf");
-  if (!std::equal(r.state.begin(), r.state.end(), r.history_states.end() - static_cast<std::ptrdiff_t>(r.state.size())))
-    fail(name,
-         "tensor 'trainer.runner.history_states' in the file: expected its last row to equal 'trainer.runner.state' "
-         "(the carried state), got another");
+  if (!history_matches_state<Scalar>(config, r.history, r.batch, {r.state.data(), static_cast<Index>(r.state.size())},
+                                     {r.history_states.data(), static_cast<Index>(r.history_states.size())}))
+    fail(name, "tensor 'trainer.runner.history_states' in the file: expected ",
+         config.single_elman() ? "its last row" : "the rows of every layer's carried state",
+         " to equal 'trainer.runner.state' (the carried state), got ", config.single_elman() ? "another" : "others");
 }
 
 template void check_runner<float>(const RunnerState<float>&, const ModelConfig&, std::string_view);
@@ -141,8 +176,8 @@ Validated validate(Span<const std::uint8_t> bytes, std::string_view name) {
     fail(name, "not an rnnbptt checkpoint: expected format 'rnnbptt-checkpoint', got ",
          format == c.metadata.end() ? std::string("no format entry") : shown_string(format->second));
   const auto version = c.metadata.find("format_version");
-  if (version == c.metadata.end() || (version->second != "1" && version->second != "2"))
-    fail(name, "expected format version 1 or 2 in the file, got ",
+  if (version == c.metadata.end() || (version->second != "1" && version->second != "2" && version->second != "3"))
+    fail(name, "expected format version 1, 2 or 3 in the file, got ",
          version == c.metadata.end() ? std::string("none")
          : !version->second.empty() && version->second.size() < 10 &&
                  version->second.find_first_not_of("0123456789") == std::string::npos
@@ -158,7 +193,7 @@ Validated validate(Span<const std::uint8_t> bytes, std::string_view name) {
 
   Validated out;
   const json config = parse_object(name, "config", metadata_entry(name, c, "config"));
-  out.config = parse_config(name, config, out.dtype);
+  out.config = parse_config(name, config, out.dtype, std::stoi(version->second), c.tensors.size());
   const DType scalar = out.dtype == ScalarType::float32 ? DType::f32 : DType::f64;
 
   const ParameterLayout layout(out.config);
@@ -225,7 +260,8 @@ Validated validate(Span<const std::uint8_t> bytes, std::string_view name) {
     const auto h = static_cast<std::uint64_t>(out.config.hidden_size);
     const auto un = static_cast<std::uint64_t>(n);
     out.runner_batch = n;
-    out.tensors["trainer.runner.state"] = take_tensor(name, c.tensors, "trainer.runner.state", {un, h}, scalar);
+    out.tensors["trainer.runner.state"] =
+        take_tensor(name, c.tensors, "trainer.runner.state", state_dims(out.config, n), scalar);
     if (has_inputs || has_states) {
       out.has_history = true;
       std::uint64_t k = 0;
@@ -234,8 +270,8 @@ Validated validate(Span<const std::uint8_t> bytes, std::string_view name) {
       if (k > static_cast<std::uint64_t>(PTRDIFF_MAX) - 1) k = 0;  // refused by the shape check below
       out.tensors["trainer.runner.history_inputs"] =
           take_tensor(name, c.tensors, "trainer.runner.history_inputs", {k, un}, DType::i64);
-      out.tensors["trainer.runner.history_states"] =
-          take_tensor(name, c.tensors, "trainer.runner.history_states", {k + 1, un, h}, scalar);
+      out.tensors["trainer.runner.history_states"] = take_tensor(
+          name, c.tensors, "trainer.runner.history_states", {stored_history_rows(name, out.config, k), un, h}, scalar);
       out.history = static_cast<Index>(k);
     }
   }

@@ -1,4 +1,4 @@
-// Writing: the bytes Python's checkpoint.save writes, in format version 2 (format.hpp).
+// Writing: the bytes Python's checkpoint.save writes, in format version 3 (format.hpp).
 #include "io/checkpoint/format.hpp"
 
 #include <cmath>
@@ -87,35 +87,41 @@ std::vector<std::uint8_t> serialize(const Checkpoint<Scalar>& ckpt, std::string_
                   batch == trainer.end() ? std::string("none") : batch->dump());
     Index state_size = 0, token_count = 0, states_size = 0;
     try {
-      state_size =
-          detail::checked_size("runner.state", "batch x h", {r.batch, ckpt.config.hidden_size}, sizeof(Scalar));
+      state_size = detail::checked_size(
+          "runner.state", "the state of batch sequences",
+          {ckpt.config.state_parts(), ckpt.config.num_layers, r.batch, ckpt.config.hidden_size}, sizeof(Scalar));
       if (r.has_history) {
         if (r.history < 0) cannot_save(name, "runner.history: expected a number of steps >= 0, got ", r.history);
         token_count = detail::checked_size("runner.history_tokens", "history x batch", {r.history, r.batch}, 8);
-        states_size = detail::checked_size("runner.history_states", "(history + 1) x batch x h",
-                                           {r.history + 1, r.batch, ckpt.config.hidden_size}, sizeof(Scalar));
+        states_size = detail::checked_size("runner.history_states", "history rows x batch x h",
+                                           {history_rows(ckpt.config, r.history), r.batch, ckpt.config.hidden_size},
+                                           sizeof(Scalar));
       }
     } catch (const SizeError& error) {
       cannot_save(name, error.what());
     }
     if (static_cast<Index>(r.state.size()) != state_size)
-      cannot_save(name, "runner.state: expected ", state_size, " values (batch x h = ", r.batch, " x ", h, "), got ",
-                  r.state.size());
+      cannot_save(name, "runner.state: expected ", state_size, " values (the state of batch = ", r.batch,
+                  " sequences of h = ", h, "), got ", r.state.size());
     const auto n = static_cast<std::uint64_t>(r.batch);
-    tensors["trainer.runner.state"] = {scalar, {n, h}, r.state.data(), static_cast<std::uint64_t>(state_size)};
+    tensors["trainer.runner.state"] = {scalar, state_dims(ckpt.config, r.batch), r.state.data(),
+                                       static_cast<std::uint64_t>(state_size)};
     if (r.has_history) {
       if (static_cast<Index>(r.history_tokens.size()) != token_count)
         cannot_save(name, "runner.history_tokens: expected ", token_count, " ids (history x batch = ", r.history, " x ",
                     r.batch, "), got ", r.history_tokens.size());
       if (static_cast<Index>(r.history_states.size()) != states_size)
         cannot_save(name, "runner.history_states: expected ", states_size,
-                    " values ((history + 1) x batch x h = ", r.history + 1, " x ", r.batch, " x ", h, "), got ",
-                    r.history_states.size());
+                    " values (history rows x batch x h = ", history_rows(ckpt.config, r.history), " x ", r.batch, " x ",
+                    h, "), got ", r.history_states.size());
       const auto k = static_cast<std::uint64_t>(r.history);
       tensors["trainer.runner.history_inputs"] = {
           DType::i64, {k, n}, r.history_tokens.data(), static_cast<std::uint64_t>(token_count)};
       tensors["trainer.runner.history_states"] = {
-          scalar, {k + 1, n, h}, r.history_states.data(), static_cast<std::uint64_t>(states_size)};
+          scalar,
+          {static_cast<std::uint64_t>(history_rows(ckpt.config, r.history)), n, h},
+          r.history_states.data(),
+          static_cast<std::uint64_t>(states_size)};
     } else if (r.history != 0 || !r.history_tokens.empty() || !r.history_states.empty()) {
       cannot_save(name, "runner: history given but has_history is false");
     }
