@@ -1,6 +1,6 @@
 """Training over a 10-million-step stream at constant memory (streaming Regular BPTT).
 
-    python bench/stream_memory.py [--steps 10000000] [--chunk 350] [--k1 35 --k2 70]
+    python bench/stream_memory.py [--steps 10000000] [--chunk 350] [--k1 35 --k2 70] [--cell lstm --layers 2]
 
 One sequence (n = 1 ... the --batch you choose) of `steps` tokens is consumed chunk by chunk
 with an SGD update after each chunk. RSS is sampled as the stream grows; the runner's own
@@ -35,14 +35,17 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=28)
     parser.add_argument("--k1", type=int, default=35)
     parser.add_argument("--k2", type=int, default=70)
+    parser.add_argument("--cell", choices=rb.CELLS, default="elman")
+    parser.add_argument("--layers", type=int, default=1)
     args = parser.parse_args()
-    model = rb.RNN(args.vocab, args.hidden, args.vocab, seed=0, init_std=0.1)
+    model = rb.RNN(args.vocab, args.hidden, args.vocab, seed=0, init_std=0.1, cell=args.cell,
+                   num_layers=args.layers)
     runner = rb.StreamRunner(model, rb.Regular(args.k1, args.k2))
     rng = np.random.default_rng(0)
     chunks = args.steps // args.chunk
     marks = {int(chunks * f) for f in (0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 1.0)}
     print(f"stream of {chunks * args.chunk:,} steps x {args.batch} sequences, chunks of {args.chunk}, "
-          f"Regular({args.k1}, {args.k2}), h={args.hidden}")
+          f"Regular({args.k1}, {args.k2}), {args.cell} x {args.layers}, h={args.hidden}")
     print(f"{'steps so far':>14} {'RSS (MiB)':>10} {'peak RSS (MiB)':>15} {'runner buffers (MiB)':>21} {'loss':>7}")
     start = time.perf_counter()
     x = np.empty((args.chunk + 1, args.batch), dtype=np.int64)

@@ -342,6 +342,11 @@ def test_bad_configurations_are_refused():
         rb.RNN(2, 2, 2, cell=3)
     with pytest.raises(ValueError, match=r"num_layers: expected a positive integer, got 0"):
         rb.RNN(2, 2, 2, num_layers=0)
+    with pytest.raises(ValueError, match=r"num_layers: expected a positive integer below 2\*\*63, got 2\*\*63|"
+                       r"num_layers: expected a positive integer below 2\*\*63, got 9223372036854775808"):
+        rb.RNN(2, 2, 2, num_layers=2**63)
+    with pytest.raises(MemoryError, match=r"num_layers: cannot allocate the parameter layout of 2147483648 layers"):
+        rb.RNN(2, 2, 2, cell="gru", num_layers=2**31)
     with pytest.raises(ValueError, match=r"activation: the gru cell has no activation choice"):
         rb.RNN(2, 2, 2, cell="gru", activation="relu")
     model = rb.RNN(2, 3, 2, cell="lstm", num_layers=2)

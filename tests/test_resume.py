@@ -210,3 +210,19 @@ def test_resume_of_gated_and_stacked_models_is_exact(tmp_path, cell, num_layers,
     resumed = rb.Trainer.resume(path)
     resumed.fit(ids, steps=160)
     assert_same_run(resumed, uninterrupted)
+
+
+def test_a_runner_state_that_does_not_fit_the_trainer_entry_is_refused_at_resume(tmp_path):
+    """A checkpoint whose runner history is longer than its truncation keeps (a forged or
+    mixed-up file) is refused when resumed, naming the file, not at the first step."""
+    vocab, ids = corpus()
+    model = rb.RNN(len(vocab), 8, len(vocab), seed=4, cell="gru", num_layers=2)
+    trainer = rb.Trainer(model, vocab=vocab, truncation="regular:2,5", batch_size=4, num_steps=10, seed=7)
+    trainer.fit(ids, steps=5)
+    stored = rb.checkpoint.load(trainer.save(tmp_path / "mid.safetensors"))
+    assert stored.trainer_state["runner.history_inputs"].shape[0] == 3
+    stored.trainer["truncation"] = "regular:2,4"
+    forged = rb.checkpoint.save(tmp_path / "forged.safetensors", stored)
+    with pytest.raises(rb.CheckpointError, match=r"checkpoint: .*forged.safetensors has a runner state that does not "
+                       r"fit its trainer entry \(history: expected 0 to 2 steps for regular:2,4, got 3\)"):
+        rb.Trainer.resume(forged)

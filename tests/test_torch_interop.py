@@ -138,3 +138,13 @@ def test_from_torch_refuses_a_dtype_other_than_the_weights(torch):
         from_torch(rnn, torch.nn.Linear(16, 5))
     with pytest.raises(ValueError, match="rnn_state: expected float32 or float64 weights, got float16"):
         from_torch(rnn.half(), linear.half())
+
+
+def test_from_torch_names_a_missing_layer_and_refuses_dropout(torch):
+    state = torch.nn.GRU(3, 4, num_layers=3).state_dict()
+    linear = torch.nn.Linear(4, 2)
+    del state["weight_ih_l1"]
+    with pytest.raises(ValueError, match=r"rnn_state: expected key 'weight_ih_l1' \(the keys name layers up to 2\)"):
+        from_torch(state, linear)
+    with pytest.raises(ValueError, match=r"rnn_state: expected a module without dropout between layers .*0.5"):
+        from_torch(torch.nn.LSTM(3, 4, num_layers=2, dropout=0.5), linear)

@@ -86,7 +86,8 @@ Settings parse(int argc, char** argv, bool& help) {
   try {
     s.cell = rnnbptt::cell_from_string(args.text("cell", "elman"));
   } catch (const rnnbptt::InvalidArgument& error) {
-    throw example::UsageError(std::string("argument --cell: ") + error.what());
+    const std::string message = error.what();  // "cell: expected ..."
+    throw example::UsageError("argument --cell: " + message.substr(message.find(": ") + 2));
   }
   s.batch = args.integer("batch", 16, 1);
   s.num_steps = args.integer("num-steps", 32, 1);

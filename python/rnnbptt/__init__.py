@@ -13,7 +13,7 @@ from .clip import ClipReport, NonFiniteError, clip_grad_norm, clip_grad_value, g
 from .data import Vocab
 from .diagnostics import largest_singular_value, spectral_radius
 from .generate import generate
-from .model import PARAMETER_NAMES, RNN, Gradients
+from .model import CELLS, PARAMETER_NAMES, RNN, Gradients
 from .optim import SGD, Adam
 from .stream import StreamRunner
 from .trainer import EpochRecord, Trainer, TrainerSettings
@@ -56,6 +56,7 @@ def build_info() -> dict[str, object]:
 
 
 __all__ = [
+    "CELLS",
     "PARAMETER_NAMES",
     "SGD",
     "Adam",

@@ -28,6 +28,8 @@ def _check_size(value: Any, name: str) -> int:
     size = check_integer(value, name)
     if size < 1:
         raise ValueError(f"{name}: expected a positive integer, got {size}")
+    if size >= 2**63:
+        raise ValueError(f"{name}: expected a positive integer below 2**63, got {size}")
     return size
 
 
@@ -203,7 +205,11 @@ class RNN:
     def parameter_names(self) -> tuple[str, ...]:
         """Names of the parameters that exist (biases only when ``bias=True``), in the flat
         order: ``W_hx, W_hh, b_h, W_qh, b_q`` for one Elman layer."""
-        return tuple(self._core.parameter_names)
+        names: Optional[tuple[str, ...]] = getattr(self, "_names", None)
+        if names is None:  # the layout never changes: asked once
+            names = self._names = tuple(self._core.parameter_names)
+            self._name_set = frozenset(names)
+        return names
 
     def param(self, name: str) -> np.ndarray:
         """Shaped, writable view of one parameter: for one Elman layer ``W_hx`` (h, d),
@@ -218,8 +224,9 @@ class RNN:
         return self._core.grad(name)
 
     def _check_name(self, name: str) -> None:
-        if name not in self.parameter_names():
-            raise KeyError(f"name: expected one of {self.parameter_names()}, got {name!r}")
+        names = self.parameter_names()
+        if name not in self._name_set:
+            raise KeyError(f"name: expected one of {names}, got {name!r}")
 
     @property
     def W_hx(self) -> np.ndarray:

@@ -13,6 +13,7 @@ nothing is guessed or silently converted.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -160,6 +161,14 @@ def from_torch(
         num_layers += 1
     if num_layers == 0:
         raise ValueError(f"rnn_state: expected key 'weight_ih_l0', got keys {sorted(rnn)}")
+    layers_named = {int(match.group(1)) for key in rnn if (match := re.fullmatch(r"\w+_l(\d+)", key))}
+    if layers_named and max(layers_named) >= num_layers:
+        raise ValueError(f"rnn_state: expected key 'weight_ih_l{num_layers}' (the keys name layers up to "
+                         f"{max(layers_named)}), got keys {sorted(rnn)}")
+    dropout = getattr(rnn_module, "dropout", 0) if rnn_module is not None else 0
+    if dropout:
+        raise ValueError(f"rnn_state: expected a module without dropout between layers (rnnbptt has none), got "
+                         f"dropout={dropout}")
     bias = "bias_ih_l0" in rnn
     if bias != ("bias_hh_l0" in rnn):
         raise ValueError("rnn_state: expected both 'bias_ih_l0' and 'bias_hh_l0' or neither")

@@ -564,7 +564,12 @@ class Trainer:
             )
             self.runner.reset(position)
             return
-        share = self._share  # the whole batch without MPI
+        self.runner.reset(position, **self._runner_share(arrays))
+
+    def _runner_share(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        """``state`` and ``history`` for ``StreamRunner.reset`` from a checkpoint's runner
+        arrays: this process's share of the batch (the whole batch without MPI)."""
+        share = self._share
         history = None
         if "runner.history_inputs" in arrays:
             history = (
@@ -572,7 +577,7 @@ class Trainer:
                 np.ascontiguousarray(arrays["runner.history_states"][:, share]),
             )
         state = arrays["runner.state"][(slice(None),) * self._state_batch_axis + (share,)]
-        self.runner.reset(position, state=np.ascontiguousarray(state), history=history)
+        return {"state": np.ascontiguousarray(state), "history": history}
 
     def _progress(self, batches: Iterator[Batch], corpus: np.ndarray) -> Iterator[Batch]:
         if not self.progress:
@@ -849,6 +854,17 @@ class Trainer:
             raise ckpt.CheckpointError(f"checkpoint: {path} has an inconsistent trainer state ({error!r})") from None
         if trainer._in_progress is not None:
             trainer._runner_snapshot = dict(loaded.trainer_state)
+            progress_made = trainer._in_progress.chunks > 0 and trainer.iterator == "sequential"
+            if progress_made and "runner.state" in trainer._runner_snapshot:
+                # What the first fit will restore, tried now on a scratch runner: a runner state
+                # that does not fit the trainer entry (its truncation, its step) names the file.
+                try:
+                    StreamRunner(trainer.model, trainer.truncation).reset(
+                        trainer.step * trainer.num_steps, **trainer._runner_share(trainer._runner_snapshot))
+                except ValueError as error:
+                    raise ckpt.CheckpointError(
+                        f"checkpoint: {path} has a runner state that does not fit its trainer entry ({error})"
+                    ) from None
         return trainer
 
 

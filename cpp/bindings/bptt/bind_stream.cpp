@@ -60,8 +60,11 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
               s.runner.restore(position, n, state_data, 0, {}, {});
               return;
             }
-            if (!py::isinstance<py::tuple>(history) || py::len(history) != 2)
+            if (!py::isinstance<py::tuple>(history))
               throw py::type_error("history: expected a tuple (inputs, states), got " + describe(history));
+            if (py::len(history) != 2)
+              throw py::type_error("history: expected a tuple (inputs, states) of 2 arrays, got a tuple of " +
+                                   std::to_string(py::len(history)));
             const py::tuple pair = history.cast<py::tuple>();
             Ids inputs = require_ids(pair[0], "history inputs", Shape{{-1, n}, {"k", "n=" + std::to_string(n)}});
             const Index k = inputs.array.shape(0);

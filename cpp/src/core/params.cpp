@@ -1,5 +1,8 @@
 #include "rnnbptt/core/params.hpp"
 
+#include <exception>
+#include <new>
+
 #include "rnnbptt/core/error.hpp"
 
 namespace rnnbptt {
@@ -12,6 +15,14 @@ ParameterLayout::ParameterLayout(const ModelConfig& config) {
   const Index bias = config.bias ? 1 : 0, rows = config.gates() * h;
   const bool gated = config.cell != Cell::elman;
   Index offset = 0;
+  try {  // 4 tensors per layer and 2 more
+    if (static_cast<std::size_t>(config.num_layers) > tensors.max_size() / 4 - 1) throw std::bad_alloc();
+    tensors.reserve(static_cast<std::size_t>(config.num_layers) * 4 + 2);
+    layers.reserve(static_cast<std::size_t>(config.num_layers));
+  } catch (const std::exception&) {  // std::bad_alloc, std::length_error
+    throw AllocationError(
+        detail::concat("num_layers: cannot allocate the parameter layout of ", config.num_layers, " layers"));
+  }
   const auto add = [&](std::string name, Index r, Index c, bool vector) {
     tensors.push_back(Tensor{std::move(name), offset, r, c, vector});
     offset += r * c;

@@ -132,7 +132,7 @@ def _truncation(spec: str) -> Truncation:
 
 
 #: Python argument names in error messages whose flag's destination has another name.
-_DEST_OF_NAME = {"hidden_size": "hidden", "model": "checkpoint"}
+_DEST_OF_NAME = {"hidden_size": "hidden", "num_layers": "layers", "model": "checkpoint"}
 
 
 def _option_actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:

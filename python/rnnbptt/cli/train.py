@@ -76,7 +76,8 @@ def _build_model(args: argparse.Namespace, vocab: data.Vocab) -> RNN:
                    cell=args.cell, num_layers=args.layers)
     except MemoryError as error:
         raise UsageError(
-            f"argument --hidden: not enough memory for a model with {args.hidden} hidden units ({error})"
+            f"argument --hidden/--layers: not enough memory for a model of {args.layers} layer(s) of {args.hidden} "
+            f"hidden units ({error})"
         ) from None
 
 
@@ -371,7 +372,8 @@ def _train(args: argparse.Namespace, comm: object) -> int:
             )
         except MemoryError as error:
             raise UsageError(
-                f"argument --hidden: not enough memory to train {args.hidden} hidden units ({error})"
+                f"argument --hidden/--layers: not enough memory to train {args.layers} layer(s) of {args.hidden} "
+                f"hidden units ({error})"
             ) from None
     trainer.data = record
     if comm is not None:

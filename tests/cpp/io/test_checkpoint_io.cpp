@@ -246,6 +246,12 @@ TEST(CheckpointFormat, RefusesWhatPythonRefuses) {
          m["format_version"] = "3";
          m["config"].insert(m["config"].size() - 1, ", \"cell\": \"lstm\", \"num_layers\": 1000000000000");
        }},
+      {"config: expected the keys of format version 3 (input_size, hidden_size, output_size, activation, bias, dtype, "
+       "cell, num_layers), got also 'proj_size'",
+       [](auto& m, auto&) {
+         m["format_version"] = "3";
+         m["config"].insert(m["config"].size() - 1, ", \"cell\": \"elman\", \"num_layers\": 1, \"proj_size\": 3");
+       }},
       {"config: activation: expected 'tanh' for the gru cell",
        [](auto& m, auto&) {
          m["format_version"] = "3";

@@ -78,6 +78,16 @@ ModelConfig parse_config(std::string_view name, const json& c, ScalarType& dtype
   // Format version 3 names the cell and the layers; earlier files hold one Elman layer.
   const auto cell = c.find("cell");
   if (version >= 3) {
+    // Strict: a key this version does not know (a setting of another rnnbptt) is not ignored.
+    for (const auto& entry : c.items()) {
+      static const char* const known[] = {"input_size", "hidden_size", "output_size", "activation",
+                                          "bias",       "dtype",       "cell",        "num_layers"};
+      if (std::find(std::begin(known), std::end(known), entry.key()) == std::end(known))
+        fail(name,
+             "config: expected the keys of format version 3 (input_size, hidden_size, output_size, activation, "
+             "bias, dtype, cell, num_layers), got also '",
+             entry.key(), "'");
+    }
     if (cell == c.end() || !cell->is_string())
       fail(name, "config: expected 'cell' to be ", cell_choices('"'), ", got ",
            cell == c.end() ? std::string("none") : cell->dump());
