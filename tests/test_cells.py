@@ -379,3 +379,30 @@ def test_the_torch_layer_trains_gated_stacks_as_autograd_does(torch, cell):
     assert rel_err(x.grad.numpy(), x2.grad.numpy()) <= TOLERANCE
     assert rel_err(layer.W_hh_l1.grad.numpy(), module.weight_hh_l1.grad.numpy()) <= TOLERANCE
     assert rel_err(layer.b_hx.grad.numpy(), module.bias_ih_l0.grad.numpy()) <= TOLERANCE
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_models_and_torch_layers_pickle(torch, cell):
+    """pickle and copy.deepcopy give an independent model with the same parameters and outputs;
+    the torch layer's parameters view the copy's buffers again."""
+    import copy
+    import pickle
+
+    from rnnbptt.torch import RNN as Layer
+
+    model = rb.RNN(3, 4, 2, cell=cell, num_layers=2, dtype=np.float64, seed=3)
+    again = pickle.loads(pickle.dumps(model))
+    assert (again.cell, again.num_layers, again.dtype) == (cell, 2, model.dtype)
+    assert np.array_equal(again.params, model.params) and not np.shares_memory(again.params, model.params)
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    assert np.array_equal(again.forward(x)[0], model.forward(x)[0])
+    layer = Layer(3, 4, 2, cell=cell, num_layers=2, dtype=torch.float64, seed=3)
+    layer.W_hh.requires_grad_(False)
+    for copied in (pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer)):
+        assert not copied.W_hh.requires_grad and copied.W_qh.requires_grad
+        outputs, _ = copied(torch.from_numpy(x))
+        outputs.sum().backward()
+        assert copied.W_qh.grad is not None
+        with torch.no_grad():
+            copied.W_qh.add_(1.0)  # the copy's own buffer
+        assert np.array_equal(copied.model.W_qh, layer.model.W_qh + 1.0)

@@ -232,3 +232,20 @@ def test_errors_are_clear(tmp_path, command, message):
     result = run(command, tmp_path)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_a_reader_that_goes_away_stops_the_run_quietly(tmp_path):
+    """`rnnbptt train | head -1`: when the pipe closes, the run stops with the shell's SIGPIPE
+    status, no error line and no traceback."""
+    script = Path(sys.executable).parent / "rnnbptt"
+    command = [str(script) if script.exists() else "rnnbptt", "train", "--steps", "400", "--hidden", "8",
+               "--checkpoint", str(tmp_path / "c.safetensors"), "--sample-length", "0"]
+    with subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()  # as `head -1` does after its line
+        stderr = process.stderr.read().decode()
+        code = process.wait(timeout=600)
+    assert first.startswith(b"training on")
+    assert code == 141, (code, stderr)
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr and "error" not in stderr, stderr

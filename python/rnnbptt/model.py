@@ -179,6 +179,10 @@ class RNN:
         config: dict[str, Any] = json.loads(self._core.config_json)
         return config
 
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any], np.ndarray]]:
+        """Pickling (and ``copy.deepcopy``): the configuration and a copy of the parameters."""
+        return _rebuild, (self.config(), self.params.copy())
+
     @classmethod
     def _from_core(cls, core: _core._Model) -> RNN:
         """An RNN around a compiled model (what ``checkpoint.load`` builds)."""
@@ -410,3 +414,11 @@ class RNN:
                f", cell={self.cell!r}, num_layers={self.num_layers}")
             + ")"
         )
+
+
+def _rebuild(config: dict[str, Any], params: np.ndarray) -> RNN:
+    """The model :meth:`RNN.__reduce__` describes."""
+    model = RNN(config["input_size"], config["hidden_size"], config["output_size"], activation=config["activation"],
+                bias=config["bias"], dtype=config["dtype"], cell=config["cell"], num_layers=config["num_layers"])
+    model.params[...] = params
+    return model

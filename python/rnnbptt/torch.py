@@ -95,6 +95,21 @@ class RNN(torch.nn.Module):
         for name, view in model.named_parameters().items():
             self.register_parameter(name, torch.nn.Parameter(torch.from_numpy(view)))
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling (``torch.save`` of the module, ``copy.deepcopy``): the model pickles its
+        parameters; the torch parameters, views of its buffers, are made again on loading."""
+        state = self.__dict__.copy()
+        state["_parameters"] = {}
+        state["_requires_grad"] = {name: p.requires_grad for name, p in self._parameters.items() if p is not None}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        requires_grad = state.pop("_requires_grad", {})
+        super().__setstate__(state)
+        for name, view in self.model.named_parameters().items():
+            self.register_parameter(
+                name, torch.nn.Parameter(torch.from_numpy(view), requires_grad=requires_grad.get(name, True)))
+
     @property
     def dtype(self) -> torch.dtype:
         return torch.float32 if self.model.dtype == np.float32 else torch.float64

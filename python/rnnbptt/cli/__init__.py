@@ -6,6 +6,7 @@ train, generate), ``compare``, and here the parser and ``main``."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -208,6 +209,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(args.run(args))
     except UsageError as error:
         message = str(error)
+    except BrokenPipeError:
+        # The reader went away (`rnnbptt train | head`): stop quietly, as a program killed by
+        # SIGPIPE does, with no error and no traceback when Python flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13  # the shell's status for SIGPIPE
     except MemoryError as error:
         message = f"out of memory ({error or 'MemoryError'}); try a smaller --hidden or --batch-size"
     except (FloatingPointError, OverflowError) as error:  # non-finite gradients, perplexity overflow
