@@ -102,6 +102,28 @@ def torch_embedding_step(V: int, h: int, n: int, T: int, dtype: type = np.float3
     return _torch_training_step(params, lambda: linear(rnn(embedding(x))[0]), y, V)
 
 
+def _jax_training_step(loss_fn: Callable[..., Any], params: dict[str, Any], x: Any, y: Any) -> Callable[[], float]:
+    """The JAX side of the common step: one jit-compiled function for the value and gradient of
+    `loss_fn`, global-norm clipping at 1 and SGD."""
+    import jax
+    import jax.numpy as jnp
+
+    @jax.jit
+    def update(p: dict[str, Any], x: Any, y: Any) -> tuple[dict[str, Any], Any]:
+        loss, g = jax.value_and_grad(loss_fn)(p, x, y)
+        norm = jnp.sqrt(sum(jnp.sum(v * v) for v in jax.tree_util.tree_leaves(g)))
+        scale = jnp.minimum(1.0, 1.0 / (norm + 1e-6))
+        return jax.tree_util.tree_map(lambda w, d: w - 0.01 * scale * d, p, g), loss
+
+    state = {"params": params}
+
+    def step() -> float:
+        state["params"], loss = update(state["params"], x, y)
+        return float(loss)
+
+    return step
+
+
 def jax_step(V: int, h: int, n: int, T: int) -> Callable[[], float]:
     """The same step in JAX (float32): one-hot input, lax.scan over the steps, jit-compiled
     value_and_grad, global-norm clipping at 1 and SGD in the same compiled function."""
@@ -130,20 +152,7 @@ def jax_step(V: int, h: int, n: int, T: int) -> Callable[[], float]:
         logp = jax.nn.log_softmax(H @ p["W_qh"] + p["b_q"])
         return -jnp.mean(jnp.take_along_axis(logp, y[..., None], axis=-1))
 
-    @jax.jit
-    def update(p: dict[str, Any], x: Any, y: Any) -> tuple[dict[str, Any], Any]:
-        loss, g = jax.value_and_grad(loss_fn)(p, x, y)
-        norm = jnp.sqrt(sum(jnp.sum(v * v) for v in jax.tree_util.tree_leaves(g)))
-        scale = jnp.minimum(1.0, 1.0 / (norm + 1e-6))
-        return jax.tree_util.tree_map(lambda w, d: w - 0.01 * scale * d, p, g), loss
-
-    state = {"params": params}
-
-    def step() -> float:
-        state["params"], loss = update(state["params"], x, y)
-        return float(loss)
-
-    return step
+    return _jax_training_step(loss_fn, params, x, y)
 
 
 # ---- GRU and LSTM (bench/cells.py) --------------------------------------------------------
@@ -249,17 +258,4 @@ def jax_cell_step(cell: str, V: int, h: int, n: int, T: int, layers: int) -> Cal
         logp = jax.nn.log_softmax(H @ p["W_qh"] + p["b_q"])
         return -jnp.mean(jnp.take_along_axis(logp, y[..., None], axis=-1))
 
-    @jax.jit
-    def update(p: dict[str, Any], x: Any, y: Any) -> tuple[dict[str, Any], Any]:
-        loss, g = jax.value_and_grad(loss_fn)(p, x, y)
-        norm = jnp.sqrt(sum(jnp.sum(v * v) for v in jax.tree_util.tree_leaves(g)))
-        scale = jnp.minimum(1.0, 1.0 / (norm + 1e-6))
-        return jax.tree_util.tree_map(lambda w, d: w - 0.01 * scale * d, p, g), loss
-
-    state = {"params": params}
-
-    def step() -> float:
-        state["params"], loss = update(state["params"], x, y)
-        return float(loss)
-
-    return step
+    return _jax_training_step(loss_fn, params, x, y)

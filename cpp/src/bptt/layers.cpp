@@ -51,7 +51,7 @@ class Stack {
         h_(config.hidden_size),
         G_(Cell::gates * config.hidden_size),
         L_(config.num_layers),
-        plan_(plan_for(ws.batch, config.hidden_size, G_)) {}
+        plan_(recurrence_plan<Scalar>(ws.batch, config.hidden_size, Cell::gates)) {}
 
   void forward(const Scalar* params, const SequenceInput<Scalar>& x, const Scalar* h0) {
     reserve_forward();
@@ -167,7 +167,6 @@ class Stack {
       }
 
     // The weight gradients, one product per tensor over all T n rows.
-    dtop.W_qh.setZero();
     gemm(dtop.W_qh, dO.transpose(), ConstMatrixMap<Scalar>(states(L_ - 1) + n * h, T * n, h));
     if (config_.bias) dtop.b_q = dO.colwise().sum();
     for (Index l = 0; l < L_; ++l) {
@@ -352,28 +351,6 @@ class Stack {
     }
 #endif
     for (Index r = first; r < last; ++r) f(r);
-  }
-
-  // How the steps are shared (kernels/recurrence.hpp): row bands when every thread gets enough
-  // rows and W_hh is small enough for each to pack all of it, else column bands on the panel
-  // grid of the h columns of dL/dh_{t-1} (the forward product's G h columns are cut likewise).
-  static RecurrencePlan plan_for(Index n, Index h, Index G) {
-    RecurrencePlan plan;
-#ifdef _OPENMP
-    const Index work = n * h * G;  // multiply-adds of one step's product
-    const Index wanted = std::min<Index>(get_num_threads(), work / 65536 + 1);
-    const bool small = static_cast<std::size_t>(h * G) * sizeof(Scalar) <= max_band_matrix_bytes;
-    if (wanted > 1 && n >= min_band_rows * wanted && small) {
-      plan.threads = static_cast<int>(wanted);
-      plan.by_rows = true;
-    } else {
-      const Index panels = (h + Simd<Scalar>::panel - 1) / Simd<Scalar>::panel;
-      plan.threads = static_cast<int>(std::max<Index>(1, std::min(wanted, panels)));
-    }
-#else
-    (void)n, (void)h, (void)G;
-#endif
-    return plan;
   }
 
   Workspace<Scalar>& ws_;

@@ -9,6 +9,21 @@ namespace rnnbptt {
 
 using detail::invalid;
 
+namespace {
+
+// "'a', 'b' or 'c'": the names of every value in `all`, each in `quote`.
+template <class Enum, std::size_t count>
+std::string choices(const Enum (&all)[count], char quote) {
+  std::string out;
+  for (std::size_t i = 0; i < count; ++i) {
+    out += i == 0 ? "" : i + 1 == count ? " or " : ", ";
+    out += quote + std::string(to_string(all[i])) + quote;
+  }
+  return out;
+}
+
+}  // namespace
+
 const char* to_string(Activation a) {
   switch (a) {
     case Activation::identity:
@@ -27,15 +42,7 @@ Activation activation_from_string(const std::string& name) {
   invalid("activation: expected ", activation_choices(), ", got '", name, "'");
 }
 
-std::string activation_choices(char quote) {
-  constexpr std::size_t count = std::size(kActivations);
-  std::string out;
-  for (std::size_t i = 0; i < count; ++i) {
-    out += i == 0 ? "" : i + 1 == count ? " or " : ", ";
-    out += quote + std::string(to_string(kActivations[i])) + quote;
-  }
-  return out;
-}
+std::string activation_choices(char quote) { return choices(kActivations, quote); }
 
 const char* to_string(Cell c) {
   switch (c) {
@@ -55,15 +62,7 @@ Cell cell_from_string(const std::string& name) {
   invalid("cell: expected ", cell_choices(), ", got '", name, "'");
 }
 
-std::string cell_choices(char quote) {
-  constexpr std::size_t count = std::size(kCells);
-  std::string out;
-  for (std::size_t i = 0; i < count; ++i) {
-    out += i == 0 ? "" : i + 1 == count ? " or " : ", ";
-    out += quote + std::string(to_string(kCells[i])) + quote;
-  }
-  return out;
-}
+std::string cell_choices(char quote) { return choices(kCells, quote); }
 
 void ModelConfig::validate() const {
   if (cell != Cell::elman && cell != Cell::gru && cell != Cell::lstm)

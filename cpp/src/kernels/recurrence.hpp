@@ -238,13 +238,16 @@ struct RecurrencePlan {
   bool by_rows = false;
 };
 
+// `gates` > 1: the steps of a gated cell (cpp/src/bptt/layers.cpp), whose products are
+// n x h by h x G h forward and n x G h by G h x h backward: the work and the packed matrix grow
+// by G, column bands are still cut on the h columns' panel grid.
 template <class Scalar>
-RecurrencePlan recurrence_plan(Index n, Index h) {
+RecurrencePlan recurrence_plan(Index n, Index h, Index gates = 1) {
   RecurrencePlan plan;
 #ifdef _OPENMP
-  const Index work = n * h * h;
+  const Index work = n * h * h * gates;
   const Index wanted = std::min<Index>(get_num_threads(), work / 65536 + 1);
-  const bool small_matrix = static_cast<std::size_t>(h * h) * sizeof(Scalar) <= max_band_matrix_bytes;
+  const bool small_matrix = static_cast<std::size_t>(h * h * gates) * sizeof(Scalar) <= max_band_matrix_bytes;
   if (wanted > 1 && n >= min_band_rows * wanted && small_matrix) {
     plan.threads = static_cast<int>(wanted);
     plan.by_rows = true;
@@ -253,7 +256,7 @@ RecurrencePlan recurrence_plan(Index n, Index h) {
     plan.threads = static_cast<int>(std::max<Index>(1, std::min(wanted, panels)));
   }
 #else
-  (void)n, (void)h;
+  (void)n, (void)h, (void)gates;
 #endif
   return plan;
 }
