@@ -1,8 +1,9 @@
 """rnnbptt's benchmark suite: speed and memory against PyTorch, JAX, oneDNN and the GEMM peak.
 
-    python bench/run.py                 # the whole suite, about ten minutes on 2 cores
+    python bench/run.py                 # the whole suite, about twenty minutes on 2 cores
     python bench/run.py --quick         # fewer passes and sizes
     python bench/run.py --variants avx2 # only these SIMD variants (default: all this CPU runs)
+    python bench/run.py --sections cells,layer   # only these parts (default: all of them)
 
 Only ratios measured side by side in one run mean something on a noisy host: every
 comparison interleaves rnnbptt and its peers (A B C A B C ...) over several passes and
@@ -11,9 +12,12 @@ peers are PyTorch (one-hot input and nn.Embedding) and JAX when installed; the t
 ratios against the best of them. Peak memory is measured in a fresh process per (library,
 configuration).
 
-The recurrent layer alone is compared with oneDNN's vanilla RNN primitives by a C++ program
-(bench/onednn/layer.cpp), built per variant with CMake when oneDNN's CMake package is found
-(Debian: libdnnl-dev); otherwise that part is skipped with the reason. Results go to
+The sections: `elman` (the Elman training step at S, M, L, X, and float64), `cells` (the
+same step for GRU and LSTM at S, M, L, X and a 2-layer M, against nn.GRU / nn.LSTM and JAX),
+`layer` (the recurrent layer alone, every cell, against oneDNN's vanilla RNN, lbr GRU and
+LSTM primitives: a C++ program, bench/onednn/layer.cpp, built per variant with CMake when
+oneDNN's CMake package is found (Debian: libdnnl-dev); otherwise skipped with the reason),
+`memory` and `scaling`. Results go to
 bench/results/ as Markdown and JSON, and as a plot when matplotlib is installed.
 """
 
@@ -37,15 +41,23 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from workloads import (  # noqa: E402
+    CELL_CONFIGS,
     CONFIGS,
+    cell_executed_flops,
     executed_flops,
+    jax_cell_step,
     jax_step,
+    rnnbptt_cell_step,
     rnnbptt_step,
     step_flops,
     tokens,
+    torch_cell_step,
     torch_embedding_step,
     torch_step,
 )
+
+SECTIONS = ("elman", "cells", "layer", "memory", "scaling")
+LAYER_CELLS = ("elman", "gru", "lstm")
 
 # Compiler flags of each SIMD variant, as CMakeLists.txt builds the Python modules.
 VARIANT_FLAGS = {"baseline": "", "avx2": "-mavx2 -mfma",
@@ -169,6 +181,30 @@ def worker_throughput(configs: list[str], passes: int, threads: int, dtype: str,
     return out
 
 
+def worker_cells(configs: list[str], passes: int, threads: int, min_seconds: float = 0.0) -> dict[str, Any]:
+    """GRU and LSTM training steps (workloads.py: the Elman step's recipe) against nn.GRU / nn.LSTM
+    and JAX, interleaved; configs name CELL_CONFIGS."""
+    set_threads(threads)
+    import rnnbptt as rb
+
+    out: dict[str, Any] = {"isa": rb.build_info()["isa"], "simd": rb.build_info()["simd"], "rows": []}
+    for cell in ("gru", "lstm"):
+        for name in configs:
+            V, h, n, T, layers = CELL_CONFIGS[name]
+            steps: dict[str, Callable[[], Any]] = {"rnnbptt": rnnbptt_cell_step(cell, V, h, n, T, layers)}
+            if have_torch():
+                steps["torch"] = torch_cell_step(cell, V, h, n, T, layers)
+            if have_jax():
+                steps["jax"] = jax_cell_step(cell, V, h, n, T, layers)
+            seconds, done = interleaved_passes(steps, passes, min_seconds=min_seconds)
+            out["rows"].append({"cell": cell, "config": name, "V": V, "h": h, "n": n, "T": T, "layers": layers,
+                                "seconds": seconds, "passes": done,
+                                "executed_flops": cell_executed_flops(cell, V, h, n, T, layers)})
+            print(f"{out['isa']} {cell} {name}: " + ", ".join(f"{k} {1e3 * v:.1f} ms" for k, v in seconds.items()),
+                  file=sys.stderr, flush=True)
+    return out
+
+
 def _status_kib(field: str) -> int:
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -256,12 +292,13 @@ def onednn_layer(variants: list[str], threads: int, passes: int, build_root: Pat
             print(f"oneDNN layer ({variant}) skipped: {reason}", flush=True)
             return result
         rows = []
-        for name, (h, n, T) in LAYER_CONFIGS.items():
-            out = subprocess.run([str(exe), "--h", str(h), "--n", str(n), "--T", str(T), "--threads", str(threads),
-                                  "--passes", str(passes)], capture_output=True, text=True)
-            if out.returncode != 0:
-                raise RuntimeError(f"{exe} failed for {name}:\n{out.stderr[-3000:]}")
-            rows.append({"config": name, **json.loads(out.stdout.strip().splitlines()[-1])})
+        for cell in LAYER_CELLS:
+            for name, (h, n, T) in LAYER_CONFIGS.items():
+                out = subprocess.run([str(exe), "--cell", cell, "--h", str(h), "--n", str(n), "--T", str(T),
+                                      "--threads", str(threads), "--passes", str(passes)], capture_output=True, text=True)
+                if out.returncode != 0:
+                    raise RuntimeError(f"{exe} failed for {cell} {name}:\n{out.stderr[-3000:]}")
+                rows.append({"config": name, **json.loads(out.stdout.strip().splitlines()[-1])})
         result["variants"][variant] = rows
         print(f"oneDNN layer ({variant}) done", flush=True)
     return result
@@ -296,61 +333,73 @@ def machine(threads: int) -> dict[str, Any]:
 
 
 def run_suite(quick: bool, threads: int, variants: list[str], build_root: Path, wrapper: list[str],
-              rebuild: bool = True) -> dict[str, Any]:
+              rebuild: bool = True, sections: tuple[str, ...] = SECTIONS) -> dict[str, Any]:
     import rnnbptt as rb
 
     # Training steps: 7 interleaved passes, and more (up to 210) while they take under 15 s: the
     # machine's speed moves from second to second, and a short step's 7 passes last one second.
     passes, min_seconds = (3, 0.0) if quick else (7, 15.0)
-    results: dict[str, Any] = {"machine": machine(threads), "flop_model": "forward F = 2 T n (h V + h h + V h); step = 3F"}
+    results: dict[str, Any] = {"machine": machine(threads), "sections": list(sections),
+                               "flop_model": "forward F = 2 T n (h V + h h + V h); step = 3F"}
     print(f"machine: {results['machine']['cpu']}, {threads} threads, rnnbptt {rb.build_info()}", flush=True)
     set_threads(threads)
     results["gemm_peak"] = gemm_peak(threads)
     print(f"GEMM peak: {results['gemm_peak']['gflops']:.0f} GFLOP/s ({results['gemm_peak']['source']})", flush=True)
-    layer_variants = [v for v in variants if v in ("avx2", "avx512")]  # the variants the goal is for
-    results["onednn_layer"] = onednn_layer(layer_variants, threads, 3 if quick else 5, build_root, wrapper, rebuild)
+    if "layer" in sections:
+        layer_variants = [v for v in variants if v in ("avx2", "avx512")]  # the variants the goal is for
+        results["onednn_layer"] = onednn_layer(layer_variants, threads, 3 if quick else 5, build_root, wrapper,
+                                               rebuild)
 
     configs = list(CONFIGS)
     if rb.build_info()["isa"] == "native":
         variants = ["native"]
-    results["throughput"] = {}
-    for isa in variants:
-        args = ["--worker", "throughput", "--configs", ",".join(configs), "--passes", str(passes),
-                "--min-seconds", str(min_seconds), "--threads", str(threads)]
-        results["throughput"][isa] = spawn(args, {"RNNBPTT_ISA": isa} if isa != "native" else {})
-        print(f"throughput ({isa}) done", flush=True)
-    results["float64"] = spawn(["--worker", "throughput", "--configs", "S", "--passes", str(passes),
-                                "--min-seconds", str(min_seconds), "--threads", str(threads), "--dtype", "float64"],
-                               {"RNNBPTT_ISA": variants[0]} if variants[0] != "native" else {})
+    timing = ["--passes", str(passes), "--min-seconds", str(min_seconds), "--threads", str(threads)]
+    if "elman" in sections:
+        results["throughput"] = {}
+        for isa in variants:
+            args = ["--worker", "throughput", "--configs", ",".join(configs), *timing]
+            results["throughput"][isa] = spawn(args, {"RNNBPTT_ISA": isa} if isa != "native" else {})
+            print(f"throughput ({isa}) done", flush=True)
+        results["float64"] = spawn(["--worker", "throughput", "--configs", "S", *timing, "--dtype", "float64"],
+                                   {"RNNBPTT_ISA": variants[0]} if variants[0] != "native" else {})
+    if "cells" in sections:
+        results["cells"] = {}
+        for isa in variants:
+            args = ["--worker", "cells", "--configs", ",".join(CELL_CONFIGS), *timing]
+            results["cells"][isa] = spawn(args, {"RNNBPTT_ISA": isa} if isa != "native" else {})
+            print(f"cells ({isa}) done", flush=True)
 
-    results["memory"] = []
-    for name in configs:
-        for library in ["rnnbptt"] + (["torch"] if have_torch() else []):
-            row = spawn(["--worker", "memory", "--library", library, "--config", ",".join(map(str, CONFIGS[name])),
-                         "--threads", str(threads)])
-            results["memory"].append({"config": name, "library": library, **row})
-    print("memory done", flush=True)
+    if "memory" in sections:
+        results["memory"] = []
+        for name in configs:
+            for library in ["rnnbptt"] + (["torch"] if have_torch() else []):
+                row = spawn(["--worker", "memory", "--library", library, "--config",
+                             ",".join(map(str, CONFIGS[name])), "--threads", str(threads)])
+                results["memory"].append({"config": name, "library": library, **row})
+        print("memory done", flush=True)
 
-    lengths = [100, 1_000, 10_000] + ([] if quick else [100_000])
-    results["scaling_T"] = []
-    for T in lengths:
-        config = [28, 128, 8, T]
-        full = spawn(["--worker", "memory", "--library", "rnnbptt", "--config", ",".join(map(str, config)),
-                      "--threads", str(threads)])
-        streamed = spawn(["--worker", "memory", "--library", "rnnbptt", "--config", ",".join(map(str, config)),
-                          "--threads", str(threads), "--stream", "350"]) if T >= 2 * 350 else None
-        results["scaling_T"].append({"T": T, "full": full, "stream_regular_35": streamed})
-    print("scaling in T done", flush=True)
+    if "scaling" in sections:
+        lengths = [100, 1_000, 10_000] + ([] if quick else [100_000])
+        results["scaling_T"] = []
+        for T in lengths:
+            config = [28, 128, 8, T]
+            full = spawn(["--worker", "memory", "--library", "rnnbptt", "--config", ",".join(map(str, config)),
+                          "--threads", str(threads)])
+            streamed = spawn(["--worker", "memory", "--library", "rnnbptt", "--config", ",".join(map(str, config)),
+                              "--threads", str(threads), "--stream", "350"]) if T >= 2 * 350 else None
+            results["scaling_T"].append({"T": T, "full": full, "stream_regular_35": streamed})
+        print("scaling in T done", flush=True)
 
-    results["scaling_h"] = []
-    for h in [64, 128, 256, 512] + ([] if quick else [1024]):
-        V, n, T = 65, 32, 50
-        steps = {"rnnbptt": rnnbptt_step(V, h, n, T)}
-        if have_torch():
-            steps["torch"] = torch_step(V, h, n, T)
-        seconds = interleaved(steps, max(3, passes // 2))
-        results["scaling_h"].append({"h": h, "V": V, "n": n, "T": T, "seconds": seconds, "flops": step_flops(V, h, n, T)})
-    print("scaling in h done", flush=True)
+        results["scaling_h"] = []
+        for h in [64, 128, 256, 512] + ([] if quick else [1024]):
+            V, n, T = 65, 32, 50
+            steps = {"rnnbptt": rnnbptt_step(V, h, n, T)}
+            if have_torch():
+                steps["torch"] = torch_step(V, h, n, T)
+            seconds = interleaved(steps, max(3, passes // 2))
+            results["scaling_h"].append({"h": h, "V": V, "n": n, "T": T, "seconds": seconds,
+                                         "flops": step_flops(V, h, n, T)})
+        print("scaling in h done", flush=True)
     results["machine"]["load_end"] = list(os.getloadavg())
     return results
 
@@ -360,11 +409,82 @@ TARGETS = {"S": 2.5, "M": 1.5, "L": 1.2, "X": 3.0}  # against the best peer
 L_PEAK_SHARE = 0.80  # L's executed FLOPs against the GEMM peak
 TARGET_VARIANTS = ("avx2", "avx512", "native")
 PEERS = {"torch": "PyTorch one-hot", "torch_embedding": "PyTorch embedding", "jax": "JAX"}
+CELL_TARGETS = {"S": 1.5, "M": 1.5, "L": 1.5, "X": 3.0, "M2": 1.5}  # GRU and LSTM against the best peer
+CELL_PEERS = {"torch": "PyTorch", "jax": "JAX"}
 
 
 def best_peer(seconds: dict[str, float]) -> Optional[str]:
     peers = [name for name in PEERS if name in seconds]
     return min(peers, key=lambda name: seconds[name]) if peers else None
+
+
+def cells_markdown(cells: dict[str, Any]) -> list[str]:
+    """The GRU and LSTM training steps, one table per variant."""
+    if not cells:
+        return []
+    lines = ["## GRU and LSTM training steps (median of interleaved passes)", "",
+             "The Elman step's recipe (forward over one-hot tokens, mean cross-entropy, full BPTT, clipping at 1, "
+             "SGD) with nn.GRU / nn.LSTM and JAX as the peers. Executed FLOPs: per layer 6 T n h (G h) for the "
+             "recurrent side (G = 3, 4), 6 T n h (G h) for the input side above the first layer, 6 T n h V for the "
+             "output layer.", ""]
+    for isa, block in cells.items():
+        lines += [f"### rnnbptt `{isa}` variant ({block['simd']})", "",
+                  "| cell | config (V, h, n, T, layers) | rnnbptt ms | GFLOP/s | " +
+                  " | ".join(f"{CELL_PEERS[p]} ms" for p in CELL_PEERS) + " | ratio to best peer | target |",
+                  "|---|---|---:|---:|" + "---:|" * len(CELL_PEERS) + "---:|---|"]
+        for row in block["rows"]:
+            ours = row["seconds"]["rnnbptt"]
+            peers = {p: row["seconds"][p] for p in CELL_PEERS if p in row["seconds"]}
+            cells_ = [row["cell"], f"{row['config']} = ({row['V']}, {row['h']}, {row['n']}, {row['T']}, "
+                      f"{row['layers']})", f"{1e3 * ours:.1f}", f"{row['executed_flops'] / ours / 1e9:.0f}"]
+            cells_ += [f"{1e3 * peers[p]:.1f}" if p in peers else "-" for p in CELL_PEERS]
+            if peers:
+                best = min(peers, key=lambda p: peers[p])
+                ratio = peers[best] / ours
+                target = CELL_TARGETS[row["config"]]
+                met = "" if isa not in TARGET_VARIANTS else (" met" if ratio >= target else " **not met**")
+                cells_ += [f"**{ratio:.2f}x** ({CELL_PEERS[best]})", f">= {target}x{met}"]
+            else:
+                cells_ += ["-", "-"]
+            lines.append("| " + " | ".join(cells_) + " |")
+        lines.append("")
+    return lines
+
+
+def layer_markdown(layer: dict[str, Any], peak: float) -> list[str]:
+    """The recurrent layer alone against oneDNN, one table per variant, every cell."""
+    lines: list[str] = []
+    lines += ["## The recurrent layer alone against oneDNN", ""]
+    if "skipped" in layer:
+        lines += [f"Skipped: {layer['skipped']}.", ""]
+    for variant, rows in layer.get("variants", {}).items():
+        first = rows[0]
+        lines += [f"### rnnbptt `{variant}` variant against oneDNN {first['onednn']} ({first['threads']} threads)", "",
+                  "Forward training + backward of one layer (elman: tanh against vanilla RNN; gru against the lbr "
+                  "GRU, PyTorch's GRU; lstm against the LSTM), dense input of width h, dL/dh_t given for every t; "
+                  "both compute dW_hx, dW_hh, the biases, dL/dx and dL/dh_0 (and dL/dc_0). oneDNN as a training loop "
+                  "runs it: weights reordered from the plain layout into each primitive's, weight gradients zeroed "
+                  "(its backward adds into them) and reordered back. Executed FLOPs: 12 T n h (G h), G = 1, 3, 4 "
+                  "gate blocks. Ratio = oneDNN's time / rnnbptt's (> 1: rnnbptt faster); goal >= 1.", "",
+                  "| cell | config (h, n, T) | rnnbptt ms (fwd + bwd) | GFLOP/s | % of peak | oneDNN ms (fwd + bwd) "
+                  "| GFLOP/s | % of peak | oneDNN primitives only, ms | ratio | goal |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for row in rows:
+            ours, theirs = row["rnnbptt"], row["onednn_step"]
+            gf_o, gf_t = row["flops"] / ours["step"] / 1e9, row["flops"] / theirs["step"] / 1e9
+            ratio = theirs["step"] / ours["step"]
+            lines.append(f"| {row.get('cell', 'elman')} | {row['config']} = ({row['h']}, {row['n']}, {row['T']}) | "
+                         f"{1e3 * ours['step']:.1f} ({1e3 * ours['forward']:.1f} + {1e3 * ours['backward']:.1f}) | "
+                         f"{gf_o:.0f} | {100 * gf_o / peak:.0f}% | "
+                         f"{1e3 * theirs['step']:.1f} ({1e3 * theirs['forward']:.1f} + {1e3 * theirs['backward']:.1f}) | "
+                         f"{gf_t:.0f} | {100 * gf_t / peak:.0f}% | {1e3 * row['onednn_primitives']:.1f} | "
+                         f"**{ratio:.2f}x** | {'met' if ratio >= 1 else '**not met**'} |")
+        lines += ["", "oneDNN's layouts: " + first["onednn_layouts"] + ". Largest differences between the two "
+                  "libraries' results (a check that both compute the same layer): " +
+                  "; ".join(f"{row.get('cell', 'elman')} {row['config']}: h_T {row['check']['h_T_max_abs_diff']:.1e}, "
+                            f"dW {row['check']['dW_max_abs_diff']:.1e} (of {row['check']['dW_max_abs']:.1e}), dx "
+                            f"{row['check']['dx_max_abs_diff']:.1e}" for row in rows) + ".", ""]
+    return lines
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -380,11 +500,12 @@ def markdown(r: dict[str, Any]) -> str:
         f"PyTorch {m.get('torch', 'not installed')}, NumPy {m['numpy']}, Python {m['python']}",
         f"- fp32 GEMM peak measured in this run: **{peak:.0f} GFLOP/s** ({r['gemm_peak']['source']})",
         f"- FLOP model: {r['flop_model']}",
-        "",
-        "## Training step: tokens/s and GFLOP/s (median of interleaved passes)",
+        f"- sections: {', '.join(r.get('sections', SECTIONS))}",
         "",
     ]
-    for isa, block in r["throughput"].items():
+    if "throughput" in r:
+        lines += ["## Training step: tokens/s and GFLOP/s (median of interleaved passes)", ""]
+    for isa, block in r.get("throughput", {}).items():
         versions = f", JAX {block['jax']}" if "jax" in block else ""
         lines += [f"### rnnbptt `{isa}` variant ({block['simd']}) against its peers{versions}", ""]
         if isa not in TARGET_VARIANTS:
@@ -421,74 +542,53 @@ def markdown(r: dict[str, Any]) -> str:
         if rows and all("passes" in row for row in rows):
             lines += ["Interleaved passes per config (each library once per pass; medians above): "
                       + ", ".join(f"{row['config']} {row['passes']}" for row in rows) + ".", ""]
-    layer = r.get("onednn_layer", {})
-    lines += ["## The recurrent layer alone against oneDNN", ""]
-    if "skipped" in layer:
-        lines += [f"Skipped: {layer['skipped']}.", ""]
-    for variant, rows in layer.get("variants", {}).items():
-        first = rows[0]
-        lines += [f"### rnnbptt `{variant}` variant against oneDNN {first['onednn']} ({first['threads']} threads)", "",
-                  "Forward training + backward of one tanh layer, dense input of width h, dL/dh_t given for every t; "
-                  "both compute dW_hx, dW_hh, db, dL/dx and dL/dh_0. oneDNN as a training loop runs it: weights "
-                  "reordered from the plain layout into each primitive's, weight gradients zeroed (its backward "
-                  "adds into them) and reordered back. Executed FLOPs: 12 T n h^2. Ratio = oneDNN's time / rnnbptt's "
-                  "(> 1: rnnbptt faster); goal >= 1.", "",
-                  "| config (h, n, T) | rnnbptt ms (fwd + bwd) | GFLOP/s | % of peak | oneDNN ms (fwd + bwd) | GFLOP/s "
-                  "| % of peak | oneDNN primitives only, ms | ratio | goal |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for row in rows:
-            ours, theirs = row["rnnbptt"], row["onednn_step"]
-            gf_o, gf_t = row["flops"] / ours["step"] / 1e9, row["flops"] / theirs["step"] / 1e9
-            ratio = theirs["step"] / ours["step"]
-            lines.append(f"| {row['config']} = ({row['h']}, {row['n']}, {row['T']}) | "
-                         f"{1e3 * ours['step']:.1f} ({1e3 * ours['forward']:.1f} + {1e3 * ours['backward']:.1f}) | "
-                         f"{gf_o:.0f} | {100 * gf_o / peak:.0f}% | "
-                         f"{1e3 * theirs['step']:.1f} ({1e3 * theirs['forward']:.1f} + {1e3 * theirs['backward']:.1f}) | "
-                         f"{gf_t:.0f} | {100 * gf_t / peak:.0f}% | {1e3 * row['onednn_primitives']:.1f} | "
-                         f"**{ratio:.2f}x** | {'met' if ratio >= 1 else '**not met**'} |")
-        lines += ["", "oneDNN's layouts: " + first["onednn_layouts"] + ". Largest differences between the two "
-                  "libraries' results (a check that both compute the same layer): " +
-                  "; ".join(f"{row['config']}: h_T {row['check']['h_T_max_abs_diff']:.1e}, dW "
-                            f"{row['check']['dW_max_abs_diff']:.1e} (of {row['check']['dW_max_abs']:.1e}), dx "
-                            f"{row['check']['dx_max_abs_diff']:.1e}" for row in rows) + ".", ""]
-    f64 = r["float64"]["rows"][0]
-    if "torch" in f64["seconds"]:
-        lines += [f"float64, config S: rnnbptt {f64['T'] * f64['n'] / f64['seconds']['rnnbptt']:,.0f} tokens/s, "
-                  f"PyTorch {f64['T'] * f64['n'] / f64['seconds']['torch']:,.0f} tokens/s "
-                  f"(ratio {f64['seconds']['torch'] / f64['seconds']['rnnbptt']:.2f}x"
-                  + (f", {f64['passes']} interleaved passes" if "passes" in f64 else "") + ").", ""]
-    lines += ["## Peak memory of a full-BPTT training step (fresh process each)", "",
-              "Growth = peak RSS minus RSS once model and data are set up: what the step itself needs.", "",
-              "| config | library | RSS before (MiB) | peak RSS (MiB) | growth (MiB) |", "|---|---|---:|---:|---:|"]
-    for row in r["memory"]:
-        lines.append(f"| {row['config']} | {row['library']} | {row['before_kib'] / 1024:.0f} | "
-                     f"{row['peak_kib'] / 1024:.0f} | {(row['peak_kib'] - row['before_kib']) / 1024:.0f} |")
-    lines += ["", "## Scaling in T (V=28, h=128, n=8): full BPTT against streaming Regular(35)", "",
-              "| T | full: tokens/s | full: peak RSS (MiB) | stream: tokens/s | stream: peak RSS (MiB) "
-              "| stream: runner buffers (MiB) |", "|---:|---:|---:|---:|---:|---:|"]
-    for row in r["scaling_T"]:
-        full, s = row["full"], row["stream_regular_35"]
-        full_tps = row["T"] * 8 / full["seconds"]
-        cells = [f"{row['T']:,}", f"{full_tps:,.0f}", f"{full['peak_kib'] / 1024:.0f}"]
-        if s is None:
-            cells += ["-", "-", "-"]
-        else:
-            cells += [f"{row['T'] * 8 / s['seconds']:,.0f}", f"{s['peak_kib'] / 1024:.0f}", f"{s['runner_bytes'] / 2**20:.2f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## Scaling in h (V=65, n=32, T=50)", "", "| h | rnnbptt GFLOP/s | PyTorch GFLOP/s | ratio |",
-              "|---:|---:|---:|---:|"]
-    for row in r["scaling_h"]:
-        ours = row["flops"] / row["seconds"]["rnnbptt"] / 1e9
-        theirs = row["seconds"].get("torch")
-        if theirs is None:
-            lines.append(f"| {row['h']} | {ours:.0f} | - | - |")
-        else:
-            lines.append(f"| {row['h']} | {ours:.0f} | {row['flops'] / theirs / 1e9:.0f} | "
-                         f"{theirs / row['seconds']['rnnbptt']:.2f}x |")
+    if "float64" in r:
+        f64 = r["float64"]["rows"][0]
+        if "torch" in f64["seconds"]:
+            lines += [f"float64, config S: rnnbptt {f64['T'] * f64['n'] / f64['seconds']['rnnbptt']:,.0f} tokens/s, "
+                      f"PyTorch {f64['T'] * f64['n'] / f64['seconds']['torch']:,.0f} tokens/s "
+                      f"(ratio {f64['seconds']['torch'] / f64['seconds']['rnnbptt']:.2f}x"
+                      + (f", {f64['passes']} interleaved passes" if "passes" in f64 else "") + ").", ""]
+    lines += cells_markdown(r.get("cells", {}))
+    if "onednn_layer" in r:
+        lines += layer_markdown(r["onednn_layer"], peak)
+    if "memory" in r:
+        lines += ["## Peak memory of a full-BPTT training step (fresh process each)", "",
+                  "Growth = peak RSS minus RSS once model and data are set up: what the step itself needs.", "",
+                  "| config | library | RSS before (MiB) | peak RSS (MiB) | growth (MiB) |", "|---|---|---:|---:|---:|"]
+        for row in r["memory"]:
+            lines.append(f"| {row['config']} | {row['library']} | {row['before_kib'] / 1024:.0f} | "
+                         f"{row['peak_kib'] / 1024:.0f} | {(row['peak_kib'] - row['before_kib']) / 1024:.0f} |")
+        lines.append("")
+    if "scaling_T" in r:
+        lines += ["## Scaling in T (V=28, h=128, n=8): full BPTT against streaming Regular(35)", "",
+                  "| T | full: tokens/s | full: peak RSS (MiB) | stream: tokens/s | stream: peak RSS (MiB) "
+                  "| stream: runner buffers (MiB) |", "|---:|---:|---:|---:|---:|---:|"]
+        for row in r["scaling_T"]:
+            full, s = row["full"], row["stream_regular_35"]
+            full_tps = row["T"] * 8 / full["seconds"]
+            cells = [f"{row['T']:,}", f"{full_tps:,.0f}", f"{full['peak_kib'] / 1024:.0f}"]
+            if s is None:
+                cells += ["-", "-", "-"]
+            else:
+                cells += [f"{row['T'] * 8 / s['seconds']:,.0f}", f"{s['peak_kib'] / 1024:.0f}", f"{s['runner_bytes'] / 2**20:.2f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", "## Scaling in h (V=65, n=32, T=50)", "", "| h | rnnbptt GFLOP/s | PyTorch GFLOP/s | ratio |",
+                  "|---:|---:|---:|---:|"]
+        for row in r["scaling_h"]:
+            ours = row["flops"] / row["seconds"]["rnnbptt"] / 1e9
+            theirs = row["seconds"].get("torch")
+            if theirs is None:
+                lines.append(f"| {row['h']} | {ours:.0f} | - | - |")
+            else:
+                lines.append(f"| {row['h']} | {ours:.0f} | {row['flops'] / theirs / 1e9:.0f} | "
+                             f"{theirs / row['seconds']['rnnbptt']:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
 def plot(r: dict[str, Any], path: Path) -> Optional[Path]:
+    if "scaling_T" not in r:
+        return None
     try:
         import matplotlib
 
@@ -533,7 +633,9 @@ def main() -> int:
     parser.add_argument("--build-wrapper", default="",
                         help="command prefixed to the build, e.g. 'flock /tmp/build.lock'")
     parser.add_argument("--no-build", action="store_true", help="use bench/onednn executables already built as they are")
-    parser.add_argument("--worker", choices=["throughput", "memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated parts to run (default: all of {', '.join(SECTIONS)})")
+    parser.add_argument("--worker", choices=["throughput", "cells", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--configs", help=argparse.SUPPRESS)
     parser.add_argument("--passes", type=int, default=5, help=argparse.SUPPRESS)
     parser.add_argument("--min-seconds", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -546,13 +648,20 @@ def main() -> int:
         print(json.dumps(worker_throughput(args.configs.split(","), args.passes, args.threads, args.dtype,
                                             args.min_seconds)))
         return 0
+    if args.worker == "cells":
+        print(json.dumps(worker_cells(args.configs.split(","), args.passes, args.threads, args.min_seconds)))
+        return 0
     if args.worker == "memory":
         config = [int(v) for v in args.config.split(",")]
         print(json.dumps(worker_memory(args.library, config, args.threads, args.stream)))
         return 0
+    sections = tuple(args.sections.split(","))
+    unknown = [name for name in sections if name not in SECTIONS]
+    if unknown:
+        parser.error(f"--sections: expected some of {', '.join(SECTIONS)}, got {', '.join(unknown)}")
     variants = args.variants.split(",") if args.variants else machine_variants()
     results = run_suite(args.quick, args.threads, variants, args.build_dir, shlex.split(args.build_wrapper),
-                        not args.no_build)
+                        not args.no_build, sections)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(results, indent=1))
     text = markdown(results)

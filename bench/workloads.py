@@ -155,7 +155,7 @@ def jax_step(V: int, h: int, n: int, T: int) -> Callable[[], float]:
     return _jax_training_step(loss_fn, params, x, y)
 
 
-# ---- GRU and LSTM (bench/cells.py) --------------------------------------------------------
+# ---- GRU and LSTM (bench/run.py --sections cells) ------------------------------------------
 #: The cells' configurations: the four above with one layer, and M with two.
 CELL_CONFIGS: dict[str, tuple[int, int, int, int, int]] = {  # name: (V, h, n, T, layers)
     **{name: (*config, 1) for name, config in CONFIGS.items()},

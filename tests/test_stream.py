@@ -161,6 +161,8 @@ def test_reset_at_a_position_continues_the_global_step():
     for name, g in model_grads(p.model).items():
         assert np.array_equal(streamed[name], g), name
     runner.reset()
+    with pytest.raises(ValueError, match="windows: expected a step since the runner.s last reset"):
+        _ = runner.windows  # the last chunk's windows describe another stream
     runner.step(p.x, p.targets)
     assert runner.windows != windows  # other global steps, other cuts
 

@@ -1,5 +1,5 @@
 // What bench/onednn's two programs share: a clock, the median of timed passes, and reading
-// `--name value` integer flags.
+// `--name value` flags.
 #pragma once
 
 #include <algorithm>
@@ -26,6 +26,13 @@ inline double median(std::vector<double> v) {
 inline long arg(int argc, char** argv, const char* name, long fallback) {
   for (int i = 1; i + 1 < argc; ++i)
     if (std::strcmp(argv[i], name) == 0) return std::atol(argv[i + 1]);
+  return fallback;
+}
+
+// The text after `name` on the command line, or `fallback`.
+inline const char* text_arg(int argc, char** argv, const char* name, const char* fallback) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
   return fallback;
 }
 

@@ -134,7 +134,9 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
       .def_property_readonly("windows", [](PS& s) {
         BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
         if (!s.runner.workspace().has_schedule)
-          throw StateError("windows: expected a step since the model's last forward, got none");
+          throw StateError(
+              "windows: expected a step since the runner's last reset or restore and the model's last forward, "
+              "got none");
         return windows_list(s.runner.workspace().windows);
       });
 }

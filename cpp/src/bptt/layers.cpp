@@ -74,17 +74,18 @@ class Stack {
           C.setZero();
       }
       auto Pc = Pg.middleRows(P * n, rows);  // p_t of the computed steps
-      if (l == 0 && x.is_tokens()) {
-        // x_t is one-hot: x_t W_hx^T is a row of W_hx^T.
-        MatrixMap<Scalar> W_hx_T(ws_.W_hx_T.data(), d, G);
+      // x_t is one-hot for token ids: x_t W_hx^T is a row of W_hx^T, gathered in the step below
+      // (on every thread, for its rows); dense inputs are one product here. The bias b_hx is
+      // added in the step too (the same one addition either way).
+      const bool tokens = l == 0 && x.is_tokens();
+      MatrixMap<Scalar> W_hx_T(ws_.W_hx_T.data(), tokens ? d : 0, G);
+      if (tokens)
         W_hx_T = p.W_hx.transpose();
-        for (Index r = 0; r < rows; ++r) Pc.row(r) = W_hx_T.row(x.tokens[P * n + r]);
-      } else if (l == 0) {
+      else if (l == 0)
         gemm(Pc, ConstMatrixMap<Scalar>(x.dense.data() + P * n * d, rows, d), p.W_hx.transpose());
-      } else {
+      else
         gemm(Pc, ConstMatrixMap<Scalar>(states(l - 1) + (P + 1) * n * h, rows, h), p.W_hx.transpose());
-      }
-      if (config_.bias) Pc.rowwise() += p.b_hx;
+      const Scalar* b_hx = config_.bias ? p.b_hx.data() : nullptr;
       // s_t = h_{t-1} W_hh^T (+ b_hh) by the recurrence kernel, which packs W_hh^T once per
       // thread for the whole loop, then the cell's step row by row.
       MatrixMap<Scalar> W_hh_T(ws_.W_hh_T.data(), h, G);
@@ -104,8 +105,18 @@ class Stack {
                      band.begin, band.end);
         each_row(band, [&](Index r) {
           const Index at = (t * n + r) * h;
-          Cell::forward(StepForward<Scalar>{1, h, config_.activation, Pg.data() + (t * n + r) * G, S + r * G,
-                                            H.data() + at, C != nullptr ? C + at : nullptr, H.data() + at + n * h,
+          Scalar* p_t = Pg.data() + (t * n + r) * G;
+          if (tokens) {
+            const Scalar* row = W_hx_T.data() + x.tokens[t * n + r] * G;
+            if (b_hx != nullptr)
+              for (Index j = 0; j < G; ++j) p_t[j] = row[j] + b_hx[j];
+            else
+              std::copy(row, row + G, p_t);
+          } else if (b_hx != nullptr) {
+            for (Index j = 0; j < G; ++j) p_t[j] += b_hx[j];
+          }
+          Cell::forward(StepForward<Scalar>{1, h, config_.activation, p_t, S + r * G, H.data() + at,
+                                            C != nullptr ? C + at : nullptr, H.data() + at + n * h,
                                             C != nullptr ? C + at + n * h : nullptr,
                                             Cell::kept ? cache.kept.data() + at : nullptr});
         });

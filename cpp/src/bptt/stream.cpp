@@ -73,6 +73,7 @@ void StreamRunner<Scalar>::reset(std::int64_t position) {
   input_kind_ = -1;
   position_ = position;
   ws_.has_forward = false;
+  ws_.has_schedule = false;  // the last chunk's windows are not this stream's
 }
 
 template <class Scalar>
@@ -139,6 +140,7 @@ void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, Span<cons
   }
   history_ = history;
   batch_ = batch;
+  ws_.has_schedule = false;
 }
 
 template <class Scalar>
