@@ -299,6 +299,28 @@ def test_a_history_that_does_not_hold_the_state_is_refused(cell):
         other.reset(runner.position, state=runner.state, history=(inputs, states[1:]))
 
 
+@pytest.mark.parametrize("cell, gate, name, value", [("gru", 0, "r", 1.5), ("gru", 2, "n", -1.25),
+                                                     ("lstm", 1, "f", -0.5), ("lstm", 2, "g", 2.0)])
+def test_a_history_with_forged_gate_values_is_refused(cell, gate, name, value):
+    """Gate values are sigmoids in [0, 1] or tanh in [-1, 1]: a finite value outside its range
+    cannot have come from a forward pass and is refused, naming the gate, layer and step."""
+    model = rb.RNN(3, 4, 3, cell=cell, num_layers=2, dtype=np.float64)
+    runner = rb.StreamRunner(model, rb.Regular(2, 5))
+    rng = np.random.default_rng(1)
+    runner.step(rng.integers(0, 3, (4, 2)), rng.integers(0, 3, (4, 2)))
+    inputs, states = runner.history
+    k, G = inputs.shape[0], {"gru": 3, "lstm": 4}[cell]
+    per_layer = states.shape[0] // 2
+    other = rb.StreamRunner(model, rb.Regular(2, 5))
+    other.reset(runner.position, state=runner.state, history=(inputs, states))  # the real one restores
+    forged = states.copy()
+    gates_start = per_layer + (k + 1) * (2 if cell == "lstm" else 1)  # layer 1's gate rows
+    forged[gates_start + (k - 1) * G + gate, 1, 3] = value
+    with pytest.raises(ValueError, match=rf"history states: expected gate {name} of layer 1 at history step "
+                                         rf"{k - 1} in \[-?[01], 1\] .*got {value:g} at sequence 1, unit 3"):
+        other.reset(runner.position, state=runner.state, history=(inputs, forged))
+
+
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 def test_torch_round_trip_gives_identical_outputs(torch, cell, num_layers):

@@ -1,6 +1,7 @@
 #include "rnnbptt/bptt/stream.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "bptt/layers.hpp"
 #include "core/checks.hpp"
@@ -45,6 +46,39 @@ template RNNBPTT_EXPORT bool history_matches_state<float>(const ModelConfig&, In
                                                           Span<const float>);
 template RNNBPTT_EXPORT bool history_matches_state<double>(const ModelConfig&, Index, Index, Span<const double>,
                                                            Span<const double>);
+
+namespace {
+
+// The gate values of a stack's history are activations: sigmoids in [0, 1] (GRU r, z; LSTM i,
+// f, o) and tanh in [-1, 1] (GRU n; LSTM g). A value outside its range cannot have come from a
+// forward pass, and the backward pass would read it as one (InvalidArgument naming the first).
+template <class Scalar>
+void check_history_gates(const ModelConfig& config, Index k, Index n, const Scalar* rows) {
+  if (config.cell == Cell::elman || k <= 0) return;
+  const Index h = config.hidden_size, part = n * h, G = config.gates(), L = config.num_layers;
+  const Index per_layer = history_rows(config, k) / L;
+  static const char* const gru[] = {"r", "z", "n"};
+  static const char* const lstm[] = {"i", "f", "g", "o"};
+  constexpr Index tanh_gate = 2;  // n (gru: r, z, n), g (lstm: i, f, g, o)
+  for (Index l = 0; l < L; ++l) {
+    const Scalar* gates = rows + (l * per_layer + config.state_parts() * (k + 1)) * part;
+    for (Index s = 0; s < k; ++s)
+      for (Index g = 0; g < G; ++g) {
+        // A few ulp of slack: vectorized exp and tanh are approximations.
+        const Scalar slack = 16 * std::numeric_limits<Scalar>::epsilon();
+        const Scalar low = (g == tanh_gate ? Scalar(-1) : Scalar(0)) - slack, high = Scalar(1) + slack;
+        const Scalar* block = gates + (s * G + g) * part;
+        for (Index i = 0; i < part; ++i)
+          if (!(block[i] >= low && block[i] <= high))
+            invalid("history states: expected gate ", config.cell == Cell::gru ? gru[g] : lstm[g], " of layer ", l,
+                    " at history step ", s, " in [", g == tanh_gate ? -1 : 0, ", 1] (",
+                    g == tanh_gate ? "a tanh" : "a sigmoid", "), got ", block[i], " at sequence ", i / h, ", unit ",
+                    i % h);
+      }
+  }
+}
+
+}  // namespace
 
 template <class Scalar>
 StreamRunner<Scalar>::StreamRunner(const ModelConfig& config, Truncation truncation)
@@ -110,6 +144,7 @@ void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, Span<cons
       invalid(config_.single_elman()
                   ? "history states: expected the last row to equal state (the carried h_t), got another"
                   : "history states: expected the rows of the carried state to equal state, got others");
+    check_history_gates(config_, history, batch, history_states.data());
     for (Index i = 0; i < history * batch; ++i)
       if (history_tokens[i] < 0 || history_tokens[i] >= config_.input_size)
         invalid("history inputs: expected token ids in [0, ", config_.input_size, "), got ", history_tokens[i], " at [",

@@ -80,9 +80,9 @@ class RNNBPTT_EXPORT StreamRunner {
   /// when history == 0) and what the backward pass reads of them, history_rows(config,
   /// history) rows of batch x h values (for one Elman layer the states h at those steps and
   /// the step after; empty when history == 0; the rows of the carried state equal `state`,
-  /// history_matches_state). Everything is
-  /// copied. Throws InvalidArgument naming the argument that does not fit; a restore that
-  /// throws leaves the runner as it was.
+  /// history_matches_state; a stack's gate values in their activation's range, [0, 1] or
+  /// [-1, 1], to a few ulp). Everything is copied. Throws InvalidArgument naming the argument
+  /// that does not fit; a restore that throws leaves the runner as it was.
   void restore(std::int64_t position, Index batch, Span<const Scalar> state, Index history,
                Span<const std::int64_t> history_tokens, Span<const Scalar> history_states);
 
