@@ -354,20 +354,24 @@ def run_suite(quick: bool, threads: int, variants: list[str], build_root: Path, 
     if rb.build_info()["isa"] == "native":
         variants = ["native"]
     timing = ["--passes", str(passes), "--min-seconds", str(min_seconds), "--threads", str(threads)]
+
+    def isa_env(isa: str) -> dict[str, str]:
+        return {"RNNBPTT_ISA": isa} if isa != "native" else {}
+
+    def per_variant(worker: str, names: list[str]) -> dict[str, Any]:
+        """A timing worker in its own process per variant (RNNBPTT_ISA), one after the other."""
+        out = {}
+        for isa in variants:
+            out[isa] = spawn(["--worker", worker, "--configs", ",".join(names), *timing], isa_env(isa))
+            print(f"{worker} ({isa}) done", flush=True)
+        return out
+
     if "elman" in sections:
-        results["throughput"] = {}
-        for isa in variants:
-            args = ["--worker", "throughput", "--configs", ",".join(configs), *timing]
-            results["throughput"][isa] = spawn(args, {"RNNBPTT_ISA": isa} if isa != "native" else {})
-            print(f"throughput ({isa}) done", flush=True)
+        results["throughput"] = per_variant("throughput", configs)
         results["float64"] = spawn(["--worker", "throughput", "--configs", "S", *timing, "--dtype", "float64"],
-                                   {"RNNBPTT_ISA": variants[0]} if variants[0] != "native" else {})
+                                   isa_env(variants[0]))
     if "cells" in sections:
-        results["cells"] = {}
-        for isa in variants:
-            args = ["--worker", "cells", "--configs", ",".join(CELL_CONFIGS), *timing]
-            results["cells"][isa] = spawn(args, {"RNNBPTT_ISA": isa} if isa != "native" else {})
-            print(f"cells ({isa}) done", flush=True)
+        results["cells"] = per_variant("cells", list(CELL_CONFIGS))
 
     if "memory" in sections:
         results["memory"] = []

@@ -60,12 +60,12 @@ void check_history_gates(const ModelConfig& config, Index k, Index n, const Scal
   static const char* const gru[] = {"r", "z", "n"};
   static const char* const lstm[] = {"i", "f", "g", "o"};
   constexpr Index tanh_gate = 2;  // n (gru: r, z, n), g (lstm: i, f, g, o)
+  // A few ulp of slack: vectorized exp and tanh are approximations.
+  const Scalar slack = 16 * std::numeric_limits<Scalar>::epsilon();
   for (Index l = 0; l < L; ++l) {
     const Scalar* gates = rows + (l * per_layer + config.state_parts() * (k + 1)) * part;
     for (Index s = 0; s < k; ++s)
       for (Index g = 0; g < G; ++g) {
-        // A few ulp of slack: vectorized exp and tanh are approximations.
-        const Scalar slack = 16 * std::numeric_limits<Scalar>::epsilon();
         const Scalar low = (g == tanh_gate ? Scalar(-1) : Scalar(0)) - slack, high = Scalar(1) + slack;
         const Scalar* block = gates + (s * G + g) * part;
         for (Index i = 0; i < part; ++i)
