@@ -203,6 +203,40 @@ def test_compare_on_recall_shows_what_truncation_cannot_learn(outputs):
     plots_written(result, cwd / "compare.png", cwd / "compare-gradients.png")
 
 
+def test_compare_measures_each_strategys_bias(tmp_path):
+    """compare --bias: the table holds what rnnbptt.truncation_bias gives on the same models
+    (the start model, and each strategy's trained one, rebuilt here in-process) and held-out batch."""
+    from rnnbptt import tasks
+
+    result = run("rnnbptt compare --lag 5 --steps 150 --bias --bias-draws 16 --plot ''", tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.split("gradient bias on 64 held-out sequences:")[1]
+    rows = {
+        m[1]: m.groups()[1:]
+        for m in re.finditer(r"^(\S+) +([\d.]+(?: ± [\d.]+)?) +([\d.]+) +([\d.]+(?: ± [\d.]+)?) +([\d.]+)$",
+                             table, re.M)
+    }
+    strategies = tasks.default_strategies(5)
+    assert list(rows) == [str(s) for s in strategies], result.stdout
+    assert rows["full"] == ("0.000", "1.000", "0.000", "1.000")
+    task = tasks.DelayedRecall(5)
+    held_out = task.sample(np.random.default_rng([0, 3]), 64, np.float32)
+    start = tasks.task_model(task, hidden_size=64, seed=0)
+
+    def shown(model, strategy):
+        random = strategy.kind == rb.Truncation.Kind.randomized
+        r = rb.truncation_bias(model, held_out.x, held_out.targets, strategy, weights=held_out.weights,
+                               draws=16 if random else None)
+        relative = f"{r.total.relative:.3f}" + (f" ± {r.total.standard_error:.3f}" if random else "")
+        return relative, f"{r.total.cosine:.3f}"
+
+    for strategy in strategies:
+        trained = tasks.train_task(task, strategy, hidden_size=64, steps=150, seed=0).model
+        assert rows[str(strategy)] == (*shown(start, strategy), *shown(trained, strategy)), strategy
+    # Regular(2) reaches 1 step, far short of the lag: once trained, its gradient has lost most of g_full.
+    assert float(rows["regular:2"][2]) > 0.8 > float(rows["regular:10"][2])
+
+
 def test_gradcheck_and_demo(outputs):
     for prefix in ("python -m rnnbptt gradcheck", "python -m rnnbptt demo"):
         _, result, _ = find(outputs, prefix)

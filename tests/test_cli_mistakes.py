@@ -122,6 +122,8 @@ MISTAKES = [
     ("compare --epochs 3", "argument --epochs: applies to --task text, got --task recall"),
     ("compare --task adding --num-steps 5", "argument --num-steps: applies to --task text, got --task adding"),
     ("compare --task bogus", "argument --task: invalid choice: 'bogus'"),
+    ("compare --bias-draws 8", "argument --bias-draws: applies with --bias, got no --bias"),
+    ("compare --bias --bias-draws 1", "argument --bias-draws: expected an integer >= 2, got 1"),
     ("compare --lag 0", "argument --lag: expected an integer >= 1, got 0"),
     ("compare --lag 10 --length 10", "argument --length: expected a sequence longer than lag = 10 steps, got 10"),
     ("compare --symbols 1", "argument --symbols: expected an integer >= 2, got 1"),

@@ -41,7 +41,7 @@ def programs() -> dict[str, str]:
 
 def test_the_page_has_its_programs_and_their_cmakelists():
     names = list(programs())
-    assert names == ["first", "train", "forecast", "generate", "errors"], names
+    assert names == ["first", "train", "forecast", "bias", "generate", "errors"], names
     lists = [b for b in blocks("cmake") if "find_package(rnnbptt" in b and "add_executable" in b]
     assert len(lists) == 1
     assert "foreach(program " + " ".join(names) + ")" in lists[0]
@@ -70,6 +70,15 @@ def test_the_programs_compile_and_run(build, tmp_path):
     model_mse, persistence_mse = map(float, re.fullmatch(r"held-out MSE ([\d.]+), persistence ([\d.]+)\n",
                                                          outputs["forecast"]).groups())
     assert model_mse < 0.7 * persistence_mse, outputs["forecast"]
+    # bias.cpp: the model learned the recall; Regular's bias falls as k grows, and Randomized's
+    # mean (256 draws) lies within three standard errors of the Full gradient.
+    lines = outputs["bias"].splitlines()
+    assert float(re.fullmatch(r"loss at the last step ([\d.]+) \(chance: [\d.]+\)", lines[0])[1]) < 0.1
+    line_pattern = r"(\S+) +bias ([\d.]+)  cosine [-\d.]+  standard error ([\d.]+)"
+    bias = {m[1]: (float(m[2]), float(m[3])) for m in (re.fullmatch(line_pattern, line) for line in lines[1:])}
+    assert list(bias) == ["regular:2", "regular:4", "regular:8", "randomized:0.9,seed=0"], outputs["bias"]
+    assert bias["regular:2"][0] > bias["regular:4"][0] > bias["regular:8"][0] > 0.3
+    assert 0 < bias["randomized:0.9,seed=0"][0] < 3 * bias["randomized:0.9,seed=0"][1]
     # generate.cpp prints the greedy text (64 characters, which may include line breaks), the
     # sampled one, then the greedy one again, made step by step; train.cpp ended with 84 greedy
     # characters of the same model.

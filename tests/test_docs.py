@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PAGES = ["index", "getting-started", "compare", "cli", "python-api", "design", "cpp", "performance", "scaling"]
+PAGES = ["index", "getting-started", "compare", "other-data", "cli", "python-api", "design", "cpp", "performance",
+         "scaling"]
 
 
 def sphinx(source: Path, out: Path, conf: Path = DOCS) -> subprocess.CompletedProcess:

@@ -88,6 +88,7 @@ void define_truncation(py::module_& m);
 void define_stream(py::module_& m);
 void define_clip(py::module_& m);
 void define_diagnostics(py::module_& m);
+void define_bias(py::module_& m);
 void define_optim(py::module_& m);
 void define_system(py::module_& m);
 void define_text(py::module_& m);

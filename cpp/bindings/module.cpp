@@ -148,6 +148,7 @@ PYBIND11_MODULE(RNNBPTT_MODULE, m) {
   rb::define_stream(m);
   rb::define_clip(m);
   rb::define_diagnostics(m);
+  rb::define_bias(m);
   rb::define_optim(m);
   rb::define_system(m);
   rb::define_data(m);

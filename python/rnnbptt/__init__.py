@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import _core, gradcheck, reference
 from ._checks import check_integer
+from .bias import TruncationBias, truncation_bias
 from .checkpoint import Checkpoint, CheckpointError
 from .clip import ClipReport, NonFiniteError, clip_grad_norm, clip_grad_value, global_norm
 from .data import Vocab
@@ -76,8 +77,10 @@ __all__ = [
     "Regular",
     "StreamRunner",
     "Truncation",
+    "TruncationBias",
     "__version__",
     "build_info",
+    "truncation_bias",
     "clip_grad_norm",
     "clip_grad_value",
     "get_num_threads",

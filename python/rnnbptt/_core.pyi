@@ -173,6 +173,9 @@ def generate_text(
     model: _Model, vocab: Vocab, prefix: str, length: int, temperature: float = 0.0, seed: int = 0
 ) -> str: ...
 def split_streams(corpus: np.ndarray, batch: int, num_steps: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]: ...
+def split_dense_streams(
+    inputs: np.ndarray, targets: np.ndarray, batch: int, num_steps: int, offset: int = 0
+) -> tuple[np.ndarray, np.ndarray]: ...
 
 class CheckpointError(ValueError): ...
 
@@ -185,3 +188,37 @@ def save_checkpoint(
     path: bytes, model: _Model, vocab: Optional[Vocab], optimizer: dict[str, Any],
     optimizer_state: dict[str, np.ndarray], trainer: str, trainer_state: dict[str, np.ndarray],
 ) -> None: ...
+
+DEFAULT_BIAS_DRAWS: int
+
+class BiasMeasure:
+    full_norm: float
+    mean_norm: float
+    difference_norm: float
+    relative: float
+    cosine: float
+    standard_error: float
+
+class ParameterBias:
+    name: str
+    measure: BiasMeasure
+
+class TruncationBias:
+    truncation: str
+    draws: int
+    loss: float
+    total: BiasMeasure
+    draw_relative_mean: float
+    draw_relative_variance: float
+    parameters: list[ParameterBias]
+
+def truncation_bias(
+    model: _Model,
+    x: np.ndarray,
+    targets: np.ndarray,
+    truncation: Truncation,
+    weights: Optional[np.ndarray] = None,
+    h0: Optional[np.ndarray] = None,
+    draws: int = 0,
+    step_offset: int = 0,
+) -> TruncationBias: ...

@@ -8,11 +8,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, Optional, Union
 
+import numpy as np
+
 from ._table import text_table
+from .bias import truncation_bias
+from .model import RNN
 from .tasks import Adding, DelayedRecall, Task, TaskResult, train_task
 from .truncation import Truncation
 
-__all__ = ["describe_task", "gradient_reach", "results_table", "run_comparison", "write_plots"]
+__all__ = ["bias_comparison", "describe_task", "gradient_reach", "results_table", "run_comparison", "write_plots"]
 
 
 def gradient_reach(truncation: Truncation, length: int) -> str:
@@ -108,3 +112,42 @@ def write_plots(task: Task, results: Sequence[TaskResult], path: Union[str, Path
     curves = plot_task_curves(task, results, path)
     gradients = plot_gradient_norms(Path(path).with_name(Path(path).stem + "-gradients.png"))
     return curves, gradients
+
+
+def bias_comparison(
+    strategies: Sequence[Truncation],
+    start: RNN,
+    trained: Sequence[RNN],
+    x: np.ndarray,
+    targets: np.ndarray,
+    *,
+    weights: Optional[np.ndarray] = None,
+    draws: Optional[int] = None,
+) -> str:
+    """Each strategy's gradient bias against the Full gradient (:func:`~rnnbptt.bias.truncation_bias`)
+    on one batch, at two points: the ``start`` model (the same for every strategy) and the
+    model the strategy trained (``trained``, in the order of ``strategies``). A text table with
+    the notes that say how to read it. ``draws``: of each Randomized strategy (default
+    :data:`~rnnbptt.bias.DEFAULT_DRAWS`)."""
+    if len(trained) != len(strategies):
+        raise ValueError(f"trained: expected one model per strategy ({len(strategies)}), got {len(trained)}")
+
+    def cell(model: RNN, strategy: Truncation) -> tuple[str, str]:
+        randomized = strategy.kind == Truncation.Kind.randomized
+        r = truncation_bias(model, x, targets, strategy, weights=weights, draws=draws if randomized else None)
+        relative = f"{r.total.relative:.3f}" + (f" ± {r.total.standard_error:.3f}" if randomized else "")
+        return relative, f"{r.total.cosine:.3f}"
+
+    rows = []
+    for strategy, model in zip(strategies, trained):
+        rows.append([str(strategy), *cell(start, strategy), *cell(model, strategy)])
+    headers = ["strategy", "bias at the start", "cosine", "bias once trained", "cosine"]
+    return "\n".join([
+        text_table(headers, rows),
+        "",
+        "bias: ||g - g_full|| / ||g_full|| for the strategy's gradient g and the Full gradient g_full of the same "
+        "loss on the same batch, at the same parameters; cosine: of the angle between them. 'at the start' is the "
+        "initial model, the same for every strategy; 'once trained' the model the strategy trained.",
+        "randomized: g is the mean of its draws (one per seed), ± the standard error of that mean: an unbiased "
+        "estimate shows a bias of the order of its standard error.",
+    ])

@@ -59,7 +59,8 @@ class StreamRunner:
         a multiple of ``k1``. By default the stream starts from a zero state with no history;
         to continue a saved run, pass its carried ``state`` (the model's ``state_shape(n)``,
         ``(n, h)`` for one Elman layer) and, with Regular(k1 < k2), its ``history`` as
-        :attr:`history` returned it: token ids ``(k, n)`` and the rows of states ``(rows, n, h)``
+        :attr:`history` returned it: token ids ``(k, n)`` (dense inputs ``(k, n, d)`` for a
+        dense stream) and the rows of states ``(rows, n, h)``
         whose rows of the carried state equal ``state``. Both are copied.
         """
         position = check_integer(position, "position")
@@ -71,8 +72,9 @@ class StreamRunner:
 
     @property
     def history(self) -> Optional[tuple[np.ndarray, np.ndarray]]:
-        """The steps of history held between chunks (Regular(k1 < k2) on token input): copies of
-        their token ids ``(k, n)`` and of what the backward pass reads of them, ``(rows, n, h)``:
+        """The steps of history held between chunks (Regular(k1 < k2)): copies of their inputs,
+        token ids ``(k, n)`` or dense values ``(k, n, d)``, and of what the backward pass reads
+        of them, ``(rows, n, h)``:
         for one Elman layer its ``k + 1`` states (the last is :attr:`state`); for a stack, per
         layer, ``k + 1`` rows of ``h``, ``k + 1`` of ``c`` (LSTM), the ``k`` steps' gate values
         gate by gate and ``k`` rows of ``s_n`` (GRU) (``rnnbptt/bptt/stream.hpp``,

@@ -38,7 +38,7 @@ from .truncation import Truncation
 
 __all__ = [
     "Adding", "DelayedRecall", "Task", "TaskBatch", "TaskRecord", "TaskResult", "default_strategies",
-    "make_task", "sequence_gradient", "train_task",
+    "make_task", "sequence_gradient", "task_model", "train_task",
 ]
 
 TASKS = ("recall", "adding")
@@ -237,6 +237,7 @@ class TaskResult:
     memory_bytes: int  #: bytes held by the stream runner's buffers (activations, history, scratch)
     steps_held: int  #: steps of activations kept for one backward pass (the chunk length)
     curve: list[TaskRecord] = field(default_factory=list)
+    model: Optional[RNN] = None  #: the trained model
 
 
 def _orthogonal(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -299,6 +300,32 @@ def sequence_gradient(
     if total is not None and chunk < T:
         model.grads[:] = total
     return loss
+
+
+def task_model(
+    task: Task,
+    *,
+    hidden_size: int = 64,
+    seed: int = 0,
+    dtype: npt.DTypeLike = np.float32,
+    cell: str = "elman",
+    num_layers: int = 1,
+) -> RNN:
+    """The model :func:`train_task` starts from with these arguments: every recurrent matrix
+    (each gate's block of it, for GRU and LSTM) a random orthogonal matrix drawn from ``seed``,
+    the other weights as :class:`~rnnbptt.RNN` initializes them."""
+    if not isinstance(task, Task):
+        raise TypeError(f"task: expected an rnnbptt.tasks.Task, got {type(task).__name__}")
+    hidden_size = check_integer(hidden_size, "hidden_size", 1)
+    init = np.random.default_rng([check_integer(seed, "seed", 0, 2**64), 0])
+    model = RNN(task.input_size, hidden_size, task.output_size, dtype=dtype, seed=seed, cell=cell,
+                num_layers=num_layers)
+    for name in model.parameter_names():
+        if name.startswith("W_hh"):
+            W_hh = model.param(name)
+            for block in range(0, W_hh.shape[0], hidden_size):
+                W_hh[block : block + hidden_size] = _orthogonal(init, hidden_size)
+    return model
 
 
 def train_task(
@@ -387,16 +414,9 @@ def train_task(
     eval_every = max(1, steps // 20) if eval_every is None else check_integer(eval_every, "eval_every", 1)
     eval_size = check_integer(eval_size, "eval_size", 1)
 
-    init = np.random.default_rng([seed, 0])
     data = np.random.default_rng([seed, 1])
     held_out = task.sample(np.random.default_rng([seed, 2]), eval_size, dtype)
-    model = RNN(task.input_size, hidden_size, task.output_size, dtype=dtype, seed=seed, cell=cell,
-                num_layers=num_layers)
-    for name in model.parameter_names():
-        if name.startswith("W_hh"):
-            W_hh = model.param(name)
-            for block in range(0, W_hh.shape[0], hidden_size):
-                W_hh[block : block + hidden_size] = _orthogonal(init, hidden_size)
+    model = task_model(task, hidden_size=hidden_size, seed=seed, dtype=dtype, cell=cell, num_layers=num_layers)
     update = make_optimizer(optimizer, model.num_parameters, model.dtype, lr)
     runner = StreamRunner(model, truncation)
     T = task.length
@@ -428,4 +448,5 @@ def train_task(
     return TaskResult(
         truncation=str(truncation), task=task.name, metric=task.metric, baseline=task.baseline,
         score=curve[-1].score, seconds=seconds, memory_bytes=runner.memory_bytes, steps_held=chunk, curve=curve,
+        model=model,
     )

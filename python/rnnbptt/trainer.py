@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import hashlib
 import json
 import math
 import sys
@@ -23,7 +22,8 @@ import numpy as np
 from . import checkpoint as ckpt
 from ._checks import check_flag, check_integer, check_real
 from .clip import clip_grad_norm, global_norm
-from .data import Batch, Vocab, random_batches, sequential_batches
+from .data import Vocab
+from .datasets import Chunk, Sequences, TokenStream, TrainingData, as_training_data
 from .distributed import CollectiveError, DataParallel, agreement, batch_share
 from .model import RNN
 from .optim import check_optimizer_name, make_optimizer
@@ -216,11 +216,16 @@ class TrainerSettings:
 
 @dataclass
 class EpochRecord:
-    """What one epoch did; one line of the log."""
+    """What one epoch did; one line of the log.
+
+    ``train_loss`` is the mean training loss: cross-entropy, or for values ``0.5 * MSE`` (the
+    loss ``0.5 ||o - y||^2`` averaged over the weighted positions); the perplexities are its
+    exponential on a token stream (None for other data). ``tokens_per_second`` counts
+    positions (steps x sequences) of any kind of data."""
 
     epoch: int
     step: int
-    train_perplexity: float
+    train_perplexity: Optional[float]
     valid_perplexity: Optional[float]
     tokens_per_second: float
     grad_norm: float
@@ -228,6 +233,10 @@ class EpochRecord:
     seconds: float
     memory_bytes: int
     truncation: str  #: the strategy's string form, ``str(Truncation)``
+    train_loss: Optional[float] = None  #: None in the records of older checkpoints
+    valid_loss: Optional[float] = None
+    valid_accuracy: Optional[float] = None  #: for class labels of :class:`~rnnbptt.datasets.Sequences`
+    data: str = "tokens"  #: the kind of data: ``"tokens"``, ``"dense"`` or ``"sequences"``
 
 
 @dataclass
@@ -239,17 +248,18 @@ class EpochProgress:
 
     rng: dict[str, Any]
     chunks: int = 0
-    loss: float = 0.0
-    tokens: int = 0
+    loss: float = 0.0  #: the sum of each chunk's mean loss times its weight
+    tokens: int = 0  #: positions (steps x sequences) trained on
+    weight: float = 0.0  #: the loss weights' sum (0 in older checkpoints: then ``tokens``)
     norms: float = 0.0
     seconds: float = 0.0
     corpus: dict[str, Any] = field(default_factory=dict)
     recorded: bool = False  #: a partial record of this epoch is already in the history
 
 
-def _fingerprint(corpus: np.ndarray) -> dict[str, Any]:
-    data = np.ascontiguousarray(corpus, dtype=np.int64)
-    return {"tokens": int(data.size), "sha256": hashlib.sha256(data.tobytes()).hexdigest()}
+def _describe_fingerprint(fingerprint: dict[str, Any]) -> str:
+    sizes = ", ".join(f"{v} {k}" for k, v in fingerprint.items() if k != "sha256")
+    return f"{sizes} with SHA-256 {fingerprint.get('sha256')}"
 
 
 class Trainer:
@@ -422,46 +432,62 @@ class Trainer:
             return self.base_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         return self.base_lr
 
-    def _batches(self, corpus: np.ndarray) -> Iterator[Batch]:
-        make = sequential_batches if self.iterator == "sequential" else random_batches
-        return make(corpus, self.batch_size, self.num_steps, self.rng)
+    def _batches(self, data: TrainingData) -> Iterator[Chunk]:
+        return data.chunks(self.batch_size, self.num_steps, self.iterator, self.rng, self.model.dtype)
+
+    def _whole_sequences(self, x: np.ndarray, y: np.ndarray, w: Optional[np.ndarray]) -> float:
+        """Forward, loss and backward of a batch of whole sequences from a zero state (the
+        chunk length is the sequences', which need not suit the truncation's blocks);
+        Randomized draws keyed by the global position, which keeps counting."""
+        self.model.forward(x)
+        loss = self.model.loss(y, w)
+        self.model.backward(truncation=self.truncation, step_offset=self.step * int(x.shape[0]))
+        return loss
 
     def train_epoch(
-        self, corpus: np.ndarray, max_steps: Optional[int] = None, *,
+        self, corpus: Union[np.ndarray, TrainingData], max_steps: Optional[int] = None, *,
         on_step: Optional[Callable[[], None]] = None,
     ) -> tuple[float, float, float, int, float]:
-        """One pass over ``corpus``, or fewer chunks when the optimizer step count reaches
-        ``max_steps``: (perplexity, tokens/s, mean gradient norm, runner bytes, seconds).
+        """One pass over ``corpus`` (token ids, or any kind of :mod:`rnnbptt.datasets`), or
+        fewer chunks when the optimizer step count reaches ``max_steps``: (mean loss,
+        positions/s, mean gradient norm, runner bytes, seconds); the mean loss is
+        cross-entropy, or ``0.5 * MSE`` for values.
 
         An epoch stopped by ``max_steps`` stays in progress (``epoch`` does not count it yet):
         the next call, in this process or after :meth:`resume`, continues it exactly where it
         stopped, and its figures then cover the whole epoch. ``on_step`` runs after every
         optimizer step. With MPI every process calls it with the same corpus."""
+        data = as_training_data(corpus)
         runner = self.runner
         progress = self._in_progress
+        if progress is not None and progress.chunks == 0 and self._runner_snapshot is None:
+            # An epoch that consumed nothing (its first chunk was refused): it starts again, on
+            # whatever data it is given now, from the generator state it began with.
+            self.rng.bit_generator.state = copy.deepcopy(progress.rng)
+            self._in_progress = progress = None
         if progress is None:  # a new epoch: remember the generator before its draws
-            progress = EpochProgress(rng=copy.deepcopy(dict(self.rng.bit_generator.state)), corpus=_fingerprint(corpus))
+            progress = EpochProgress(rng=copy.deepcopy(dict(self.rng.bit_generator.state)), corpus=data.fingerprint())
             if self._dp is not None:
                 self._dp.check_same(progress.corpus, "corpus", "the same corpus")
             self._in_progress = progress
             runner.reset(self.step * self.num_steps)  # a new stream; global steps keep counting
         else:
-            found = _fingerprint(corpus)
+            found = data.fingerprint()
             if found != progress.corpus:
                 raise ValueError(
                     f"corpus: expected the corpus epoch {self.epoch + 1} was interrupted on "
-                    f"({progress.corpus.get('tokens')} tokens, SHA-256 {progress.corpus.get('sha256')}), "
-                    f"got {found['tokens']} tokens with SHA-256 {found['sha256']}"
+                    f"({_describe_fingerprint(progress.corpus)}), got {_describe_fingerprint(found)}"
                 )
             if self._runner_snapshot is not None:  # resumed from a checkpoint
-                self._restore_runner(self._runner_snapshot, progress)
+                self._restore_runner(self._runner_snapshot, progress, carried=not isinstance(data, Sequences))
                 self._runner_snapshot = None
             self.rng.bit_generator.state = copy.deepcopy(progress.rng)
         lr = self._lr()
         self.optimizer.lr = lr
         params, grads = self.model.params, self.model.grads
         dp, share = self._dp, self._share
-        batches = self._batches(corpus)
+        batches = self._batches(data)
+        whole = isinstance(data, Sequences)
         for _ in range(progress.chunks):  # the chunks consumed before the interruption
             if next(batches, None) is None:
                 raise ValueError(
@@ -470,25 +496,30 @@ class Trainer:
                 )
         start = time.perf_counter()
         finished = True
-        for x, y in self._progress(batches, corpus):
+        for x, y, w, new_stream in self._progress(batches, data):
             if max_steps is not None and self.step >= max_steps:
                 finished = False
                 break
-            if self.iterator == "random":  # every chunk a stream of its own
+            if new_stream and not whole:  # a stream of its own
                 runner.reset(runner.position)
-            if dp is None:
-                loss = runner.step(x, y)
-            else:  # this process's sequences; their mean-loss gradient, weighted by their share
-                mine_x, mine_y = np.ascontiguousarray(x[:, share]), np.ascontiguousarray(y[:, share])
-                loss = runner.step(mine_x, mine_y) * (mine_x.size / x.size)
-                dp.reduce_gradient(grads, mine_x.size / x.size)
+            positions = int(x.shape[0]) * int(x.shape[1])
+            weight = float(w.sum()) if w is not None else float(positions)
+            if dp is not None:  # this process's sequences; their mean-loss gradient, weighted by their share
+                x, y = np.ascontiguousarray(x[:, share]), np.ascontiguousarray(y[:, share])
+                w = None if w is None else np.ascontiguousarray(w[:, share])
+            mine = float(w.sum()) if w is not None else float(x.shape[0] * x.shape[1])
+            loss = self._whole_sequences(x, y, w) if whole else runner.step(x, y, w)
+            if dp is not None:
+                loss *= mine / weight
+                dp.reduce_gradient(grads, mine / weight)
             if self.clip is not None:
                 norm = clip_grad_norm(grads, self.clip).norm
             else:
                 norm = global_norm(grads)
             self.optimizer.step(params, grads)
-            progress.loss += loss * x.size  # with MPI: this process's share of the sum
-            progress.tokens += int(x.size)
+            progress.loss += loss * weight  # with MPI: this process's share of the sum
+            progress.weight += weight
+            progress.tokens += positions
             progress.norms += norm
             progress.chunks += 1
             self.step += 1
@@ -505,8 +536,9 @@ class Trainer:
             self._in_progress = None
         tokens, seconds = progress.tokens, progress.seconds
         loss_sum = progress.loss if dp is None else dp.sum(progress.loss)
+        total = progress.weight if progress.weight > 0 else tokens
         return (
-            math.exp(loss_sum / tokens) if tokens else math.nan,
+            loss_sum / total if total else math.nan,
             tokens / seconds if seconds > 0 else math.nan,
             progress.norms / progress.chunks if progress.chunks else math.nan,
             runner.memory_bytes,
@@ -537,7 +569,7 @@ class Trainer:
         history = self.runner.history
         if history is not None:
             inputs, states = history
-            out["runner.history_inputs"] = np.ascontiguousarray(inputs, dtype=np.int64)
+            out["runner.history_inputs"] = np.array(inputs)  # token ids (k, n), or dense inputs (k, n, d)
             out["runner.history_states"] = np.array(states)
         if self._dp is None:
             return out
@@ -545,9 +577,11 @@ class Trainer:
         joined = {name: self._dp.gather_batch(out[name], batch_axis[name]) for name in sorted(out)}
         return {name: value for name, value in joined.items() if value is not None}
 
-    def _restore_runner(self, arrays: dict[str, np.ndarray], progress: EpochProgress) -> None:
+    def _restore_runner(self, arrays: dict[str, np.ndarray], progress: EpochProgress, carried: bool = True) -> None:
+        """Put the runner back for an epoch resumed part-way; ``carried`` is False for data that
+        carries no state from one chunk to the next (whole sequences)."""
         position = self.step * self.num_steps
-        if self.iterator != "sequential" or progress.chunks == 0:
+        if self.iterator != "sequential" or progress.chunks == 0 or not carried:
             self.runner.reset(position)
             return
         inexact = None
@@ -579,10 +613,10 @@ class Trainer:
         state = arrays["runner.state"][(slice(None),) * self._state_batch_axis + (share,)]
         return {"state": np.ascontiguousarray(state), "history": history}
 
-    def _progress(self, batches: Iterator[Batch], corpus: np.ndarray) -> Iterator[Batch]:
+    def _progress(self, batches: Iterator[Chunk], data: TrainingData) -> Iterator[Chunk]:
         if not self.progress:
             return batches
-        total = max(1, len(corpus) // (self.batch_size * self.num_steps))
+        total = data.chunks_per_epoch(self.batch_size, self.num_steps)
         try:
             from tqdm import tqdm
         except ImportError:
@@ -590,29 +624,77 @@ class Trainer:
         return iter(tqdm(batches, total=total, desc=f"epoch {self.epoch + 1}", leave=False, unit="chunk"))
 
     # ---- evaluation ---------------------------------------------------------------------
-    def evaluate(self, corpus: np.ndarray, chunk: int = 512) -> float:
-        """Perplexity ``exp(mean cross-entropy)`` of predicting each next token of ``corpus``,
-        read as one stream with the state carried."""
-        if len(corpus) < 2:
-            raise ValueError(f"corpus: expected at least 2 tokens to evaluate, got {len(corpus)}")
+    def evaluate(self, corpus: Union[np.ndarray, TrainingData], chunk: int = 512) -> float:
+        """On token ids: the perplexity ``exp(mean cross-entropy)`` of predicting each next
+        token of ``corpus``, read as one stream with the state carried. On a
+        :class:`~rnnbptt.datasets.DenseSeries`: ``0.5 * MSE`` of the series read the same way.
+        On :class:`~rnnbptt.datasets.Sequences`: the weighted mean loss of every sequence, each
+        from a zero state (:meth:`accuracy` gives the share of class labels predicted)."""
+        data = as_training_data(corpus)
+        data.check_model(self.model, "corpus")
+        chunk = check_integer(chunk, "chunk", 1)
+        if not isinstance(data, TokenStream):
+            return self._scores(data, chunk)[0]
+        return math.exp(self._scores(data, chunk)[0])
+
+    def accuracy(self, sequences: Sequences, chunk: int = 512) -> float:
+        """The share of the weighted positions of ``sequences`` (class labels) whose largest
+        output is the label: for a label per sequence, of the sequences."""
+        if not isinstance(sequences, Sequences) or not sequences.classes:
+            raise TypeError("sequences: expected rnnbptt.datasets.Sequences with class labels, got "
+                            f"{type(sequences).__name__}")
+        sequences.check_model(self.model, "sequences")
+        accuracy = self._scores(sequences, check_integer(chunk, "chunk", 1))[1]
+        assert accuracy is not None
+        return accuracy
+
+    def _scores(self, data: TrainingData, chunk: int) -> tuple[float, Optional[float]]:
+        """(mean loss, accuracy or None) of a token stream or a dense series (one stream, the
+        state carried, ``chunk`` steps at a time) or of sequences (``chunk`` at a time)."""
+        model = self.model
+        if isinstance(data, TokenStream):  # each token predicts the next
+            corpus = data.ids
+            if len(corpus) < 2:
+                raise ValueError(f"corpus: expected at least 2 tokens to evaluate, got {len(corpus)}")
+            state = None
+            total, count = 0.0, 0
+            for start in range(0, len(corpus) - 1, chunk):
+                x = np.ascontiguousarray(corpus[start : start + chunk][: len(corpus) - 1 - start]).reshape(-1, 1)
+                y = np.ascontiguousarray(corpus[start + 1 : start + 1 + len(x)]).reshape(-1, 1)
+                _, state = model.forward(x, state)
+                total += model.loss(y) * len(x)
+                count += len(x)
+            return total / count, None
+        if isinstance(data, Sequences):
+            loss_sum, weight_sum, hits = 0.0, 0.0, 0.0
+            for start in range(0, len(data), chunk):
+                x, y, w, _ = data.batch(np.arange(start, min(len(data), start + chunk)), model.dtype)
+                outputs, _ = model.forward(x)
+                weight = float(w.sum()) if w is not None else float(y.shape[0] * y.shape[1])
+                loss_sum += model.loss(y, w) * weight
+                weight_sum += weight
+                if data.classes:
+                    right = (outputs.argmax(axis=2) == y).astype(np.float64)
+                    hits += float((right * (1.0 if w is None else w)).sum())
+            return loss_sum / weight_sum, hits / weight_sum if data.classes else None
         state = None
         total, count = 0.0, 0
-        for start in range(0, len(corpus) - 1, chunk):
-            x = np.ascontiguousarray(corpus[start : start + chunk][: len(corpus) - 1 - start]).reshape(-1, 1)
-            y = np.ascontiguousarray(corpus[start + 1 : start + 1 + len(x)]).reshape(-1, 1)
-            _, state = self.model.forward(x, state)
-            total += self.model.loss(y) * len(x)
+        for start in range(0, len(data), chunk):
+            x = np.ascontiguousarray(data.inputs[start : start + chunk, None, :])  # type: ignore[union-attr]
+            y = np.ascontiguousarray(data.targets[start : start + chunk, None, :])  # type: ignore[union-attr]
+            _, state = model.forward(x, state)
+            total += model.loss(y) * len(x)
             count += len(x)
-        return math.exp(total / count)
+        return total / count, None
 
     # ---- the whole run ------------------------------------------------------------------
     def fit(
         self,
-        corpus: np.ndarray,
+        corpus: Union[np.ndarray, TrainingData],
         epochs: Optional[int] = None,
         *,
         steps: Optional[int] = None,
-        valid: Optional[np.ndarray] = None,
+        valid: Optional[Union[np.ndarray, TrainingData]] = None,
         checkpoint: Optional[Union[str, Path]] = None,
         checkpoint_every: int = 1,
         on_epoch: Optional[Callable[[EpochRecord], None]] = None,
@@ -624,7 +706,19 @@ class Trainer:
         continues that epoch exactly where it stopped, replacing the partial record with the
         whole epoch's. Checkpoints are written every ``checkpoint_every`` epochs, every
         ``checkpoint_every_steps`` optimizer steps (if given; mid-epoch checkpoints resume
-        exactly too) and at the end."""
+        exactly too) and at the end.
+
+        ``corpus`` and ``valid`` are token ids (a language model), or any kind of
+        :mod:`rnnbptt.datasets`: a :class:`~rnnbptt.datasets.DenseSeries` (regression on a
+        stream, chunked and carried as text is) or :class:`~rnnbptt.datasets.Sequences` (whole
+        sequences with labels). Both must be of the same kind."""
+        data = as_training_data(corpus)
+        data.check_model(self.model, "corpus")
+        valid_data = None if valid is None else as_training_data(valid, "valid")
+        if valid_data is not None and valid_data.kind != data.kind:
+            raise TypeError(f"valid: expected the same kind of data as corpus ({data.kind}), got {valid_data.kind}")
+        if valid_data is not None:
+            valid_data.check_model(self.model, "valid")
         if (epochs is None) == (steps is None):
             raise ValueError(f"fit: expected exactly one of epochs and steps, got epochs={epochs}, steps={steps}")
         if epochs is not None:
@@ -647,7 +741,7 @@ class Trainer:
             # As many epochs as the steps span, for the learning-rate schedule; kept when a
             # resumed run continues to the same target, so that its schedule stays the same.
             assert steps is not None
-            per_epoch = max(1, len(corpus) // (self.batch_size * self.num_steps))
+            per_epoch = data.chunks_per_epoch(self.batch_size, self.num_steps)
             done = self._in_progress.chunks if self._in_progress is not None else 0
             self.epochs_planned = self.epoch + max(1, -(-(steps - self.step + done) // per_epoch))
             self._steps_target = steps
@@ -669,13 +763,17 @@ class Trainer:
         while more():
             lr = self._lr()
             partial = self._in_progress is not None and self._in_progress.recorded
-            ppl, speed, norm, memory, seconds = self.train_epoch(corpus, max_steps=steps, on_step=on_step)
+            loss, speed, norm, memory, seconds = self.train_epoch(data, max_steps=steps, on_step=on_step)
             finished = self._in_progress is None
+            tokens = isinstance(data, TokenStream)
+            valid_loss, valid_accuracy = self._validate(valid_data)
             record = EpochRecord(
-                epoch=self.epoch if finished else self.epoch + 1, step=self.step, train_perplexity=ppl,
-                valid_perplexity=self._validate(valid),
+                epoch=self.epoch if finished else self.epoch + 1, step=self.step,
+                train_perplexity=_perplexity(loss) if tokens else None,
+                valid_perplexity=_perplexity(valid_loss) if tokens and valid_loss is not None else None,
                 tokens_per_second=speed, grad_norm=norm, lr=lr,
                 seconds=seconds, memory_bytes=memory, truncation=str(self.truncation),
+                train_loss=loss, valid_loss=valid_loss, valid_accuracy=valid_accuracy, data=data.kind,
             )
             if partial and self.history and self.history[-1].epoch == record.epoch:
                 self.history[-1] = record  # the epoch's whole record replaces its partial one
@@ -691,14 +789,20 @@ class Trainer:
                 on_epoch(record)
         return self.history
 
-    def _validate(self, valid: Optional[np.ndarray]) -> Optional[float]:
-        """Validation perplexity; with MPI computed on rank 0 and sent to the others."""
-        if valid is None or len(valid) <= 1:
-            return None
+    def _validate(self, valid: Optional[TrainingData]) -> tuple[Optional[float], Optional[float]]:
+        """Validation (mean loss, accuracy or None); with MPI computed on rank 0 and sent to the
+        others."""
+        if valid is None or (isinstance(valid, TokenStream) and len(valid) <= 1):
+            return None, None
+
+        def scores() -> tuple[float, Optional[float]]:
+            return self._scores(valid, 512)
+
         if self._dp is None:
-            return self.evaluate(valid)
-        value = self.evaluate(valid) if self._dp.is_root else None
-        return float(self._dp.broadcast(value))
+            return scores()
+        value = scores() if self._dp.is_root else None
+        loss, accuracy = self._dp.broadcast(value)
+        return float(loss), accuracy
 
     def _write_log(self, record: EpochRecord) -> None:
         if self.log is None:
@@ -868,6 +972,10 @@ class Trainer:
         return trainer
 
 
+def _perplexity(loss: float) -> float:
+    return math.exp(loss) if math.isfinite(loss) else math.nan
+
+
 def _count(path: Union[str, Path], values: dict[str, Any], key: str) -> int:
     """The trainer entry's ``values[key]``: an integer >= 0 that fits in int64 (JSON floats,
     bools, 1e400 and the like are refused with CheckpointError, never truncated)."""
@@ -878,7 +986,7 @@ def _count(path: Union[str, Path], values: dict[str, Any], key: str) -> int:
     return value
 
 
-def _plain_progress(batches: Iterator[Batch], total: int, label: str) -> Iterator[Batch]:
+def _plain_progress(batches: Iterator[Chunk], total: int, label: str) -> Iterator[Chunk]:
     """Progress without tqdm: a line at every tenth of the epoch, on stderr."""
     marks = {max(1, round(total * k / 10)) for k in range(1, 11)}
     for i, batch in enumerate(batches, start=1):

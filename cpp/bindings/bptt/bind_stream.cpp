@@ -66,8 +66,18 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
               throw py::type_error("history: expected a tuple (inputs, states) of 2 arrays, got a tuple of " +
                                    std::to_string(py::len(history)));
             const py::tuple pair = history.cast<py::tuple>();
-            Ids inputs = require_ids(pair[0], "history inputs", Shape{{-1, n}, {"k", "n=" + std::to_string(n)}});
-            const Index k = inputs.array.shape(0);
+            // A dense stream's history inputs: (k, n, d) values of the model's dtype.
+            const bool dense = py::isinstance<py::array>(pair[0]) && pair[0].cast<py::array>().ndim() == 3;
+            const Index d = c.input_size;
+            py::array dense_inputs;
+            Ids inputs;
+            if (dense)
+              dense_inputs =
+                  require<Scalar>(pair[0], "history inputs",
+                                  Shape{{-1, n, d}, {"k", "n=" + std::to_string(n), "d=" + std::to_string(d)}});
+            else
+              inputs = require_ids(pair[0], "history inputs", Shape{{-1, n}, {"k", "n=" + std::to_string(n)}});
+            const Index k = dense ? dense_inputs.shape(0) : inputs.array.shape(0);
             // One Elman layer: its k + 1 states; a stack: history_rows (rnnbptt/bptt/stream.hpp).
             const Index rows = c.single_elman() ? k + 1 : history_rows(c, k);
             py::array states = require<Scalar>(pair[1], "history states",
@@ -76,6 +86,11 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
                                                       "n=" + std::to_string(n), "h=" + std::to_string(h)}});
             if (k == 0) {  // an empty history: nothing to restore but the state
               s.runner.restore(position, n, state_data, 0, {}, {});
+              return;
+            }
+            if (dense) {
+              s.runner.restore_dense(position, n, state_data, k, span_of<Scalar>(dense_inputs),
+                                     span_of<Scalar>(states));
               return;
             }
             if (inputs.view.type == IdType::int64) {
@@ -90,7 +105,8 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
           },
           py::arg("position") = 0, py::arg("state") = py::none(), py::arg("history") = py::none(),
           "Start a new stream at global step `position`: zero state and no history, or the carried "
-          "state (the model's state_shape(n)) and history (token ids (k, n), states (rows, n, h): k + 1 rows for one "
+          "state (the model's state_shape(n)) and history (token ids (k, n) or dense inputs (k, n, d), states "
+          "(rows, n, h): k + 1 rows for one "
           "Elman layer) of a saved run.")
       .def_property_readonly(
           "history",
@@ -98,17 +114,25 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
             BusyGuard guard(s.model.template cast<PyModel<Scalar>&>().busy);
             const Index k = s.runner.history_steps(), n = s.runner.batch();
             const Span<const std::int64_t> tokens = s.runner.history_tokens();
-            if (k == 0 || tokens.empty()) return py::none();
+            const Span<const Scalar> values = s.runner.history_dense_inputs();
+            if (k == 0 || (tokens.empty() && values.empty())) return py::none();
             const Span<const Scalar> history_states = s.runner.history_states();
             const ModelConfig& c = s.model.template cast<PyModel<Scalar>&>().model.config();
-            auto inputs = empty<std::int64_t>({k, n});
             auto states = empty<Scalar>({history_rows(c, k), n, c.hidden_size});
-            if (tokens.size() != static_cast<Index>(inputs.size()) ||
-                history_states.size() != static_cast<Index>(states.size()))
-              throw StateError(
-                  "history: expected k x n ids and history rows x n x h states, got other lengths (a bug)");
-            std::copy(tokens.begin(), tokens.end(), inputs.mutable_data());
+            if (history_states.size() != static_cast<Index>(states.size()))
+              throw StateError("history: expected history rows x n x h states, got another length (a bug)");
             std::copy(history_states.begin(), history_states.end(), states.mutable_data());
+            if (!values.empty()) {  // a dense stream: (k, n, d) values
+              auto inputs = empty<Scalar>({k, n, c.input_size});
+              if (values.size() != static_cast<Index>(inputs.size()))
+                throw StateError("history: expected k x n x d inputs, got another length (a bug)");
+              std::copy(values.begin(), values.end(), inputs.mutable_data());
+              return py::make_tuple(inputs, states);
+            }
+            auto inputs = empty<std::int64_t>({k, n});
+            if (tokens.size() != static_cast<Index>(inputs.size()))
+              throw StateError("history: expected k x n ids, got another length (a bug)");
+            std::copy(tokens.begin(), tokens.end(), inputs.mutable_data());
             return py::make_tuple(inputs, states);
           })
       .def_property_readonly("truncation", [](PS& s) { return s.runner.truncation(); })

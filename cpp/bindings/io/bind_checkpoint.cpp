@@ -70,7 +70,10 @@ py::dict to_python(Checkpoint<Scalar>&& ck) {
     trainer_state["runner.state"] = copy_array<Scalar>(r.state.data(), state_shape(ck.config, n).sizes);
     if (r.has_history) {
       const auto k = static_cast<py::ssize_t>(r.history);
-      trainer_state["runner.history_inputs"] = copy_array<std::int64_t>(r.history_tokens.data(), {k, n});
+      trainer_state["runner.history_inputs"] =
+          r.history_inputs.empty()
+              ? copy_array<std::int64_t>(r.history_tokens.data(), {k, n})
+              : copy_array<Scalar>(r.history_inputs.data(), {k, n, static_cast<py::ssize_t>(ck.config.input_size)});
       trainer_state["runner.history_states"] =
           copy_array<Scalar>(r.history_states.data(), {history_rows(ck.config, r.history), n, h});
     }
@@ -204,8 +207,15 @@ void save(const std::string& path, PyModel<Scalar>& py_model, const py::object& 
       cannot_save(path, "trainer_state: expected 'runner.history_inputs' and 'runner.history_states' together");
     if (inputs) {
       const auto n = static_cast<py::ssize_t>(r.batch);
-      const py::array ids = tensor<std::int64_t>(path, trainer_state, "trainer_state", "runner.history_inputs",
-                                                 Shape{{-1, n}, {"k", "n=" + std::to_string(n)}});
+      // Token ids (k, n), or a dense stream's inputs (k, n, d) of the model's dtype.
+      const py::handle given = trainer_state["runner.history_inputs"];
+      const bool dense = py::isinstance<py::array>(given) && given.cast<py::array>().ndim() == 3;
+      const auto d = static_cast<py::ssize_t>(ck.config.input_size);
+      const py::array ids =
+          dense ? tensor<Scalar>(path, trainer_state, "trainer_state", "runner.history_inputs",
+                                 Shape{{-1, n, d}, {"k", "n=" + std::to_string(n), "d=" + std::to_string(d)}})
+                : tensor<std::int64_t>(path, trainer_state, "trainer_state", "runner.history_inputs",
+                                       Shape{{-1, n}, {"k", "n=" + std::to_string(n)}});
       const py::ssize_t k = ids.shape(0);
       // One Elman layer: its k + 1 states; a stack: history_rows (rnnbptt/bptt/stream.hpp).
       const py::ssize_t rows = ck.config.single_elman() ? k + 1 : history_rows(ck.config, k);
@@ -215,7 +225,10 @@ void save(const std::string& path, PyModel<Scalar>& py_model, const py::object& 
                 {(ck.config.single_elman() ? "k+1=" : "rows=") + std::to_string(rows), "n=" + std::to_string(n), "h"}});
       r.has_history = true;
       r.history = k;
-      r.history_tokens.assign(span_of<std::int64_t>(ids).begin(), span_of<std::int64_t>(ids).end());
+      if (dense)
+        r.history_inputs.assign(span_of<Scalar>(ids).begin(), span_of<Scalar>(ids).end());
+      else
+        r.history_tokens.assign(span_of<std::int64_t>(ids).begin(), span_of<std::int64_t>(ids).end());
       r.history_states.assign(span_of<Scalar>(states).begin(), span_of<Scalar>(states).end());
     }
     ck.runner = std::move(r);

@@ -1,6 +1,6 @@
 /// @file rnnbptt.hpp
-/// @brief rnnbptt: an Elman RNN with exact, truncated and randomized backpropagation through
-/// time. The umbrella header: includes every public header of the library.
+/// @brief rnnbptt: recurrent networks (Elman, GRU, LSTM, stacked) trained with exact, truncated
+/// and randomized backpropagation through time. The umbrella header: includes every public header.
 #pragma once
 
 #include "rnnbptt/bptt/model.hpp"
@@ -19,6 +19,7 @@
 #include "rnnbptt/io/inference.hpp"
 #include "rnnbptt/io/text.hpp"
 #include "rnnbptt/kernels/threads.hpp"
+#include "rnnbptt/train/bias.hpp"
 #include "rnnbptt/train/clip.hpp"
 #include "rnnbptt/train/data.hpp"
 #include "rnnbptt/train/diagnostics.hpp"

@@ -111,8 +111,9 @@ void StreamRunner<Scalar>::reset(std::int64_t position) {
 }
 
 template <class Scalar>
-void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, Span<const Scalar> state, Index history,
-                                   Span<const std::int64_t> history_tokens, Span<const Scalar> history_states) {
+void StreamRunner<Scalar>::restore_from(std::int64_t position, Index batch, Span<const Scalar> state, Index history,
+                                        const SequenceInput<Scalar>& history_inputs,
+                                        Span<const Scalar> history_states) {
   // Everything is checked and every buffer grown before anything changes: a restore that
   // throws leaves the runner as it was.
   if (position < 0) invalid("position: expected a global step index >= 0, got ", position);
@@ -127,14 +128,24 @@ void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, Span<cons
   if (!detail::check_state("state", state, config_, batch))
     invalid("state: expected the carried state of n = ", batch, " sequences, got none");
   detail::check_state_finite("state", state.data(), config_, batch);
+  const bool tokens = history_inputs.token_input;
+  const Index d = config_.input_size;
   if (history == 0) {
-    if (!history_tokens.empty())
-      invalid("history inputs: expected no ids with history = 0, got ", history_tokens.size());
+    if (tokens && history_inputs.tokens.size != 0)
+      invalid("history inputs: expected no ids with history = 0, got ", history_inputs.tokens.size);
+    if (!tokens && !history_inputs.dense.empty())
+      invalid("history inputs: expected no values with history = 0, got ", history_inputs.dense.size());
     if (!history_states.empty())
       invalid("history states: expected no states with history = 0, got ", history_states.size(), " values");
   } else {
     const Index rows = history_rows(config_, history);
-    detail::check_span("history inputs", history_tokens, {history, batch}, "history x n");
+    if (history_inputs.steps != history || history_inputs.batch != batch)
+      invalid("history inputs: expected ", history, " steps of ", batch, " sequences, got ", history_inputs.steps,
+              " of ", history_inputs.batch);
+    if (tokens)
+      detail::check_ids("history inputs", history_inputs.tokens, {history, batch}, "history x n");
+    else
+      detail::check_span("history inputs", history_inputs.dense, {history, batch, d}, "history x n x d");
     if (config_.single_elman())
       detail::check_span("history states", history_states, {history + 1, batch, h}, "(history + 1) x n x h");
     else
@@ -145,12 +156,19 @@ void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, Span<cons
                   ? "history states: expected the last row to equal state (the carried h_t), got another"
                   : "history states: expected the rows of the carried state to equal state, got others");
     check_history_gates(config_, history, batch, history_states.data());
-    for (Index i = 0; i < history * batch; ++i)
-      if (history_tokens[i] < 0 || history_tokens[i] >= config_.input_size)
-        invalid("history inputs: expected token ids in [0, ", config_.input_size, "), got ", history_tokens[i], " at [",
-                i / batch, ", ", i % batch, "]");
-    detail::grow_buffer(token_history_, detail::checked_size("history", "the token history", {history, batch}, 8),
-                        "history", "the token history");
+    if (tokens) {
+      for (Index i = 0; i < history * batch; ++i)
+        if (history_inputs.tokens[i] < 0 || history_inputs.tokens[i] >= config_.input_size)
+          invalid("history inputs: expected token ids in [0, ", config_.input_size, "), got ", history_inputs.tokens[i],
+                  " at [", i / batch, ", ", i % batch, "]");
+      detail::grow_buffer(token_history_, detail::checked_size("history", "the token history", {history, batch}, 8),
+                          "history", "the token history");
+    } else {
+      detail::check_finite("history inputs", history_inputs.dense.data(), {history, batch, d});
+      detail::grow_buffer(dense_history_,
+                          detail::checked_size("history", "the input history", {history, batch, d}, sizeof(Scalar)),
+                          "history", "the input history");
+    }
     detail::grow_buffer(ws_.H,
                         detail::checked_size("history", "the history states", {history + 1, batch, h}, sizeof(Scalar)),
                         "history", "the history states");
@@ -166,12 +184,15 @@ void StreamRunner<Scalar>::restore(std::int64_t position, Index batch, Span<cons
   state_.resize(static_cast<std::size_t>(state_size));
   std::copy(state.begin(), state.end(), state_.begin());
   if (history > 0) {
-    std::copy(history_tokens.begin(), history_tokens.end(), token_history_.begin());
+    if (tokens)
+      for (Index i = 0; i < history * batch; ++i) token_history_[i] = history_inputs.tokens[i];
+    else
+      std::copy(history_inputs.dense.begin(), history_inputs.dense.end(), dense_history_.begin());
     if (config_.single_elman())
       std::copy(history_states.begin(), history_states.end(), ws_.H.begin());
     else
       std::copy(history_states.begin(), history_states.end(), history_rows_.begin());
-    input_kind_ = 1;
+    input_kind_ = tokens ? 1 : 0;
   }
   history_ = history;
   batch_ = batch;
@@ -182,6 +203,12 @@ template <class Scalar>
 Span<const std::int64_t> StreamRunner<Scalar>::history_tokens() const {
   if (input_kind_ != 1 || history_ == 0) return {};
   return {token_history_.data(), history_ * batch_};
+}
+
+template <class Scalar>
+Span<const Scalar> StreamRunner<Scalar>::history_dense_inputs() const {
+  if (input_kind_ != 0 || history_ == 0) return {};
+  return {dense_history_.data(), history_ * batch_ * config_.input_size};
 }
 
 template <class Scalar>

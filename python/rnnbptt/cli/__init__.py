@@ -188,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategies", nargs="+", type=_truncation,
                    help="truncations to compare, as for train --truncation (default on the tasks: full "
                    "regular:LAG/2 regular:2xLAG randomized:0.9; on text: full regular:5 randomized:0.8)")
+    p.add_argument("--bias", action="store_true",
+                   help="also measure each strategy's gradient bias against the Full gradient, on one held-out "
+                   "batch (on text: the first batch), at the start and once trained")
+    p.add_argument("--bias-draws", type=_at_least_two,
+                   help="draws of each randomized strategy for --bias (default 32)")
     p.add_argument("--plot",
                    help=f"learning curves, and ||dL/dh_t|| in NAME-gradients.png (default {DEFAULT_COMPARE_PLOT}, "
                    "written when the 'plot' extra is installed); '' for none")

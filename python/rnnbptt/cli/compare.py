@@ -6,6 +6,9 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
+from .. import _core
 from .._table import text_table
 from ..trainer import Trainer
 from ..truncation import Truncation
@@ -64,6 +67,8 @@ def _compare_task(args: argparse.Namespace) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     task_name = _compare_task(args)
+    if args.bias_draws is not None and not args.bias:
+        raise UsageError("argument --bias-draws: applies with --bias, got no --bias")
     asked = args.plot is not None  # an explicit --plot needs matplotlib; the default plot does not
     if not asked:
         args.plot = DEFAULT_COMPARE_PLOT
@@ -81,9 +86,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"comparing {', '.join(map(str, strategies))} on {source}: {len(train):,} tokens, "
           f"{args.epochs if args.steps is None else f'{args.steps} steps of'} "
           f"{'epochs' if args.steps is None else 'chunks'}, seed {args.seed}\n")
-    rows, histories = [], {}
+    rows, histories, models = [], {}, []
     for strategy in strategies:
         model = _build_model(args, vocab)
+        models.append(model)
         trainer = Trainer(
             model, vocab=vocab, optimizer=args.optimizer, lr=_learning_rate(args),
             clip=args.clip if args.clip > 0 else None, truncation=strategy, batch_size=args.batch_size,
@@ -105,6 +111,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print()
     print(text_table(["strategy", "train ppl", "valid ppl", "time (s)", "tokens/s", "memory (MiB)"], rows))
     print("\nmemory: the bytes of the runner's activations, history and scratch buffers")
+    if args.bias:
+        from .. import compare
+
+        # The first chunk of the training text, as the trainer's sequential batches cut it (offset 0).
+        xs, ys = _core.split_streams(np.ascontiguousarray(train, dtype=np.int64), args.batch_size, args.num_steps, 0)
+        print(f"\ngradient bias on the first {args.num_steps}-step chunk of {args.batch_size} streams of the "
+              "training text:\n")
+        print(compare.bias_comparison(strategies, _build_model(args, vocab), models,
+                                      np.ascontiguousarray(xs[: args.num_steps]),
+                                      np.ascontiguousarray(ys[: args.num_steps]), draws=args.bias_draws))
     if args.plot:
         try:
             from ..plots import plot_gradient_norms, plot_training_curves
@@ -143,6 +159,14 @@ def _compare_on_task(args: argparse.Namespace, name: str) -> int:
     )
     print()
     print(compare.results_table(task, results))
+    if args.bias:
+        held_out = task.sample(np.random.default_rng([args.seed, 3]), 64, args.dtype)
+        start = tasks.task_model(task, hidden_size=args.hidden, seed=args.seed, dtype=args.dtype, cell=args.cell,
+                                 num_layers=args.layers)
+        trained = [result.model for result in results if result.model is not None]
+        print("\ngradient bias on 64 held-out sequences:\n")
+        print(compare.bias_comparison(strategies, start, trained, held_out.x, held_out.targets,
+                                      weights=held_out.weights, draws=args.bias_draws))
     if args.plot:
         try:
             curves, gradients = compare.write_plots(task, results, args.plot)

@@ -481,6 +481,7 @@ def _train_summary(
     if last.valid_perplexity is not None:
         which, perplexity, baseline = "validation", last.valid_perplexity, unigram_perplexity(train, valid[1:], size)
     else:
+        assert last.train_perplexity is not None  # the command line trains on text
         which, perplexity, baseline = "training", last.train_perplexity, unigram_perplexity(train, train[1:], size)
     speed = f"{tokens / seconds:,.0f}" if seconds > 0 else "-"
     return (

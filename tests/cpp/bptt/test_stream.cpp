@@ -2,6 +2,8 @@
 // Randomized, Regular(k, k)), each chunk equals a Model's forward/loss/backward from the
 // carried state bit for bit; Regular(k1 < k2) windows reach across boundaries and the chunks'
 // gradients add up to the unchunked gradient. Restores continue exactly; memory stays flat.
+#include <limits>
+
 #include "support.hpp"
 
 namespace {
@@ -158,8 +160,12 @@ void expect_restore_continues(const Truncation& truncation, InputKind input) {
   rnnbptt::StreamRunner<Scalar> first(p.config, truncation);
   for (Index start = 0; start < 36; start += 12) first.step(model, p.x(start, 12), p.y(start, 12, {}));
   rnnbptt::StreamRunner<Scalar> second(p.config, truncation);
-  second.restore(first.position(), first.batch(), first.state(), first.history_steps(), first.history_tokens(),
-                 first.history_states());
+  if (input == InputKind::dense)  // a dense stream's history inputs are its values
+    second.restore_dense(first.position(), first.batch(), first.state(), first.history_steps(),
+                         first.history_dense_inputs(), first.history_states());
+  else
+    second.restore(first.position(), first.batch(), first.state(), first.history_steps(), first.history_tokens(),
+                   first.history_states());
   EXPECT_EQ(second.position(), first.position());
   EXPECT_EQ(second.history_steps(), first.history_steps());
   const double a = first.step(model, p.x(36, 12), p.y(36, 12, {}));
@@ -175,15 +181,33 @@ TEST(Stream, ARestoredRunnerContinuesExactly) {
        {Truncation::regular(3, 8), Truncation::regular(4), Truncation::full(), Truncation::randomized(0.7, 2)}) {
     expect_restore_continues<float>(truncation, InputKind::int64);
     expect_restore_continues<double>(truncation, InputKind::int64);
+    expect_restore_continues<float>(truncation, InputKind::dense);
+    expect_restore_continues<double>(truncation, InputKind::dense);
   }
-  // A dense stream keeps no token history: restoring the states alone is enough.
+  // A dense stream's history is its inputs (k x n x d values), not token ids.
   rnnbptt::StreamRunner<float> runner(support::config_of(5, 6, 4), Truncation::regular(3, 8));
   const auto p = stream_problem<float>(InputKind::dense, 12, 2);
   rnnbptt::Model<float> model(p.config);
   runner.step(model, p.x(0, 6), p.y(0, 6, {}));
   runner.step(model, p.x(6, 6), p.y(6, 6, {}));
   EXPECT_EQ(runner.history_tokens().size(), 0);
+  EXPECT_EQ(runner.history_dense_inputs().size(), 5 * 2 * 5);
+  EXPECT_TRUE(support::same_bits(runner.history_dense_inputs(),
+                                 std::vector<float>(p.dense.begin() + 7 * 2 * 5, p.dense.begin() + 12 * 2 * 5)));
   EXPECT_EQ(runner.history_states().size(), 6 * 2 * 6);
+  // What a restore refuses of dense history inputs: a wrong length, a non-finite value.
+  rnnbptt::StreamRunner<float> other(p.config, Truncation::regular(3, 8));
+  std::vector<float> inputs = support::copy_of(runner.history_dense_inputs());
+  EXPECT_TRUE(support::throws<rnnbptt::InvalidArgument>(
+      [&] {
+        other.restore_dense(12, 2, runner.state(), 5, rnnbptt::Span<const float>(inputs.data(), 49),
+                            runner.history_states());
+      },
+      {"history inputs: expected 50 values", "history x n x d = 5 x 2 x 5", "got a buffer of 49"}));
+  inputs[7] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_TRUE(support::throws<rnnbptt::InvalidArgument>(
+      [&] { other.restore_dense(12, 2, runner.state(), 5, inputs, runner.history_states()); }, {"history inputs"}));
+  EXPECT_EQ(other.position(), 0);  // refused restores change nothing
 }
 
 TEST(Stream, MemoryDoesNotGrowWithTheStream) {

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 namespace {
 
@@ -125,6 +126,7 @@ void expect_same(const Checkpoint<Scalar>& a, const Checkpoint<Scalar>& b) {
     EXPECT_EQ(a.runner->has_history, b.runner->has_history);
     EXPECT_EQ(a.runner->history, b.runner->history);
     EXPECT_EQ(a.runner->history_tokens, b.runner->history_tokens);
+    EXPECT_TRUE(support::same_bits(a.runner->history_inputs, b.runner->history_inputs));
     EXPECT_TRUE(support::same_bits(a.runner->history_states, b.runner->history_states));
   }
 }
@@ -206,6 +208,41 @@ TEST(Checkpoint, ARunnerRestoredFromACheckpointContinuesExactly) {
     adam.step(model.parameters(), model.gradients());
     EXPECT_TRUE(support::same_bits(model.parameters(), trained.model.parameters())) << "chunk " << chunk;
   }
+}
+
+TEST(Checkpoint, ADenseStreamsHistoryRoundTripsAndContinuesExactly) {
+  // A GRU over a dense series with Regular(3, 8): the history is k x n x d values.
+  rnnbptt::ModelConfig config = support::config_of(3, 5, 2);
+  config.cell = rnnbptt::Cell::gru;
+  const auto p = support::make_problem<double>(config, 24, 2, support::InputKind::dense,
+                                               rnnbptt::LossKind::squared_error, false, 6);
+  rnnbptt::Model<double> model(config);
+  model.set_parameters(p.params);
+  rnnbptt::StreamRunner<double> runner(config, Truncation::regular(3, 8));
+  for (Index start = 0; start < 12; start += 6) runner.step(model, p.x(start, 6), p.y(start, 6, {}));
+  auto c = Checkpoint<double>::from_model(model);
+  c.trainer_json = R"({"batch_size": 2})";
+  c.runner = rnnbptt::RunnerState<double>::from_runner(runner);
+  EXPECT_TRUE(c.runner->history_tokens.empty());
+  EXPECT_EQ(static_cast<Index>(c.runner->history_inputs.size()), 5 * 2 * 3);
+  const auto bytes = rnnbptt::serialize_checkpoint(c);
+  const auto loaded = rnnbptt::parse_checkpoint<double>(bytes);
+  expect_same(c, loaded);
+  EXPECT_EQ(rnnbptt::serialize_checkpoint(loaded), bytes);
+
+  rnnbptt::StreamRunner<double> resumed(config, Truncation::regular(3, 8));
+  loaded.runner->restore(resumed, runner.position());
+  for (Index start = 12; start < 24; start += 6) {
+    const double expected = runner.step(model, p.x(start, 6), p.y(start, 6, {}));
+    const auto grads = support::copy_of(model.gradients());
+    EXPECT_EQ(resumed.step(model, p.x(start, 6), p.y(start, 6, {})), expected);
+    EXPECT_TRUE(support::same_bits(model.gradients(), grads)) << "chunk at " << start;
+  }
+  // Non-finite history inputs are refused when saving (what load would refuse is never written).
+  auto forged = c;
+  forged.runner->history_inputs[4] = std::numeric_limits<double>::infinity();
+  EXPECT_TRUE(support::throws<rnnbptt::CheckpointError>([&] { rnnbptt::serialize_checkpoint(forged); },
+                                                        {"trainer.runner.history_inputs", "finite"}));
 }
 
 TEST(Checkpoint, FailuresAreCheckpointErrorsNamingTheFile) {

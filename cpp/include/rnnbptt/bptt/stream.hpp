@@ -29,6 +29,7 @@
 #include "rnnbptt/bptt/truncation.hpp"
 #include "rnnbptt/bptt/workspace.hpp"
 #include "rnnbptt/core/params.hpp"
+#include "rnnbptt/core/sequence.hpp"
 #include "rnnbptt/core/span.hpp"
 
 namespace rnnbptt {
@@ -77,18 +78,31 @@ class RNNBPTT_EXPORT StreamRunner {
   /// Puts the runner back where a saved run was (a checkpoint taken between chunks): `position`
   /// steps consumed, the carried state (config.state_size(batch) values), and the last `history` steps the
   /// truncation keeps (0 <= history <= k2 - k1): their token ids (history x batch ids, empty
-  /// when history == 0) and what the backward pass reads of them, history_rows(config,
+  /// when history == 0; restore_dense takes a dense stream's history x batch x d finite
+  /// values instead) and what the backward pass reads of them, history_rows(config,
   /// history) rows of batch x h values (for one Elman layer the states h at those steps and
   /// the step after; empty when history == 0; the rows of the carried state equal `state`,
   /// history_matches_state; a stack's gate values in their activation's range, [0, 1] or
   /// [-1, 1], to a few ulp). Everything is copied. Throws InvalidArgument naming the argument
   /// that does not fit; a restore that throws leaves the runner as it was.
   void restore(std::int64_t position, Index batch, Span<const Scalar> state, Index history,
-               Span<const std::int64_t> history_tokens, Span<const Scalar> history_states);
+               Span<const std::int64_t> history_tokens, Span<const Scalar> history_states) {
+    restore_from(position, batch, state, history, SequenceInput<Scalar>::from_tokens(history_tokens, history, batch),
+                 history_states);
+  }
+  /// The same for a dense stream: `history_inputs` holds history x batch x d values.
+  void restore_dense(std::int64_t position, Index batch, Span<const Scalar> state, Index history,
+                     Span<const Scalar> history_inputs, Span<const Scalar> history_states) {
+    restore_from(position, batch, state, history, SequenceInput<Scalar>::from_dense(history_inputs, history, batch),
+                 history_states);
+  }
 
   /// The history held between chunks, for saving: token ids (history_steps() x batch()); empty
   /// for a dense stream or with no history. Valid until the next step(), reset() or restore().
   Span<const std::int64_t> history_tokens() const;
+  /// The same for a dense stream: its inputs (history_steps() x batch() x d values); empty for
+  /// a token stream or with no history.
+  Span<const Scalar> history_dense_inputs() const;
   /// What the backward pass reads of the history: history_rows(config, history_steps()) x
   /// batch() x h values (for one Elman layer its (history_steps() + 1) states); empty with no
   /// history. Valid until the next step(), reset() or restore().
@@ -106,6 +120,8 @@ class RNNBPTT_EXPORT StreamRunner {
 
  private:
   void check_model(const Model<Scalar>& model) const;
+  void restore_from(std::int64_t position, Index batch, Span<const Scalar> state, Index history,
+                    const SequenceInput<Scalar>& history_inputs, Span<const Scalar> history_states);
 
   ModelConfig config_;
   ParameterLayout layout_;

@@ -84,17 +84,28 @@ template <class Scalar>
 struct RunnerState {
   Index batch = 0;       ///< n >= 1; must equal the trainer entry's "batch_size"
   Buffer<Scalar> state;  ///< config.state_size(batch): the carried state
-  /// Regular(k1 < k2) truncation also keeps history (the next three members; the tensors
+  /// Regular(k1 < k2) truncation also keeps history (the next members; the tensors
   /// trainer.runner.history_inputs and trainer.runner.history_states).
   bool has_history = false;
   Index history = 0;                         ///< k steps of history (0 <= k <= k2 - k1)
-  std::vector<std::int64_t> history_tokens;  ///< history x batch token ids
-  Buffer<Scalar> history_states;             ///< history_rows(config, history) x batch x h (stream.hpp)
+  std::vector<std::int64_t> history_tokens;  ///< a token stream's history x batch ids
+  /// A dense stream's history x batch x d inputs instead (history_tokens empty then): the
+  /// tensor trainer.runner.history_inputs in the model's dtype, shape (k, batch, d).
+  Buffer<Scalar> history_inputs;
+  Buffer<Scalar> history_states;  ///< history_rows(config, history) x batch x h (stream.hpp)
+
+  /// Puts `runner` back where this state stood, `position` steps into its stream
+  /// (StreamRunner::restore, or restore_dense for a dense history).
+  void restore(StreamRunner<Scalar>& runner, std::int64_t position) const {
+    if (!history_inputs.empty())
+      runner.restore_dense(position, batch, state, history, history_inputs, history_states);
+    else
+      runner.restore(position, batch, state, history, history_tokens, history_states);
+  }
 
   /// What `runner` carries (copied), as Python's Trainer saves it: the state, and the history
-  /// when the runner holds token history (Regular(k1 < k2) after its first chunk). Throws
-  /// StateError for a runner before its first chunk, InvalidArgument for a dense stream holding
-  /// history (checkpoints hold token ids only).
+  /// when the runner holds one (Regular(k1 < k2) after its first chunk), token ids or dense
+  /// inputs. Throws StateError for a runner before its first chunk.
   static RunnerState from_runner(const StreamRunner<Scalar>& runner) {
     if (runner.batch() == 0 || runner.state().empty())
       throw StateError("runner: expected a runner that has consumed a chunk, got one with no state");
@@ -102,12 +113,10 @@ struct RunnerState {
     out.batch = runner.batch();
     out.state.assign(runner.state().begin(), runner.state().end());
     if (runner.history_steps() > 0) {
-      if (runner.history_tokens().empty())
-        detail::invalid("runner: expected a token stream, got a dense one holding ", runner.history_steps(),
-                        " steps of history (checkpoints hold token ids only)");
       out.has_history = true;
       out.history = runner.history_steps();
       out.history_tokens.assign(runner.history_tokens().begin(), runner.history_tokens().end());
+      out.history_inputs.assign(runner.history_dense_inputs().begin(), runner.history_dense_inputs().end());
       out.history_states.assign(runner.history_states().begin(), runner.history_states().end());
     }
     return out;

@@ -165,6 +165,7 @@ struct Validated {
   std::string trainer_json;
   Index runner_batch = 0;  // 0: no runner state
   bool has_history = false;
+  bool dense_history = false;  // trainer.runner.history_inputs holds dense inputs (k, n, d), not ids
   Index history = 0;
   std::map<std::string, TensorRef> tensors;  // the checked tensors by name
 };

@@ -144,7 +144,10 @@ void check_runner_tensors(const Validated& v, std::string_view name) {
   if (v.has_history) {
     const TensorRef& ids = v.tensors.at("trainer.runner.history_inputs");
     const TensorRef& states = v.tensors.at("trainer.runner.history_states");
-    read_values<std::int64_t>(ids.data, static_cast<std::size_t>(ids.count), r.history_tokens);
+    if (v.dense_history)
+      read_values<Scalar>(ids.data, static_cast<std::size_t>(ids.count), r.history_inputs);
+    else
+      read_values<std::int64_t>(ids.data, static_cast<std::size_t>(ids.count), r.history_tokens);
     read_values<Scalar>(states.data, static_cast<std::size_t>(states.count), r.history_states);
   }
   check_runner(r, v.config, name);
@@ -161,6 +164,8 @@ void check_runner(const RunnerState<Scalar>& r, const ModelConfig& config, std::
   };
   if (!finite(r.state)) fail(name, "tensor 'trainer.runner.state' in the file: expected finite values, got NaN or inf");
   if (!r.has_history) return;
+  if (!finite(r.history_inputs))
+    fail(name, "tensor 'trainer.runner.history_inputs' in the file: expected finite values, got NaN or inf");
   for (std::size_t i = 0; i < r.history_tokens.size(); ++i) {
     const std::int64_t id = r.history_tokens[i];
     if (id < 0 || id >= config.input_size)
@@ -276,10 +281,15 @@ Validated validate(Span<const std::uint8_t> bytes, std::string_view name) {
       out.has_history = true;
       std::uint64_t k = 0;
       const auto inputs = c.tensors.find("trainer.runner.history_inputs");
-      if (inputs != c.tensors.end() && inputs->second.shape.size() == 2) k = inputs->second.shape[0];
+      // Token ids (k, n) int64, or a dense stream's inputs (k, n, d) in the model's dtype.
+      const bool dense = inputs != c.tensors.end() && inputs->second.shape.size() == 3;
+      if (inputs != c.tensors.end() && (inputs->second.shape.size() == 2 || dense)) k = inputs->second.shape[0];
       if (k > static_cast<std::uint64_t>(PTRDIFF_MAX) - 1) k = 0;  // refused by the shape check below
+      const auto d = static_cast<std::uint64_t>(out.config.input_size);
+      out.dense_history = dense;
       out.tensors["trainer.runner.history_inputs"] =
-          take_tensor(name, c.tensors, "trainer.runner.history_inputs", {k, un}, DType::i64);
+          dense ? take_tensor(name, c.tensors, "trainer.runner.history_inputs", {k, un, d}, scalar)
+                : take_tensor(name, c.tensors, "trainer.runner.history_inputs", {k, un}, DType::i64);
       out.tensors["trainer.runner.history_states"] = take_tensor(
           name, c.tensors, "trainer.runner.history_states", {stored_history_rows(name, out.config, k), un, h}, scalar);
       out.history = static_cast<Index>(k);
@@ -338,7 +348,10 @@ Checkpoint<Scalar> to_checkpoint(Validated&& v, std::string_view name) {
       runner.has_history = v.has_history;
       runner.history = v.history;
       if (v.has_history) {
-        convert<std::int64_t>(v.tensors.at("trainer.runner.history_inputs"), runner.history_tokens);
+        if (v.dense_history)
+          convert<Scalar>(v.tensors.at("trainer.runner.history_inputs"), runner.history_inputs);
+        else
+          convert<std::int64_t>(v.tensors.at("trainer.runner.history_inputs"), runner.history_tokens);
         convert<Scalar>(v.tensors.at("trainer.runner.history_states"), runner.history_states);
       }
       out.runner = std::move(runner);

@@ -85,7 +85,8 @@ std::vector<std::uint8_t> serialize(const Checkpoint<Scalar>& ckpt, std::string_
       cannot_save(name, "trainer_json: expected \"batch_size\": ", r.batch,
                   " (the runner's batch, which Python checks), got ",
                   batch == trainer.end() ? std::string("none") : batch->dump());
-    Index state_size = 0, token_count = 0, states_size = 0;
+    Index state_size = 0, token_count = 0, states_size = 0, dense_count = 0;
+    const bool dense = !r.history_inputs.empty();
     try {
       state_size = detail::checked_size(
           "runner.state", "the state of batch sequences",
@@ -93,6 +94,8 @@ std::vector<std::uint8_t> serialize(const Checkpoint<Scalar>& ckpt, std::string_
       if (r.has_history) {
         if (r.history < 0) cannot_save(name, "runner.history: expected a number of steps >= 0, got ", r.history);
         token_count = detail::checked_size("runner.history_tokens", "history x batch", {r.history, r.batch}, 8);
+        dense_count = detail::checked_size("runner.history_inputs", "history x batch x d",
+                                           {r.history, r.batch, ckpt.config.input_size}, sizeof(Scalar));
         states_size = detail::checked_size("runner.history_states", "history rows x batch x h",
                                            {history_rows(ckpt.config, r.history), r.batch, ckpt.config.hidden_size},
                                            sizeof(Scalar));
@@ -107,7 +110,13 @@ std::vector<std::uint8_t> serialize(const Checkpoint<Scalar>& ckpt, std::string_
     tensors["trainer.runner.state"] = {scalar, state_dims(ckpt.config, r.batch), r.state.data(),
                                        static_cast<std::uint64_t>(state_size)};
     if (r.has_history) {
-      if (static_cast<Index>(r.history_tokens.size()) != token_count)
+      if (dense && !r.history_tokens.empty())
+        cannot_save(name, "runner.history_tokens: expected no ids with dense history inputs, got ",
+                    r.history_tokens.size());
+      if (dense && static_cast<Index>(r.history_inputs.size()) != dense_count)
+        cannot_save(name, "runner.history_inputs: expected ", dense_count, " values (history x batch x d = ", r.history,
+                    " x ", r.batch, " x ", ckpt.config.input_size, "), got ", r.history_inputs.size());
+      if (!dense && static_cast<Index>(r.history_tokens.size()) != token_count)
         cannot_save(name, "runner.history_tokens: expected ", token_count, " ids (history x batch = ", r.history, " x ",
                     r.batch, "), got ", r.history_tokens.size());
       if (static_cast<Index>(r.history_states.size()) != states_size)
@@ -115,14 +124,20 @@ std::vector<std::uint8_t> serialize(const Checkpoint<Scalar>& ckpt, std::string_
                     " values (history rows x batch x h = ", history_rows(ckpt.config, r.history), " x ", r.batch, " x ",
                     h, "), got ", r.history_states.size());
       const auto k = static_cast<std::uint64_t>(r.history);
-      tensors["trainer.runner.history_inputs"] = {
-          DType::i64, {k, n}, r.history_tokens.data(), static_cast<std::uint64_t>(token_count)};
+      if (dense)
+        tensors["trainer.runner.history_inputs"] = {scalar,
+                                                    {k, n, static_cast<std::uint64_t>(ckpt.config.input_size)},
+                                                    r.history_inputs.data(),
+                                                    static_cast<std::uint64_t>(dense_count)};
+      else
+        tensors["trainer.runner.history_inputs"] = {
+            DType::i64, {k, n}, r.history_tokens.data(), static_cast<std::uint64_t>(token_count)};
       tensors["trainer.runner.history_states"] = {
           scalar,
           {static_cast<std::uint64_t>(history_rows(ckpt.config, r.history)), n, h},
           r.history_states.data(),
           static_cast<std::uint64_t>(states_size)};
-    } else if (r.history != 0 || !r.history_tokens.empty() || !r.history_states.empty()) {
+    } else if (r.history != 0 || !r.history_tokens.empty() || !r.history_inputs.empty() || !r.history_states.empty()) {
       cannot_save(name, "runner: history given but has_history is false");
     }
     try {  // what load would refuse is never written

@@ -1,0 +1,90 @@
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+#include <thread>
+
+#include "arrays.hpp"
+#include "bindings.hpp"
+#include "input.hpp"
+#include "rnnbptt/train/bias.hpp"
+
+namespace rnnbptt::bindings {
+
+namespace {
+
+std::string measure_repr(const BiasMeasure& m) {
+  return "relative=" + std::to_string(m.relative) + ", cosine=" + std::to_string(m.cosine) +
+         ", standard_error=" + std::to_string(m.standard_error);
+}
+
+template <class Scalar>
+void define_bias_for(py::module_& m) {
+  m.def(
+      "truncation_bias",
+      [](PyModel<Scalar>& s, py::handle x, py::handle targets, const Truncation& truncation, py::handle weights,
+         py::handle h0, Index draws, std::int64_t step_offset) {
+        BusyGuard guard(s.busy);
+        const ModelConfig& c = s.model.config();
+        Input<Scalar> in = input_from<Scalar>(x, c.input_size);
+        const Index T = in.sequence.steps, n = in.sequence.batch;
+        TargetArrays<Scalar> y = targets_from<Scalar>(targets, weights, T, n, c.output_size);
+        BiasOptions<Scalar> options;
+        options.draws = draws;
+        options.step_offset = step_offset;
+        py::array h0_array;
+        if (!h0.is_none()) {
+          h0_array = require<Scalar>(h0, "h0", state_shape(c, n));
+          options.h0 = span_of<Scalar>(h0_array);
+        }
+        TruncationBias result;
+        {
+          py::gil_scoped_release release;
+          result = truncation_bias(s.model, in.sequence, y.targets, truncation, options);
+        }
+        // The model now holds this forward (dense x is read again by a later backward).
+        s.input = in.array;
+        s.forward_thread = std::this_thread::get_id();
+        ++s.forwards;
+        return result;
+      },
+      py::arg("model"), py::arg("x"), py::arg("targets"), py::arg("truncation"), py::arg("weights") = py::none(),
+      py::arg("h0") = py::none(), py::arg("draws") = 0, py::arg("step_offset") = 0);
+}
+
+}  // namespace
+
+void define_bias(py::module_& m) {
+  m.attr("DEFAULT_BIAS_DRAWS") = kDefaultBiasDraws;
+  py::class_<BiasMeasure>(m, "BiasMeasure",
+                          "The truncated gradient (the mean of its draws) against the Full gradient over some "
+                          "parameters.")
+      .def_readonly("full_norm", &BiasMeasure::full_norm)
+      .def_readonly("mean_norm", &BiasMeasure::mean_norm)
+      .def_readonly("difference_norm", &BiasMeasure::difference_norm)
+      .def_readonly("relative", &BiasMeasure::relative)
+      .def_readonly("cosine", &BiasMeasure::cosine)
+      .def_readonly("standard_error", &BiasMeasure::standard_error)
+      .def("__repr__", [](const BiasMeasure& b) { return "BiasMeasure(" + measure_repr(b) + ")"; });
+  py::class_<ParameterBias>(m, "ParameterBias", "One tensor's BiasMeasure.")
+      .def_readonly("name", &ParameterBias::name)
+      .def_readonly("measure", &ParameterBias::measure)
+      .def("__repr__",
+           [](const ParameterBias& p) { return "ParameterBias(" + p.name + ": " + measure_repr(p.measure) + ")"; });
+  py::class_<TruncationBias>(m, "TruncationBias", "What truncation_bias measured.")
+      .def_readonly("truncation", &TruncationBias::truncation)
+      .def_readonly("draws", &TruncationBias::draws)
+      .def_readonly("loss", &TruncationBias::loss)
+      .def_readonly("total", &TruncationBias::total)
+      .def_readonly("draw_relative_mean", &TruncationBias::draw_relative_mean)
+      .def_readonly("draw_relative_variance", &TruncationBias::draw_relative_variance)
+      .def_readonly("parameters", &TruncationBias::parameters)
+      .def("__repr__", [](const TruncationBias& b) {
+        return "TruncationBias(" + b.truncation + ", draws=" + std::to_string(b.draws) + ": " + measure_repr(b.total) +
+               ")";
+      });
+  define_bias_for<float>(m);
+  define_bias_for<double>(m);
+}
+
+}  // namespace rnnbptt::bindings
