@@ -154,3 +154,107 @@ def test_totals_that_train_nothing_and_an_empty_resume_are_mistakes(capsys, trai
     assert code == 2 and f"argument --steps: expected more than the {state['step']} steps" in err
     code, _, err = cli(capsys, "--resume", "", "--more-epochs", "1")
     assert code == 2 and "argument --resume: expected a checkpoint file, got an empty string" in err
+
+
+@pytest.fixture
+def series(tmp_path):
+    """A noisy sine as train --data reads it: inputs and targets (the next value)."""
+    rng = np.random.default_rng(0)
+    s = np.sin(0.07 * np.arange(3001)) + 0.05 * rng.standard_normal(3001)
+    path = tmp_path / "sine.npz"
+    np.savez(path, inputs=s[:-1], targets=s[1:])
+    return path
+
+
+def test_a_killed_series_run_resumes_from_the_file_alone_bit_for_bit(tmp_path, series):
+    """train --data: a dense stream with Regular(k1 < k2), so the checkpoint holds the carried
+    state and the dense history; killed after a step checkpoint, continued by --resume FILE."""
+    common = ["--data", str(series), "--hidden", "8", "--cell", "gru", "--batch-size", "4", "--num-steps", "10",
+              "--epochs", "30", "--truncation", "regular:5,10", "--lr", "0.01", "--checkpoint-every-steps", "7"]
+    target = tmp_path / "run.safetensors"
+    killed = run(tmp_path, *common, "--checkpoint", target.name)
+    try:
+        deadline = time.monotonic() + 30
+        while not target.exists():
+            assert killed.poll() is None, killed.communicate()[1]
+            assert time.monotonic() < deadline, "no checkpoint within 30 s"
+            time.sleep(0.002)
+        os.kill(killed.pid, signal.SIGKILL)
+    finally:
+        killed.kill()
+        killed.communicate()
+    assert killed.returncode == -signal.SIGKILL
+    left = ckpt.load(target)
+    assert left.trainer["data"]["source"] == "npz" and left.trainer["data"]["path"] == str(series.resolve())
+    assert left.trainer["step"] < 30 * 67
+    resumed = run(tmp_path, "--resume", target.name)
+    reference = run(tmp_path, *common, "--checkpoint", "reference.safetensors")
+    outputs = []
+    for process in (resumed, reference):
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        outputs.append(out)
+    assert "train 0.5*MSE" in outputs[1] and "valid 0.5*MSE" in outputs[1]
+    a, b = ckpt.load(target), ckpt.load(tmp_path / "reference.safetensors")
+    assert a.trainer["epoch"] == 30
+    assert np.array_equal(a.model.params, b.model.params)
+    keys = ("epoch", "step", "train_loss", "valid_loss")
+    assert [[r[k] for k in keys] for r in a.trainer["history"]] == [[r[k] for k in keys] for r in b.trainer["history"]]
+
+
+def test_the_series_summary_holds_the_held_out_loss(capsys, tmp_path, series):
+    """The summary's held-out 0.5*MSE is Trainer.evaluate's on the file's last 10%, and its
+    baseline 0.5*MSE of the training targets' mean, computed here."""
+    import rnnbptt as rb
+    from rnnbptt.datasets import DenseSeries
+
+    path = tmp_path / "s.safetensors"
+    code, out, err = cli(capsys, "--data", str(series), "--hidden", "8", "--epochs", "2", "--num-steps", "10",
+                         "--batch-size", "4", "--checkpoint", str(path))
+    assert code == 0, err
+    arrays = np.load(series)
+    inputs, targets = arrays["inputs"].astype(np.float32)[:, None], arrays["targets"].astype(np.float32)[:, None]
+    valid = DenseSeries(inputs[2700:], targets[2700:])
+    trainer = rb.Trainer.resume(path)
+    baseline = 0.5 * np.mean((targets[2700:] - targets[:2700].mean()) ** 2)
+    assert f"Held-out 0.5*MSE {trainer.evaluate(valid):.6g}, against {baseline:.6g}" in out
+
+
+@pytest.mark.parametrize("arrays,expected", [
+    ({"inputs": np.zeros(50)}, "argument --data: expected an array 'targets' in {path}, got none"),
+    ({"inputs": np.zeros(50), "targets": np.zeros(49)},
+     "argument --data: expected 'targets' of 50 steps (as 'inputs') in {path}, got 49"),
+    ({"inputs": np.zeros(50), "targets": np.full(50, np.nan)},
+     "argument --data: expected finite values in 'targets' of {path} (as float32), got nan at (0, 0)"),
+    ({"inputs": np.zeros(50), "targets": np.zeros(50), "labels": np.zeros(50)},
+     "argument --data: expected the arrays inputs, targets, valid_inputs, valid_targets in {path}, got 'labels'"),
+    ({"inputs": np.zeros(50), "targets": np.zeros(50), "valid_inputs": np.zeros(5)},
+     "argument --data: expected 'valid_inputs' and 'valid_targets' together in {path}, got one"),
+    ({"inputs": np.zeros((50, 2, 2)), "targets": np.zeros(50)},
+     "argument --data: expected 'inputs' in {path} to be a non-empty 1-D or 2-D array of numbers (steps, "
+     "features), got shape (50, 2, 2) and dtype float64"),
+    ({"inputs": np.zeros(50), "targets": np.zeros(50)},
+     "argument --batch-size/--num-steps: --batch-size 32 with --num-steps 35 needs at least 1155 training steps, "
+     "--data has 45 (use smaller values)"),
+])
+def test_a_bad_data_file_is_one_line(capsys, tmp_path, arrays, expected):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    code, out, err = cli(capsys, "--data", str(path))
+    assert code == 2
+    assert err.strip() == "rnnbptt train: error: " + expected.format(path=path), err
+
+
+def test_data_files_that_are_not_npz_and_text_flags_are_refused(capsys, tmp_path, series):
+    not_npz = tmp_path / "x.npz"
+    not_npz.write_text("hello")
+    for args, expected in [
+        (["--data", str(tmp_path / "missing.npz")], f"argument --data: no such file: {tmp_path / 'missing.npz'}"),
+        (["--data", str(not_npz)], "argument --data: expected an .npz file (numpy.savez) with arrays 'inputs' and "
+                                   f"'targets', got {not_npz}"),
+        (["--data", str(series), "--prefix", "ab"], "argument --prefix: applies to text, not to --data"),
+        (["--data", str(series), "--text", str(series)], "argument --text: applies to text, not to --data"),
+    ]:
+        code, out, err = cli(capsys, *args)
+        assert code == 2, (args, err)
+        assert err.strip().startswith("rnnbptt train: error: " + expected), err

@@ -36,18 +36,22 @@ def _save(plt: Any, fig: Any, ax: Any, path: Union[str, Path]) -> Path:
 
 
 def plot_training_curves(histories: Mapping[str, Sequence[Any]], path: Union[str, Path]) -> Path:
-    """Training (solid) and validation (dashed) perplexity per epoch, one colour per run.
+    """Training (solid) and validation (dashed) perplexity per epoch, one colour per run; for
+    data that is not a text (no perplexity) the loss, ``0.5 * MSE`` for values.
     ``histories`` maps a label to a list of :class:`~rnnbptt.trainer.EpochRecord`."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    text = all(r.train_perplexity is not None for records in histories.values() for r in records)
     for label, records in histories.items():
         epochs = [r.epoch for r in records]
-        (line,) = ax.plot(epochs, [r.train_perplexity for r in records], label=f"{label} (train)")
-        valid = [r.valid_perplexity for r in records]
+        train = [r.train_perplexity if text else r.train_loss for r in records]
+        (line,) = ax.plot(epochs, train, label=f"{label} (train)")
+        valid = [r.valid_perplexity if text else r.valid_loss for r in records]
         if all(v is not None for v in valid):
             ax.plot(epochs, valid, "--", color=line.get_color(), label=f"{label} (valid)")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("perplexity")
+    dense = any(r.data == "dense" for records in histories.values() for r in records)
+    ax.set_ylabel("perplexity" if text else "0.5 * MSE" if dense else "loss")
     return _save(plt, fig, ax, path)
 
 

@@ -54,7 +54,7 @@ __all__ = ["UsageError", "build_parser", "main", "unigram_perplexity"]
 
 
 # ---- parser ---------------------------------------------------------------------------------
-def _add_data_args(p: argparse.ArgumentParser) -> None:
+def _add_data_args(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     g = p.add_argument_group("data")
     g.add_argument("--text", type=Path, help="train on this UTF-8 file (default: the built-in corpus)")
     g.add_argument("--timemachine", action="store_true",
@@ -64,6 +64,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="d2l's preprocessing: letters and spaces, lower case (28 symbols)")
     g.add_argument("--max-tokens", type=positive_int, help="use only the first N tokens")
     g.add_argument("--valid-fraction", type=fraction, default=0.1, help="held-out share of the text (default 0.1)")
+    return g
 
 
 def _add_model_args(p: argparse.ArgumentParser, epochs: int) -> None:
@@ -122,8 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed_int, default=0)
     p.set_defaults(run=cmd_gradcheck)
 
-    p = sub.add_parser("train", help="train a character-level language model")
-    _add_data_args(p)
+    p = sub.add_parser("train", help="train a character-level language model (or a regression with --data)")
+    _add_data_args(p).add_argument(
+        "--data", type=Path, metavar="FILE.npz",
+        help="a dense series instead of text: arrays 'inputs' (steps, d) and 'targets' (steps, q), optionally "
+        "'valid_inputs' and 'valid_targets' (else the last --valid-fraction is held out); squared error, "
+        "reported as 0.5*MSE")
     _add_model_args(p, epochs=DEFAULT_EPOCHS)
     g = p.add_argument_group("training")
     g.add_argument("--truncation", type=_truncation, default=Truncation.full(),

@@ -34,6 +34,7 @@ from .arguments import (
     _one_line,
     describe_cells,
 )
+from .series import train_series
 
 
 def _check_prefix(prefix: Optional[str], vocab: data.Vocab) -> None:
@@ -170,20 +171,28 @@ def _print_epoch(record: EpochRecord, every: int, epochs: int) -> None:
               f"{record.tokens_per_second:10,.0f} tokens/s  |g| {record.grad_norm:.3f}", flush=True)
 
 
+def _file_record(given: object) -> dict[str, object]:
+    """A file's path, size and SHA-256, for a checkpoint to find it again."""
+    path = Path(str(given)).resolve()
+    if not path.is_file():  # a pipe or a FIFO: read once, nothing to check it against later
+        return {"path": None, "size": None, "sha256": None}
+    raw = path.read_bytes()
+    try:
+        shown: Optional[str] = str(path).encode("utf-8").decode("utf-8")
+    except UnicodeEncodeError:  # a path that is not UTF-8: --resume then needs the flag again
+        shown = None
+    return {"path": shown, "size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+
+
 def _data_record(args: argparse.Namespace) -> dict[str, object]:
-    """What ``train`` trains on, for the checkpoint (``Trainer.data``): the text's path, size
-    and SHA-256, or the built-in corpus or The Time Machine; with the preprocessing flags."""
+    """What ``train`` trains on, for the checkpoint (``Trainer.data``): the text's (or the
+    ``--data`` file's) path, size and SHA-256, or the built-in corpus or The Time Machine; with
+    the preprocessing flags."""
+    if args.data is not None:
+        return {"source": "npz", **_file_record(args.data), "valid_fraction": args.valid_fraction}
     common = {"d2l": bool(args.d2l), "max_tokens": args.max_tokens, "valid_fraction": args.valid_fraction}
     if args.text is not None:
-        path = Path(args.text).resolve()
-        if not path.is_file():  # a pipe or a FIFO: read once, nothing to check it against later
-            return {"source": "text", "path": None, "size": None, "sha256": None, **common}
-        raw = path.read_bytes()
-        try:
-            shown: Optional[str] = str(path).encode("utf-8").decode("utf-8")
-        except UnicodeEncodeError:  # a path that is not UTF-8: --resume then needs --text again
-            shown = None
-        return {"source": "text", "path": shown, "size": len(raw), "sha256": hashlib.sha256(raw).hexdigest(), **common}
+        return {"source": "text", **_file_record(args.text), **common}
     return {"source": "timemachine" if args.timemachine else "built-in", **common}
 
 
@@ -235,7 +244,9 @@ def _apply_resume(args: argparse.Namespace, trainer: Trainer) -> None:
         before = {"lr": trainer.base_lr, "clip": trainer.clip}
         trainer.change(**changes)  # type: ignore[arg-type]
         print("changed on resume: " + ", ".join(f"{k} {before[k]} -> {v}" for k, v in changes.items()))
-    if "text" not in given and "timemachine" not in given:
+    if recorded.get("source") == "npz" and not {"text", "timemachine", "data"} & given:
+        args.data = _recorded_text(args.resume, recorded, "--data")
+    elif "text" not in given and "timemachine" not in given and "data" not in given:
         if not recorded:
             print(f"note: {args.resume} does not record what it was trained on (an earlier rnnbptt, or the Trainer "
                   "API, wrote it); training on the built-in corpus (give --text or --timemachine for another)")
@@ -248,12 +259,13 @@ def _apply_resume(args: argparse.Namespace, trainer: Trainer) -> None:
     _resume_length(args, trainer, given)
 
 
-def _recorded_text(resume: str, recorded: dict[str, object]) -> Path:
-    """The text a checkpoint recorded, checked against its size and SHA-256."""
+def _recorded_text(resume: str, recorded: dict[str, object], flag: str = "--text") -> Path:
+    """The text (or ``--data`` file) a checkpoint recorded, checked against its size and SHA-256."""
+    what = "text" if flag == "--text" else "data file"
     if recorded.get("path") is None:
-        raise UsageError(f"argument --resume: {resume} does not record its text's path; give it with --text")
+        raise UsageError(f"argument --resume: {resume} does not record its {what}'s path; give it with {flag}")
     path = Path(str(recorded["path"]))
-    hint = "give --text to continue on another text"
+    hint = f"give {flag} to continue on another {what}"
     try:
         raw = path.read_bytes()
     except OSError as error:
@@ -298,8 +310,6 @@ def _resume(args: argparse.Namespace, comm: object = None) -> Trainer:
         trainer = Trainer.resume(args.resume, log=args.log, progress=args.progress, comm=comm)
     except (ValueError, TypeError) as error:  # CheckpointError included (no trainer state, say)
         raise UsageError(_as_flag(str(error), "--resume")) from None
-    if trainer.vocab is None:
-        raise UsageError(f"argument --resume: {args.resume} has no vocabulary to encode text with")
     return trainer
 
 
@@ -345,6 +355,13 @@ def _train(args: argparse.Namespace, comm: object) -> int:
     with distributed.agreement(comm):
         if resumed is not None:
             _apply_resume(args, resumed)
+    if args.data is not None:
+        with distributed.agreement(comm):
+            record = _data_record(args)
+        return train_series(args, comm, resumed, record, _learning_rate(args))
+    with distributed.agreement(comm):
+        if resumed is not None and resumed.vocab is None:
+            raise UsageError(f"argument --resume: {args.resume} has no vocabulary to encode text with")
         try:
             train, valid, vocab, source = _load_corpus(args, resumed.vocab if resumed is not None else None)
         except UsageError:
