@@ -88,3 +88,27 @@ def test_unknown_isa_is_refused():
     else:
         assert out.returncode != 0
         assert "RNNBPTT_ISA: expected 'baseline', 'avx2' or 'avx512', got 'sse9'" in out.stderr
+
+
+def test_the_objects_every_variant_shares_hold_no_arithmetic_of_eigens():
+    """A dispatching build compiles the bindings and the checkpoint and text code once, at the
+    baseline, and links them into every variant's module (CMakeLists.txt). That is safe only
+    if they instantiate none of Eigen's arithmetic templates: a weak definition made at the
+    baseline could stand in for a variant's own copy. Their symbols say so. (Checked where this
+    checkout holds a dispatching pip build, as CI's does.)"""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    objects = sorted(root.glob("build/*/CMakeFiles/rnnbptt_shared.dir/**/*.o"))
+    if not objects or shutil.which("nm") is None:
+        pytest.skip("no dispatching pip build in this checkout, or no nm")
+    names = {path.name.split(".")[0] for path in objects}
+    assert {"bind_model", "bind_checkpoint", "text", "validate", "write"} <= names
+    assert "module" not in names  # each module its own: its name and instruction set
+    allowed = ("aligned_allocator", "throw_std_bad_alloc")
+    for path in objects:
+        symbols = subprocess.run(["nm", "-C", "--defined-only", str(path)], capture_output=True, text=True,
+                                 check=True).stdout.splitlines()
+        eigen = [s for s in symbols if "Eigen::" in s and not any(a in s for a in allowed)]
+        assert not eigen, f"{path.name}: {eigen[:3]}"
