@@ -46,7 +46,26 @@ CASES: dict[str, dict[str, Any]] = {
                  "clip": 1.0, "steps": STEPS},
     "adam32": {"dtype": "float32", "optimizer": "adam", "iterator": "sequential", "truncation": "regular:5",
                "clip": 1.0, "steps": STEPS},
+    # Data beyond characters: a dense series with its history, and padded labelled sequences
+    # (the processes' shares of the loss weights differ).
+    "dense64": {"dtype": "float64", "optimizer": "adam", "iterator": "sequential", "truncation": "regular:5,10",
+                "clip": 1.0, "steps": STEPS, "data": "dense"},
+    "sequences64": {"dtype": "float64", "optimizer": "adam", "iterator": "random", "truncation": "full",
+                    "clip": 1.0, "steps": 30, "data": "sequences"},
 }
+
+
+def other_data(kind: str) -> Any:
+    """The training data of the dense and sequence cases, the same in every process."""
+    from rnnbptt.datasets import DenseSeries, Sequences
+
+    rng = np.random.default_rng(5)
+    if kind == "dense":
+        s = np.sin(0.1 * np.arange(1001)) + 0.05 * rng.standard_normal(1001)
+        return DenseSeries(s[:-1, None], s[1:, None])
+    x = rng.integers(0, 4, (40, 12))
+    weights = (np.arange(12)[None, :] < rng.integers(4, 13, 40)[:, None]).astype(np.float64)
+    return Sequences(x, x[:, 0].copy(), weights)
 
 
 def corpus() -> tuple[rb.Vocab, np.ndarray, np.ndarray]:
@@ -57,6 +76,11 @@ def corpus() -> tuple[rb.Vocab, np.ndarray, np.ndarray]:
 
 
 def make_trainer(case: dict[str, Any], comm: Any = None) -> rb.Trainer:
+    if "data" in case:
+        d = 1 if case["data"] == "dense" else 4
+        model = rb.RNN(d, 16, d, seed=4, dtype=case["dtype"], cell="gru")
+        return rb.Trainer(model, optimizer=case["optimizer"], lr=0.01, clip=case["clip"], truncation=case["truncation"],
+                          iterator=case["iterator"], batch_size=5, num_steps=10, seed=7, comm=comm)
     vocab, _, _ = corpus()
     model = rb.RNN(len(vocab), 16, len(vocab), seed=4, init_std=0.1, dtype=case["dtype"])
     return rb.Trainer(
@@ -69,7 +93,7 @@ def make_trainer(case: dict[str, Any], comm: Any = None) -> rb.Trainer:
 def run_case(name: str, comm: Any = None) -> dict[str, np.ndarray]:
     """The case's run, step by step (across epochs), with the loss of every step."""
     case = CASES[name]
-    _, train, _ = corpus()
+    train = other_data(case["data"]) if "data" in case else corpus()[1]
     trainer = make_trainer(case, comm)
     losses: list[float] = []
     while trainer.step < case["steps"]:
@@ -267,6 +291,9 @@ def test_gradients_parameters_and_losses_match_the_single_process_run(launched):
     assert figures["float64 parameters after 100 steps (Adam, regular:5,10)"] <= 1e-9
     assert figures["float64 parameters after 100 steps (SGD, random batches, randomized:0.8)"] <= 1e-9
     assert figures["float32 per-step losses over 100 steps"] <= 1e-4
+    for name in ("dense64", "sequences64"):  # the data beyond characters, through the same allreduce
+        assert rel_err(results[f"{name}.params"], single[name]["params"]) <= 1e-9, name
+        assert np.allclose(results[f"{name}.losses"], single[name]["losses"], rtol=1e-9, atol=0), name
     # The same P: identical from run to run; and one process with a communicator is the plain run.
     assert np.array_equal(results["adam64.params"], results["adam64-again.params"])
     assert np.array_equal(results["adam64-self.params"], single["adam64"]["params"])
