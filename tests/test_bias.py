@@ -245,3 +245,27 @@ def test_the_docs_example_runs_and_shows_the_bias_falling_past_the_lag():
     assert list(totals) == ["regular:1,4", "regular:1,6", "regular:1,8", "randomized:0.8,seed=0"]
     assert totals["regular:1,4"] > 0.7 > totals["regular:1,6"] > totals["regular:1,8"]
     assert re.search(r"^ +W_qh +0 +1 +-$", printed.getvalue(), re.M)
+
+
+def test_a_refused_measurement_leaves_the_model_consistent():
+    """Draws that do not fit are refused before the model changes; targets the loss refuses
+    leave the model holding the new forward, as Model.forward would (its input kept alive)."""
+    rng = np.random.default_rng(2)
+    model = rb.RNN(3, 5, 4, dtype=np.float64, seed=1)
+    x1, x2 = rng.standard_normal((6, 2, 3)), rng.standard_normal((6, 2, 3))
+    y = rng.integers(0, 4, (6, 2))
+    model.forward(x1)
+    forwards = model.core.forwards
+    with pytest.raises(ValueError, match="draws: expected 1"):
+        rb.truncation_bias(model, x2, y, rb.Regular(2), draws=5)
+    assert model.core.forwards == forwards
+    with pytest.raises(ValueError, match=r"^targets: expected class ids in \[0, 4\)"):
+        rb.truncation_bias(model, x2.copy(), np.full((6, 2), 9), rb.Regular(2))
+    assert model.core.forwards == forwards + 1
+    model.loss(y)
+    model.backward()
+    twin = rb.RNN(3, 5, 4, dtype=np.float64, seed=1)
+    twin.forward(x2)
+    twin.loss(y)
+    twin.backward()
+    np.testing.assert_array_equal(model.grads, twin.grads)

@@ -248,10 +248,14 @@ def test_a_bad_data_file_is_one_line(capsys, tmp_path, arrays, expected):
 def test_data_files_that_are_not_npz_and_text_flags_are_refused(capsys, tmp_path, series):
     not_npz = tmp_path / "x.npz"
     not_npz.write_text("hello")
+    np.save(tmp_path / "one.npy", np.zeros(5))
     for args, expected in [
         (["--data", str(tmp_path / "missing.npz")], f"argument --data: no such file: {tmp_path / 'missing.npz'}"),
         (["--data", str(not_npz)], "argument --data: expected an .npz file (numpy.savez) with arrays 'inputs' and "
                                    f"'targets', got {not_npz}"),
+        (["--data", str(tmp_path / "one.npy")], "argument --data: expected an .npz file (numpy.savez) with arrays "
+                                                "'inputs' and 'targets', got "
+                                                f"{tmp_path / 'one.npy'} (a single array (.npy), not an archive"),
         (["--data", str(series), "--prefix", "ab"], "argument --prefix: applies to text, not to --data"),
         (["--data", str(series), "--text", str(series)], "argument --text: applies to text, not to --data"),
     ]:

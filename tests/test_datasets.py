@@ -253,3 +253,29 @@ def test_the_docs_examples_beat_their_baselines():
     assert ours < 0.8 * persistence, printed.getvalue()
     accuracy = float(re.search(r"held-out accuracy ([\d.]+) \(chance 0.25\)", printed.getvalue())[1])
     assert accuracy > 0.6, printed.getvalue()
+
+
+def test_a_checkpoint_from_before_loss_weights_resumes_with_the_right_loss(tmp_path):
+    """An epoch in progress saved by an earlier rnnbptt has no 'weight': its positions count."""
+    import json
+
+    from forged_checkpoints import read, write
+
+    ids = np.random.default_rng(0).integers(0, 6, 3000)
+    settings = {**SETTINGS, "num_steps": 10}
+
+    def fresh():
+        return rb.Trainer(rb.RNN(6, 8, 6, seed=3), **settings)
+
+    whole = fresh()
+    whole.fit(ids, steps=100)
+    interrupted = fresh()
+    interrupted.fit(ids, steps=30, checkpoint=tmp_path / "run.safetensors")
+    metadata, tensors = read(tmp_path / "run.safetensors")
+    trainer = json.loads(metadata["trainer"])
+    del trainer["epoch_in_progress"]["weight"]
+    metadata["trainer"] = json.dumps(trainer)
+    resumed = rb.Trainer.resume(write(tmp_path / "old.safetensors", metadata, tensors))
+    resumed.fit(ids, steps=100)
+    assert [r.train_perplexity for r in resumed.history] == pytest.approx(
+        [r.train_perplexity for r in whole.history], rel=1e-12)

@@ -73,3 +73,11 @@ def test_seed_story_vanishing_and_exploding(radius, vanishes):
         assert ratio < 1e-6
     else:
         assert ratio > 1e3
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-170, 3.0])
+def test_the_largest_singular_value_of_extreme_matrices(scale):
+    """W^T W of such matrices would overflow or underflow; the norm is still right."""
+    W = scale * np.diag([1.0, 0.5, 0.25])
+    assert rb.largest_singular_value(W) == pytest.approx(scale, rel=1e-12)
+    assert rb.largest_singular_value(np.zeros((3, 3))) == 0.0

@@ -76,11 +76,11 @@ class TokenStream:
     kind = "tokens"
     loss = "cross_entropy"
 
-    def __init__(self, ids: np.ndarray) -> None:
+    def __init__(self, ids: np.ndarray, name: str = "corpus") -> None:
         if not isinstance(ids, np.ndarray) or ids.ndim != 1 or ids.dtype.kind not in "iu":
             shown = f"an array of shape {ids.shape} and dtype {ids.dtype}" if isinstance(ids, np.ndarray) else (
                 type(ids).__name__)
-            raise TypeError(f"corpus: expected a 1-D array of integer token ids, got {shown}")
+            raise TypeError(f"{name}: expected a 1-D array of integer token ids, got {shown}")
         self.ids = ids
 
     def __len__(self) -> int:
@@ -133,6 +133,9 @@ class DenseSeries:
             raise TypeError(f"targets: expected the inputs' dtype {inputs.dtype}, got {targets.dtype}")
         if len(targets) != len(inputs):
             raise ValueError(f"targets: expected {len(inputs)} steps (the inputs'), got {len(targets)}")
+        if len(inputs) == 0 or inputs.shape[1] == 0 or targets.shape[1] == 0:
+            raise ValueError(f"inputs: expected at least one step of at least one feature, and targets of at least "
+                             f"one, got shapes {inputs.shape} and {targets.shape}")
         self.inputs = np.ascontiguousarray(inputs)
         self.targets = np.ascontiguousarray(targets)
 
@@ -324,7 +327,7 @@ def as_training_data(corpus: Any, name: str = "corpus") -> TrainingData:
     if isinstance(corpus, (TokenStream, DenseSeries, Sequences)):
         return corpus
     if isinstance(corpus, np.ndarray):
-        return TokenStream(corpus)
+        return TokenStream(corpus, name)
     raise TypeError(
         f"{name}: expected token ids (a 1-D integer array), a DenseSeries or Sequences, got {type(corpus).__name__}"
     )

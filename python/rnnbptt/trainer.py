@@ -437,11 +437,14 @@ class Trainer:
 
     def _whole_sequences(self, x: np.ndarray, y: np.ndarray, w: Optional[np.ndarray]) -> float:
         """Forward, loss and backward of a batch of whole sequences from a zero state (the
-        chunk length is the sequences', which need not suit the truncation's blocks);
-        Randomized draws keyed by the global position, which keeps counting."""
+        chunk length is the sequences', which need not suit the truncation's blocks): Regular
+        blocks start with the sequences, Randomized draws are keyed by the global position,
+        which keeps counting."""
         self.model.forward(x)
         loss = self.model.loss(y, w)
-        self.model.backward(truncation=self.truncation, step_offset=self.step * int(x.shape[0]))
+        randomized = self.truncation.kind == Truncation.Kind.randomized
+        offset = self.step * int(x.shape[0]) if randomized else 0  # Regular blocks start with each sequence
+        self.model.backward(truncation=self.truncation, step_offset=offset)
         return loss
 
     def train_epoch(
@@ -641,8 +644,8 @@ class Trainer:
         """The share of the weighted positions of ``sequences`` (class labels) whose largest
         output is the label: for a label per sequence, of the sequences."""
         if not isinstance(sequences, Sequences) or not sequences.classes:
-            raise TypeError("sequences: expected rnnbptt.datasets.Sequences with class labels, got "
-                            f"{type(sequences).__name__}")
+            shown = "Sequences with values" if isinstance(sequences, Sequences) else type(sequences).__name__
+            raise TypeError(f"sequences: expected rnnbptt.datasets.Sequences with class labels, got {shown}")
         sequences.check_model(self.model, "sequences")
         accuracy = self._scores(sequences, check_integer(chunk, "chunk", 1))[1]
         assert accuracy is not None
@@ -810,8 +813,12 @@ class Trainer:
         row = asdict(record)
         if self.log.suffix == ".csv":
             new = not self.log.exists() or self.log.stat().st_size == 0
+            fields = list(row)
+            if not new:  # a log begun by an earlier rnnbptt keeps its columns
+                with self.log.open(newline="") as f:
+                    fields = next(csv.reader(f), fields) or fields
             with self.log.open("a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(row))
+                writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
                 if new:
                     writer.writeheader()
                 writer.writerow(row)
@@ -949,6 +956,8 @@ class Trainer:
                 raise TypeError(f"expected 'data' to be a JSON object, got {data!r}")
             trainer.data = data
             in_progress = s.get("epoch_in_progress")
+            if in_progress is not None and "weight" not in in_progress:  # written before weights were kept
+                in_progress = {**in_progress, "weight": float(in_progress.get("tokens", 0))}
             trainer._in_progress = EpochProgress(**in_progress) if in_progress is not None else None
             if trainer._in_progress is not None and not trainer._is_root:
                 trainer._in_progress.loss = 0.0  # the running loss sum stays on rank 0

@@ -26,6 +26,9 @@ void define_bias_for(py::module_& m) {
          py::handle h0, Index draws, std::int64_t step_offset) {
         BusyGuard guard(s.busy);
         const ModelConfig& c = s.model.config();
+        truncation_bias_draws(truncation, draws);  // refused before the model changes
+        if (step_offset < 0)
+          throw InvalidArgument("step_offset: expected a global step index >= 0, got " + std::to_string(step_offset));
         Input<Scalar> in = input_from<Scalar>(x, c.input_size);
         const Index T = in.sequence.steps, n = in.sequence.batch;
         TargetArrays<Scalar> y = targets_from<Scalar>(targets, weights, T, n, c.output_size);
@@ -33,20 +36,22 @@ void define_bias_for(py::module_& m) {
         options.draws = draws;
         options.step_offset = step_offset;
         py::array h0_array;
+        Span<const Scalar> h0_data;
         if (!h0.is_none()) {
           h0_array = require<Scalar>(h0, "h0", state_shape(c, n));
-          options.h0 = span_of<Scalar>(h0_array);
+          h0_data = span_of<Scalar>(h0_array);
         }
-        TruncationBias result;
         {
           py::gil_scoped_release release;
-          result = truncation_bias(s.model, in.sequence, y.targets, truncation, options);
+          s.model.forward(in.sequence, h0_data);
         }
-        // The model now holds this forward (dense x is read again by a later backward).
+        // The model now holds this forward, as after Model.forward (dense x is read again by a
+        // later backward), whatever the loss and the backward passes do next.
         s.input = in.array;
         s.forward_thread = std::this_thread::get_id();
         ++s.forwards;
-        return result;
+        py::gil_scoped_release release;
+        return truncation_bias(s.model, y.targets, truncation, options);
       },
       py::arg("model"), py::arg("x"), py::arg("targets"), py::arg("truncation"), py::arg("weights") = py::none(),
       py::arg("h0") = py::none(), py::arg("draws") = 0, py::arg("step_offset") = 0);

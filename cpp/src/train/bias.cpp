@@ -15,8 +15,9 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// The draws the strategy runs: `asked` checked against it (0: the default).
-Index draw_count(const Truncation& truncation, Index asked) {
+}  // namespace
+
+Index truncation_bias_draws(const Truncation& truncation, Index asked) {
   const bool randomized = truncation.kind() == Truncation::Kind::randomized;
   if (asked < 0) invalid("draws: expected 0 (the default) or a positive count, got ", asked);
   if (asked == 0) return randomized ? kDefaultBiasDraws : 1;
@@ -27,6 +28,8 @@ Index draw_count(const Truncation& truncation, Index asked) {
     invalid("draws: expected 1 for the deterministic strategy ", truncation.to_string(), ", got ", asked);
   return asked;
 }
+
+namespace {
 
 // The sums over [begin, end) that one BiasMeasure needs.
 struct Sums {
@@ -64,7 +67,16 @@ BiasMeasure measure_of(const Sums& s, Index draws) {
 template <class Scalar>
 TruncationBias truncation_bias(Model<Scalar>& model, const SequenceInput<Scalar>& x, const Targets<Scalar>& y,
                                const Truncation& truncation, const BiasOptions<Scalar>& options) {
-  const Index draws = draw_count(truncation, options.draws);
+  truncation_bias_draws(truncation, options.draws);  // before anything runs
+  if (options.step_offset < 0) invalid("step_offset: expected a global step index >= 0, got ", options.step_offset);
+  model.forward(x, options.h0);
+  return truncation_bias(model, y, truncation, options);
+}
+
+template <class Scalar>
+TruncationBias truncation_bias(Model<Scalar>& model, const Targets<Scalar>& y, const Truncation& truncation,
+                               const BiasOptions<Scalar>& options) {
+  const Index draws = truncation_bias_draws(truncation, options.draws);
   if (options.step_offset < 0) invalid("step_offset: expected a global step index >= 0, got ", options.step_offset);
   const Index P = model.num_parameters();
   Buffer<double> full, mean, m2;
@@ -75,7 +87,6 @@ TruncationBias truncation_bias(Model<Scalar>& model, const SequenceInput<Scalar>
   TruncationBias result;
   result.truncation = truncation.to_string();
   result.draws = draws;
-  model.forward(x, options.h0);
   result.loss = model.loss(y);
   BackwardOptions<Scalar> backward;  // Full: no truncation
   backward.step_offset = options.step_offset;
@@ -132,5 +143,9 @@ template RNNBPTT_EXPORT TruncationBias truncation_bias<float>(Model<float>&, con
 template RNNBPTT_EXPORT TruncationBias truncation_bias<double>(Model<double>&, const SequenceInput<double>&,
                                                                const Targets<double>&, const Truncation&,
                                                                const BiasOptions<double>&);
+template RNNBPTT_EXPORT TruncationBias truncation_bias<float>(Model<float>&, const Targets<float>&, const Truncation&,
+                                                              const BiasOptions<float>&);
+template RNNBPTT_EXPORT TruncationBias truncation_bias<double>(Model<double>&, const Targets<double>&,
+                                                               const Truncation&, const BiasOptions<double>&);
 
 }  // namespace rnnbptt

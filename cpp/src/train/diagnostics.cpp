@@ -53,10 +53,15 @@ double largest_singular_value(Span<const Scalar> W, Index h) {
     // solver finds to an absolute error of a few eps ||W^T W|| = eps sigma_max^2: sigma_max to a
     // relative error of about eps. (An SVD gives the same number, and takes four times as long
     // to compile for every SIMD variant.)
-    const Eigen::MatrixXd M = as_double(W, h);
+    // W is scaled by its largest magnitude first, so that W^T W neither overflows nor
+    // underflows whatever finite values W holds.
+    Eigen::MatrixXd M = as_double(W, h);
+    const double scale = M.cwiseAbs().maxCoeff();
+    if (scale == 0.0) return 0.0;
+    M /= scale;
     const Eigen::MatrixXd gram = M.transpose() * M;
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(gram, Eigen::EigenvaluesOnly);
-    return std::sqrt(std::max(0.0, solver.eigenvalues().maxCoeff()));
+    return scale * std::sqrt(std::max(0.0, solver.eigenvalues().maxCoeff()));
   });
 }
 

@@ -16,6 +16,7 @@ with predicting the training targets' mean.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -23,10 +24,11 @@ from typing import Optional
 
 import numpy as np
 
+from .. import distributed
 from ..datasets import DenseSeries
 from ..model import RNN
 from ..trainer import EpochRecord, Trainer
-from .arguments import UsageError, _flag, describe_cells
+from .arguments import UsageError, _flag, _one_line, describe_cells
 
 #: The arrays a ``--data`` file may hold.
 SERIES_KEYS = ("inputs", "targets", "valid_inputs", "valid_targets")
@@ -50,9 +52,10 @@ def load_series(path: Path, dtype: np.dtype, valid_fraction: float) -> tuple[Den
     """The training series and the held-out one (None when nothing is held out) of a ``--data``
     file; UsageError naming ``--data`` for anything else."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("a single array, not an archive of named arrays")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single array (.npy), not an archive of named arrays")
+        with loaded as archive:
             arrays = {key: archive[key] for key in archive.files}
     except FileNotFoundError:
         raise UsageError(f"argument --data: no such file: {path}") from None
@@ -91,7 +94,7 @@ def _print_epoch(record: EpochRecord, every: int, epochs: int) -> None:
     if record.epoch % every == 0 or record.epoch >= epochs or record.epoch == 1:
         valid = f"  valid 0.5*MSE {record.valid_loss:.6g}" if record.valid_loss is not None else ""
         print(f"epoch {record.epoch:4d}/{epochs}  train 0.5*MSE {record.train_loss:.6g}{valid}  "
-              f"{record.tokens_per_second:10,.0f} steps/s  |g| {record.grad_norm:.3f}", flush=True)
+              f"{record.tokens_per_second:10,.0f} positions/s  |g| {record.grad_norm:.3f}", flush=True)
 
 
 def train_series(args: argparse.Namespace, comm: object, resumed: Optional[Trainer], record: dict[str, object],
@@ -103,19 +106,21 @@ def train_series(args: argparse.Namespace, comm: object, resumed: Optional[Train
     if resumed is not None and resumed.vocab is not None:
         raise UsageError(f"argument --data: {args.resume} was trained on text (it has a vocabulary), not on a series")
     path = Path(args.data)
-    train, valid = load_series(path, np.dtype(args.dtype), args.valid_fraction)
-    needed = args.batch_size * args.num_steps + args.num_steps
-    if len(train) < needed:
-        raise UsageError(
-            f"argument --batch-size/--num-steps: --batch-size {args.batch_size} with --num-steps {args.num_steps} "
-            f"needs at least {needed} training steps, --data has {len(train)} (use smaller values)"
-        )
-    d, q = train.inputs.shape[1], train.targets.shape[1]
+    with distributed.agreement(comm):  # a file that one process cannot read stops them all
+        train, valid = load_series(path, np.dtype(args.dtype), args.valid_fraction)
+        needed = args.batch_size * args.num_steps + args.num_steps
+        if len(train) < needed:
+            raise UsageError(
+                f"argument --batch-size/--num-steps: --batch-size {args.batch_size} with --num-steps "
+                f"{args.num_steps} needs at least {needed} training steps, --data has {len(train)} (use smaller values)"
+            )
+        d, q = train.inputs.shape[1], train.targets.shape[1]
+        if resumed is not None and (resumed.model.input_size, resumed.model.output_size) != (d, q):
+            raise UsageError(f"argument --data: expected {resumed.model.input_size} input and "
+                             f"{resumed.model.output_size} target features (what {args.resume} was trained on), got "
+                             f"{d} and {q}")
     if resumed is not None:
         model = resumed.model
-        if (model.input_size, model.output_size) != (d, q):
-            raise UsageError(f"argument --data: expected {model.input_size} input and {model.output_size} target "
-                             f"features (what {args.resume} was trained on), got {d} and {q}")
         trainer = resumed
         print(f"resuming {args.resume} at epoch {trainer.epoch}")
     else:
@@ -138,9 +143,17 @@ def train_series(args: argparse.Namespace, comm: object, resumed: Optional[Train
           "loss 0.5*MSE, the mean of 0.5 ||o - y||^2 over steps and streams")
     epochs = None if args.steps is not None else args.epochs
     started = time.perf_counter()
-    trainer.fit(train, epochs, steps=args.steps, valid=valid, checkpoint=args.checkpoint,
-                checkpoint_every=args.checkpoint_every, checkpoint_every_steps=args.checkpoint_every_steps,
-                on_epoch=lambda r: _print_epoch(r, max(1, trainer.epochs_planned // 10), trainer.epochs_planned))
+    try:
+        trainer.fit(train, epochs, steps=args.steps, valid=valid, checkpoint=args.checkpoint,
+                    checkpoint_every=args.checkpoint_every, checkpoint_every_steps=args.checkpoint_every_steps,
+                    on_epoch=lambda r: _print_epoch(r, max(1, trainer.epochs_planned // 10), trainer.epochs_planned))
+    except Exception as error:
+        collective = (FloatingPointError, OverflowError, distributed.CollectiveError)  # raised on every rank
+        if comm is not None and not isinstance(error, collective):  # the others wait in an allreduce
+            text = _one_line(str(error)) or repr(error)
+            print(f"rnnbptt train: error on rank {trainer.comm.Get_rank()}: {text}", file=sys.stderr, flush=True)
+            trainer.comm.Abort(2)
+        raise
     if comm is not None and trainer.comm.Get_rank() != 0:
         return 0
     seconds = time.perf_counter() - started

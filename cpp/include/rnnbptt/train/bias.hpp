@@ -78,15 +78,26 @@ struct BiasOptions {
   std::int64_t step_offset = 0;
 };
 
+/// The number of draws truncation_bias runs for `truncation` when asked for `draws` (0: the
+/// default). Throws InvalidArgument naming `draws` when they do not fit the strategy.
+RNNBPTT_EXPORT Index truncation_bias_draws(const Truncation& truncation, Index draws);
+
 /// Measures the bias of `truncation`'s gradient of the loss of (x, y) against the Full
-/// gradient, for the model's current parameters. Runs model.forward(x, h0), model.loss(y) and
-/// the backward passes: afterwards the model holds that forward and loss, and gradients()
-/// holds the Full gradient. Throws InvalidArgument for draws that do not fit the strategy, and
-/// whatever forward, loss and backward throw for their inputs (nothing is changed then beyond
-/// what they change).
+/// gradient, for the model's current parameters. Checks the draws, then runs
+/// model.forward(x, h0), model.loss(y) and the backward passes: afterwards the model holds that
+/// forward and loss, and gradients() holds the Full gradient. Throws InvalidArgument for draws
+/// that do not fit the strategy (before anything runs), and whatever forward, loss and backward
+/// throw for their inputs (nothing is changed then beyond what they change).
 template <class Scalar>
 RNNBPTT_EXPORT TruncationBias truncation_bias(Model<Scalar>& model, const SequenceInput<Scalar>& x,
                                               const Targets<Scalar>& y, const Truncation& truncation,
+                                              const BiasOptions<Scalar>& options = BiasOptions<Scalar>());
+
+/// The same at the model's last forward pass (options.h0 is not used): runs model.loss(y) and
+/// the backward passes. StateError without a forward.
+template <class Scalar>
+RNNBPTT_EXPORT TruncationBias truncation_bias(Model<Scalar>& model, const Targets<Scalar>& y,
+                                              const Truncation& truncation,
                                               const BiasOptions<Scalar>& options = BiasOptions<Scalar>());
 
 }  // namespace rnnbptt
