@@ -32,6 +32,21 @@ def run(tmp_path, *args):
     return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def kill_after_checkpoint(process, target):
+    """SIGKILL ``process`` as soon as its first checkpoint ``target`` exists."""
+    try:
+        deadline = time.monotonic() + 30
+        while not target.exists():
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "no checkpoint within 30 s"
+            time.sleep(0.002)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == -signal.SIGKILL
+
+
 def cli(capsys, *args):
     code = main(["train", *args])
     out = capsys.readouterr()
@@ -50,18 +65,7 @@ def assert_same_run(a_path, b_path):
 def test_a_killed_run_resumes_from_the_file_alone_bit_for_bit(tmp_path, text):
     common = [*SMALL, "--text", str(text), "--epochs", "25", "--truncation", "regular:5,10", "--lr", "0.01"]
     target = tmp_path / "run.safetensors"
-    killed = run(tmp_path, *common, "--checkpoint-every", "1", "--checkpoint", target.name)
-    try:
-        deadline = time.monotonic() + 30
-        while not target.exists():
-            assert killed.poll() is None, killed.communicate()[1]
-            assert time.monotonic() < deadline, "no checkpoint within 30 s"
-            time.sleep(0.005)
-        os.kill(killed.pid, signal.SIGKILL)
-    finally:
-        killed.kill()
-        killed.communicate()
-    assert killed.returncode == -signal.SIGKILL
+    kill_after_checkpoint(run(tmp_path, *common, "--checkpoint-every", "1", "--checkpoint", target.name), target)
     left = ckpt.load(target)
     assert 0 < left.trainer["epoch"] < 25
     assert left.trainer["data"] == {
@@ -172,18 +176,7 @@ def test_a_killed_series_run_resumes_from_the_file_alone_bit_for_bit(tmp_path, s
     common = ["--data", str(series), "--hidden", "8", "--cell", "gru", "--batch-size", "4", "--num-steps", "10",
               "--epochs", "30", "--truncation", "regular:5,10", "--lr", "0.01", "--checkpoint-every-steps", "7"]
     target = tmp_path / "run.safetensors"
-    killed = run(tmp_path, *common, "--checkpoint", target.name)
-    try:
-        deadline = time.monotonic() + 30
-        while not target.exists():
-            assert killed.poll() is None, killed.communicate()[1]
-            assert time.monotonic() < deadline, "no checkpoint within 30 s"
-            time.sleep(0.002)
-        os.kill(killed.pid, signal.SIGKILL)
-    finally:
-        killed.kill()
-        killed.communicate()
-    assert killed.returncode == -signal.SIGKILL
+    kill_after_checkpoint(run(tmp_path, *common, "--checkpoint", target.name), target)
     left = ckpt.load(target)
     assert left.trainer["data"]["source"] == "npz" and left.trainer["data"]["path"] == str(series.resolve())
     assert left.trainer["step"] < 30 * 67

@@ -4,10 +4,12 @@ the mapping from argument names to flags."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import math
+import sys
 from collections.abc import Iterator, Sequence
-from typing import NoReturn, Optional
+from typing import Any, NoReturn, Optional
 
 from .. import distributed
 from ..truncation import Truncation
@@ -186,3 +188,19 @@ def _as_flag(message: str, flag: Optional[str] = None) -> str:
     return f"argument {flag}: {message}" if flag is not None else message
 
 
+
+
+@contextlib.contextmanager
+def aborting_on_one_rank(trainer: Any, comm: object) -> Iterator[None]:
+    """Around ``train``'s ``fit``: with MPI, an error that only this process raises (the others
+    wait in an allreduce) is printed as one line naming the rank and ends the whole job (exit
+    2); errors that every rank raises pass through as they are."""
+    try:
+        yield
+    except Exception as error:
+        collective = (FloatingPointError, OverflowError, distributed.CollectiveError)  # raised on every rank
+        if comm is not None and not isinstance(error, collective):
+            text = _one_line(str(error)) or repr(error)
+            print(f"rnnbptt train: error on rank {trainer.comm.Get_rank()}: {text}", file=sys.stderr, flush=True)
+            trainer.comm.Abort(2)
+        raise

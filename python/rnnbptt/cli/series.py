@@ -16,7 +16,6 @@ with predicting the training targets' mean.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -28,7 +27,7 @@ from .. import distributed
 from ..datasets import DenseSeries
 from ..model import RNN
 from ..trainer import EpochRecord, Trainer
-from .arguments import UsageError, _flag, _one_line, describe_cells
+from .arguments import UsageError, _flag, aborting_on_one_rank, describe_cells
 
 #: The arrays a ``--data`` file may hold.
 SERIES_KEYS = ("inputs", "targets", "valid_inputs", "valid_targets")
@@ -143,17 +142,10 @@ def train_series(args: argparse.Namespace, comm: object, resumed: Optional[Train
           "loss 0.5*MSE, the mean of 0.5 ||o - y||^2 over steps and streams")
     epochs = None if args.steps is not None else args.epochs
     started = time.perf_counter()
-    try:
+    with aborting_on_one_rank(trainer, comm):
         trainer.fit(train, epochs, steps=args.steps, valid=valid, checkpoint=args.checkpoint,
                     checkpoint_every=args.checkpoint_every, checkpoint_every_steps=args.checkpoint_every_steps,
                     on_epoch=lambda r: _print_epoch(r, max(1, trainer.epochs_planned // 10), trainer.epochs_planned))
-    except Exception as error:
-        collective = (FloatingPointError, OverflowError, distributed.CollectiveError)  # raised on every rank
-        if comm is not None and not isinstance(error, collective):  # the others wait in an allreduce
-            text = _one_line(str(error)) or repr(error)
-            print(f"rnnbptt train: error on rank {trainer.comm.Get_rank()}: {text}", file=sys.stderr, flush=True)
-            trainer.comm.Abort(2)
-        raise
     if comm is not None and trainer.comm.Get_rank() != 0:
         return 0
     seconds = time.perf_counter() - started

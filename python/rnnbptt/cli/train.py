@@ -8,7 +8,6 @@ import hashlib
 import importlib.util
 import os
 import shlex
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -31,7 +30,7 @@ from .arguments import (
     UsageError,
     _as_flag,
     _flag,
-    _one_line,
+    aborting_on_one_rank,
     describe_cells,
 )
 from .series import train_series
@@ -400,18 +399,11 @@ def _train(args: argparse.Namespace, comm: object) -> int:
           f"{describe_cells(model.cell, model.num_layers, model.hidden_size)}, {trainer.settings.describe()}")
     epochs = None if args.steps is not None else args.epochs
     started, first_step = time.perf_counter(), trainer.step
-    try:
+    with aborting_on_one_rank(trainer, comm):
         trainer.fit(train, epochs, steps=args.steps, valid=valid if len(valid) > 1 else None,
                     checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
                     checkpoint_every_steps=args.checkpoint_every_steps,
                     on_epoch=lambda r: _print_epoch(r, max(1, trainer.epochs_planned // 10), trainer.epochs_planned))
-    except Exception as error:
-        collective = (FloatingPointError, OverflowError, distributed.CollectiveError)  # raised on every rank
-        if comm is not None and not isinstance(error, collective):  # the others wait in an allreduce
-            text = _one_line(str(error)) or repr(error)
-            print(f"rnnbptt train: error on rank {trainer.comm.Get_rank()}: {text}", file=sys.stderr, flush=True)
-            trainer.comm.Abort(2)
-        raise
     if comm is not None and trainer.comm.Get_rank() != 0:
         return 0  # rank 0 reports and samples
     seconds = time.perf_counter() - started
