@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <thread>
 
 #include "arrays.hpp"
 #include "rnnbptt/core/sequence.hpp"
@@ -30,6 +31,26 @@ Input<Scalar> input_from(py::handle x, Index d) {
   if (a.ndim() != 3 || a.shape(2) != d) throw InvalidArgument("x: expected " + expected + ", got " + describe(a));
   check_layout(a, "x", dtype_name<Scalar>(), Shape{{-1, -1, d}, {"T", "n", d_name}});
   return {a, SequenceInput<Scalar>::from_dense(span_of<Scalar>(a), a.shape(0), a.shape(1))};
+}
+
+// Model.forward as the bindings run it: `in` from h0 (None: zeros; else the model's state
+// shape), with the GIL released; then `s` records that the model holds this forward: its input
+// kept alive (dense x is read again by backward), the forward's thread, one more forward.
+template <class Scalar>
+void run_forward(PyModel<Scalar>& s, const Input<Scalar>& in, py::handle h0) {
+  Span<const Scalar> h0_data;  // empty: zeros
+  py::array h0_array;
+  if (!h0.is_none()) {
+    h0_array = require<Scalar>(h0, "h0", state_shape(s.model.config(), in.sequence.batch));
+    h0_data = span_of<Scalar>(h0_array);
+  }
+  {
+    py::gil_scoped_release release;
+    s.model.forward(in.sequence, h0_data);
+  }
+  s.input = in.array;
+  s.forward_thread = std::this_thread::get_id();
+  ++s.forwards;
 }
 
 template <class Scalar>

@@ -123,19 +123,7 @@ void define_model_class(py::module_& m, const char* name) {
             Input<Scalar> in = input_from<Scalar>(x, c.input_size);
             const Index n = in.sequence.batch, h = c.hidden_size;
             const Shape state = state_shape(c, n);
-            Span<const Scalar> h0_data;  // empty: zeros
-            py::array h0_array;
-            if (!h0.is_none()) {
-              h0_array = require<Scalar>(h0, "h0", state);
-              h0_data = span_of<Scalar>(h0_array);
-            }
-            {
-              py::gil_scoped_release release;
-              s.model.forward(in.sequence, h0_data);
-            }
-            s.input = in.array;
-            s.forward_thread = std::this_thread::get_id();
-            ++s.forwards;
+            run_forward(s, in, h0);
             const Index T = in.sequence.steps;
             py::tuple out = py::make_tuple(copy_of<Scalar>(s.model.outputs(), {T, n, c.output_size}),
                                            copy_of<Scalar>(s.model.final_state(), state.sizes));

@@ -2,7 +2,6 @@
 
 #include <cstdint>
 #include <string>
-#include <thread>
 
 #include "arrays.hpp"
 #include "bindings.hpp"
@@ -35,21 +34,9 @@ void define_bias_for(py::module_& m) {
         BiasOptions<Scalar> options;
         options.draws = draws;
         options.step_offset = step_offset;
-        py::array h0_array;
-        Span<const Scalar> h0_data;
-        if (!h0.is_none()) {
-          h0_array = require<Scalar>(h0, "h0", state_shape(c, n));
-          h0_data = span_of<Scalar>(h0_array);
-        }
-        {
-          py::gil_scoped_release release;
-          s.model.forward(in.sequence, h0_data);
-        }
-        // The model now holds this forward, as after Model.forward (dense x is read again by a
-        // later backward), whatever the loss and the backward passes do next.
-        s.input = in.array;
-        s.forward_thread = std::this_thread::get_id();
-        ++s.forwards;
+        // The model holds this forward, as after Model.forward, whatever the loss and the
+        // backward passes do next.
+        run_forward(s, in, h0);
         py::gil_scoped_release release;
         return truncation_bias(s.model, y.targets, truncation, options);
       },
