@@ -130,11 +130,16 @@ def torch_run(
     cuts=(),
     dh_T=None,
     dc_T=None,
+    resets=None,
+    lengths=None,
 ):
     """Loss, parameter gradients, initial-state gradients, final states, logits and dL/dx by
     autograd. ``cuts``: steps (0-based) before which the state is detached (whole segments run
     in one call each). ``flow``: run step by step and scale the gradient reaching the state
-    before step t by flow[t] with a tensor hook (flow[0] for the initial states)."""
+    before step t by flow[t] with a tensor hook (flow[0] for the initial states).
+    ``resets`` (T, n) bool: the state masked by hand, ``where(resets[t], initial, state)``
+    before step t (then its flow or cut); ``lengths`` (n,): positions past a length weigh 0
+    and the final state is gathered at each sequence's length."""
     num_layers = states["h"].shape[0]
     bias = "b_q" in params
     rnn, linear = torch_modules(torch, cell, activation, params, num_layers, bias)
@@ -151,12 +156,22 @@ def torch_run(
         return v
 
     steps = x.shape[0]
-    if flow is not None:
+    initial = state
+    visited = [initial]  # the state after each step
+    if flow is not None or resets is not None or lengths is not None:
         outs = []
         for t in range(steps):
-            state = each(state, lambda v, t=t: hooked(v, float(flow[t])))
+            if resets is not None and resets[t].any():
+                mask = torch.from_numpy(np.ascontiguousarray(resets[t]))[None, :, None]
+                state = (tuple(torch.where(mask, v0, v) for v, v0 in zip(state, initial)) if cell == "lstm"
+                         else torch.where(mask, initial, state))
+            if flow is not None:
+                state = each(state, lambda v, t=t: hooked(v, float(flow[t])))
+            elif t in cuts:
+                state = each(state, lambda v: v.detach())
             out, state = rnn(X[t : t + 1], state)
             outs.append(out)
+            visited.append(state)
         out = torch.cat(outs)
     else:
         bounds = sorted({0, *cuts, steps})
@@ -169,6 +184,18 @@ def torch_run(
         out = torch.cat(outs)
     logits = linear(out)
     w = torch.ones(x.shape[:2], dtype=torch.float64) if weights is None else torch.from_numpy(weights)
+    if lengths is not None:
+        w = w * torch.from_numpy(np.arange(steps)[:, None] < np.asarray(lengths)[None, :])
+        # Targets past a length are padding: any valid id stands in (their weight is 0).
+        inside = np.arange(steps)[:, None] < np.asarray(lengths)[None, :]
+        targets = np.where(inside if targets.ndim == 2 else inside[..., None], targets, 0)
+        parts = len(state) if cell == "lstm" else 1
+        gathered = []
+        for part in range(parts):
+            pick = [visited[int(length)] for length in lengths]
+            pick = [p[part] if cell == "lstm" else p for p in pick]
+            gathered.append(torch.stack([pick[i][:, i] for i in range(len(pick))], dim=1))
+        state = tuple(gathered) if cell == "lstm" else gathered[0]
     loss = (torch_position_losses(torch, logits, targets) * w).sum() / w.sum()
     objective = loss
     final = list(state) if cell == "lstm" else [state]

@@ -14,6 +14,10 @@ template <>
 const char* dtype_name<std::int64_t>() {
   return "int64";
 }
+template <>
+const char* dtype_name<bool>() {
+  return "bool";
+}
 
 std::string describe(py::handle obj) {
   if (!py::isinstance<py::array>(obj))

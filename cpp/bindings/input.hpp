@@ -13,6 +13,7 @@ template <class Scalar>
 struct Input {
   py::array array;  // keeps the memory alive
   SequenceInput<Scalar> sequence;
+  py::array resets, lengths;  // read during the forward call only
 };
 
 // x: dense (T, n, d) of the model's dtype, or token ids (T, n) int32/int64.
@@ -31,6 +32,22 @@ Input<Scalar> input_from(py::handle x, Index d) {
   if (a.ndim() != 3 || a.shape(2) != d) throw InvalidArgument("x: expected " + expected + ", got " + describe(a));
   check_layout(a, "x", dtype_name<Scalar>(), Shape{{-1, -1, d}, {"T", "n", d_name}});
   return {a, SequenceInput<Scalar>::from_dense(span_of<Scalar>(a), a.shape(0), a.shape(1))};
+}
+
+// resets: None or bool (T, n); lengths: None or int64 (n,) (SequenceInput says what they do).
+template <class Scalar>
+void add_cuts(Input<Scalar>& in, py::handle resets, py::handle lengths) {
+  const Index T = in.sequence.steps, n = in.sequence.batch;
+  const std::string t = "T=" + std::to_string(T), b = "n=" + std::to_string(n);
+  if (!resets.is_none()) {
+    in.resets = require<bool>(resets, "resets", Shape{{T, n}, {t, b}});
+    // NumPy's bool is one byte; the core refuses any byte but 0 and 1 (a view of other bytes).
+    in.sequence.resets = {static_cast<const std::uint8_t*>(in.resets.data()), static_cast<Index>(in.resets.size())};
+  }
+  if (!lengths.is_none()) {
+    in.lengths = require<std::int64_t>(lengths, "lengths", Shape{{n}, {b}});
+    in.sequence.lengths = span_of<std::int64_t>(in.lengths);
+  }
 }
 
 // Model.forward as the bindings run it: `in` from h0 (None: zeros; else the model's state

@@ -73,3 +73,15 @@ def check_utf8(text: str, name: str) -> None:
             f"{name}: expected text that UTF-8 can encode, got the lone surrogate "
             f"U+{ord(text[error.start]):04X} at index {error.start}"
         ) from None
+
+
+def as_lengths(value: Any) -> np.ndarray:
+    """Sequence lengths (``lengths=``) as a C-contiguous int64 array: a list or any integer
+    array (n values, converted); floats, bools and strings are refused (TypeError). Their
+    shape and range are checked where they are used."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"lengths: expected integers (one per sequence), got {array.dtype} values")
+    if array.dtype.kind == "u" and array.size and int(array.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"lengths: expected values in [0, T], got {int(array.max())}")
+    return np.ascontiguousarray(array, dtype=np.int64)

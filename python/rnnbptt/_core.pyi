@@ -76,7 +76,12 @@ class _Model:
     def init_uniform(self, bound: float, seed: int) -> None: ...
     def init_normal(self, init_std: float, seed: int) -> None: ...
     def forward(
-        self, x: np.ndarray, h0: Optional[np.ndarray] = None, return_states: bool = False
+        self,
+        x: np.ndarray,
+        h0: Optional[np.ndarray] = None,
+        return_states: bool = False,
+        resets: Optional[np.ndarray] = None,
+        lengths: Optional[np.ndarray] = None,
     ) -> tuple[np.ndarray, ...]: ...
     def loss(self, targets: np.ndarray, weights: Optional[np.ndarray] = None) -> float: ...
     def set_output_gradient(self, d_outputs: np.ndarray) -> None: ...
@@ -99,13 +104,19 @@ class _Stream:
     state: Optional[np.ndarray]
     windows: list[tuple[int, int, int]]
     def __init__(self, model: _Model, truncation: Truncation) -> None: ...
-    def step(self, x: np.ndarray, targets: np.ndarray, weights: Optional[np.ndarray] = None) -> float: ...
-    history: Optional[tuple[np.ndarray, np.ndarray]]
+    def step(
+        self,
+        x: np.ndarray,
+        targets: np.ndarray,
+        weights: Optional[np.ndarray] = None,
+        resets: Optional[np.ndarray] = None,
+    ) -> float: ...
+    history: Optional[tuple[np.ndarray, ...]]
     def reset(
         self,
         position: int = 0,
         state: Optional[np.ndarray] = None,
-        history: Optional[tuple[np.ndarray, np.ndarray]] = None,
+        history: Optional[tuple[np.ndarray, ...]] = None,
     ) -> None: ...
 
 class StreamFloat32(_Stream): ...

@@ -7,9 +7,10 @@ from typing import Any, Literal, NamedTuple, Optional, overload
 
 import numpy as np
 import numpy.typing as npt
+from numpy.typing import ArrayLike
 
 from . import _core
-from ._checks import check_flag, check_integer, check_real, shown
+from ._checks import as_lengths, check_flag, check_integer, check_real, shown
 from ._dtypes import check_dtype, core_class
 from .truncation import Full, Truncation
 
@@ -264,16 +265,34 @@ class RNN:
     # ---- forward / loss / backward -------------------------------------------------------
     @overload
     def forward(
-        self, x: np.ndarray, h0: Optional[np.ndarray] = None, *, return_states: Literal[False] = False
+        self,
+        x: np.ndarray,
+        h0: Optional[np.ndarray] = None,
+        *,
+        return_states: Literal[False] = False,
+        resets: Optional[np.ndarray] = None,
+        lengths: Optional[ArrayLike] = None,
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
     @overload
     def forward(
-        self, x: np.ndarray, h0: Optional[np.ndarray] = None, *, return_states: Literal[True]
+        self,
+        x: np.ndarray,
+        h0: Optional[np.ndarray] = None,
+        *,
+        return_states: Literal[True],
+        resets: Optional[np.ndarray] = None,
+        lengths: Optional[ArrayLike] = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
     def forward(
-        self, x: np.ndarray, h0: Optional[np.ndarray] = None, *, return_states: bool = False
+        self,
+        x: np.ndarray,
+        h0: Optional[np.ndarray] = None,
+        *,
+        return_states: bool = False,
+        resets: Optional[np.ndarray] = None,
+        lengths: Optional[ArrayLike] = None,
     ) -> tuple[np.ndarray, ...]:
         """Run the sequence.
 
@@ -290,20 +309,33 @@ class RNN:
             default.
         return_states : bool
             Also return every step's hidden state.
+        resets : ndarray of bool, optional
+            ``(T, n)``: where ``resets[t, i]`` is set, sequence ``i`` starts again before step
+            ``t`` from its initial state (``h0``'s row, or zeros), and :meth:`backward` sends no
+            gradient back across that boundary (its share goes to ``dh0``). A row of the batch
+            can then hold several sequences one after another: packed documents, episodes.
+        lengths : array_like of int, optional
+            ``(n,)`` values in ``[0, T]``: sequence ``i`` ends after step ``lengths[i]``. Later
+            steps are left out of the loss (their targets are not read) and send no gradient;
+            ``h_T`` holds each sequence's state after its own last step. The outputs and states
+            of those steps continue from the last one and mean nothing. An int array of another
+            integer type, or a list, is converted (it holds n values).
 
         Returns
         -------
         outputs : ndarray
             ``o_t``, shape ``(T, n, q)`` (a new array).
         h_T : ndarray
-            The final state (:meth:`state_shape`), to hand to the next chunk.
+            The final state (:meth:`state_shape`), to hand to the next chunk; with ``lengths``,
+            each sequence's state after its last step.
         states : ndarray
             With ``return_states``: the top layer's ``h_1 .. h_T``, shape ``(T, n, h)`` (a new
             array), for attention or probing.
         """
         if not isinstance(return_states, (bool, np.bool_)):
             raise TypeError(f"return_states: expected True or False, got {return_states!r}")
-        result: tuple[np.ndarray, ...] = self._core.forward(x, h0, bool(return_states))
+        result: tuple[np.ndarray, ...] = self._core.forward(
+            x, h0, bool(return_states), resets, None if lengths is None else as_lengths(lengths))
         return result
 
     def loss(self, targets: np.ndarray, weights: Optional[np.ndarray] = None) -> float:

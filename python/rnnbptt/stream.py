@@ -27,6 +27,10 @@ class StreamRunner:
     Stacks and gated cells carry every layer's state (and ``c``), and their history holds what
     their backward pass reads of those steps (states and gate values, computed with the
     parameters of their time), so they reach across chunks as exactly.
+
+    A chunk's ``resets`` ``(T, n)`` start new sequences inside the stream (packed documents,
+    episodes): a row whose flag is set at step t starts again from zeros there, and no
+    gradient crosses that boundary, also when a window reaches back into the history.
     """
 
     def __init__(self, model: RNN, truncation: Truncation) -> None:
@@ -41,16 +45,22 @@ class StreamRunner:
         self._core: _core._Stream = core_class("Stream", model.dtype)(model.core, truncation)
 
     def step(
-        self, x: np.ndarray, targets: np.ndarray, weights: Optional[np.ndarray] = None
+        self,
+        x: np.ndarray,
+        targets: np.ndarray,
+        weights: Optional[np.ndarray] = None,
+        *,
+        resets: Optional[np.ndarray] = None,
     ) -> float:
-        """Process the next chunk (``x`` as in :meth:`~rnnbptt.RNN.forward`); returns its loss."""
-        return float(self._core.step(x, targets, weights))
+        """Process the next chunk (``x`` and ``resets``, bool ``(T, n)``, as in
+        :meth:`~rnnbptt.RNN.forward`; a reset restarts from zeros); returns its loss."""
+        return float(self._core.step(x, targets, weights, resets))
 
     def reset(
         self,
         position: int = 0,
         state: Optional[np.ndarray] = None,
-        history: Optional[tuple[np.ndarray, np.ndarray]] = None,
+        history: Optional[tuple[np.ndarray, ...]] = None,
     ) -> None:
         """Start a new stream whose first step has global index ``position + 1``.
 
@@ -61,7 +71,8 @@ class StreamRunner:
         ``(n, h)`` for one Elman layer) and, with Regular(k1 < k2), its ``history`` as
         :attr:`history` returned it: token ids ``(k, n)`` (dense inputs ``(k, n, d)`` for a
         dense stream) and the rows of states ``(rows, n, h)``
-        whose rows of the carried state equal ``state``. Both are copied.
+        whose rows of the carried state equal ``state``, and the history's reset flags
+        ``(k, n)`` bool when :attr:`history` gave them. Everything is copied.
         """
         position = check_integer(position, "position")
         if position < 0:
@@ -71,14 +82,15 @@ class StreamRunner:
         self._core.reset(position, state, history)
 
     @property
-    def history(self) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    def history(self) -> Optional[tuple[np.ndarray, ...]]:
         """The steps of history held between chunks (Regular(k1 < k2)): copies of their inputs,
         token ids ``(k, n)`` or dense values ``(k, n, d)``, and of what the backward pass reads
         of them, ``(rows, n, h)``:
         for one Elman layer its ``k + 1`` states (the last is :attr:`state`); for a stack, per
         layer, ``k + 1`` rows of ``h``, ``k + 1`` of ``c`` (LSTM), the ``k`` steps' gate values
         gate by gate and ``k`` rows of ``s_n`` (GRU) (``rnnbptt/bptt/stream.hpp``,
-        ``history_rows``). None without a history."""
+        ``history_rows``); a third array, the history's reset flags ``(k, n)``, when any is
+        set. None without a history."""
         return self._core.history
 
     @property

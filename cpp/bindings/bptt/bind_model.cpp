@@ -117,10 +117,12 @@ void define_model_class(py::module_& m, const char* name) {
           py::arg("init_std"), py::arg("seed"))
       .def(
           "forward",
-          [](PM& s, py::handle x, py::handle h0, bool return_states) -> py::tuple {
+          [](PM& s, py::handle x, py::handle h0, bool return_states, py::handle resets,
+             py::handle lengths) -> py::tuple {
             BusyGuard guard(s.busy);
             const ModelConfig& c = s.model.config();
             Input<Scalar> in = input_from<Scalar>(x, c.input_size);
+            add_cuts(in, resets, lengths);
             const Index n = in.sequence.batch, h = c.hidden_size;
             const Shape state = state_shape(c, n);
             run_forward(s, in, h0);
@@ -130,7 +132,8 @@ void define_model_class(py::module_& m, const char* name) {
             if (!return_states) return out;
             return py::make_tuple(out[0], out[1], copy_of<Scalar>(s.model.states(), {T, n, h}));  // h_1 .. h_T
           },
-          py::arg("x"), py::arg("h0") = py::none(), py::arg("return_states") = false)
+          py::arg("x"), py::arg("h0") = py::none(), py::arg("return_states") = false, py::arg("resets") = py::none(),
+          py::arg("lengths") = py::none())
       .def(
           "loss",
           [](PM& s, py::handle targets, py::handle weights) {

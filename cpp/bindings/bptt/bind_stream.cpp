@@ -29,17 +29,18 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
            py::arg("model"), py::arg("truncation"))
       .def(
           "step",
-          [](PS& s, py::handle x, py::handle targets, py::handle weights) {
+          [](PS& s, py::handle x, py::handle targets, py::handle weights, py::handle resets) {
             PyModel<Scalar>& pm = s.model.template cast<PyModel<Scalar>&>();
             BusyGuard guard(pm.busy);
             const ModelConfig& c = pm.model.config();
             Input<Scalar> in = input_from<Scalar>(x, c.input_size);
+            add_cuts(in, resets, py::none());
             TargetArrays<Scalar> y =
                 targets_from<Scalar>(targets, weights, in.sequence.steps, in.sequence.batch, c.output_size);
             py::gil_scoped_release release;
             return s.runner.step(pm.model, in.sequence, y.targets);
           },
-          py::arg("x"), py::arg("targets"), py::arg("weights") = py::none(),
+          py::arg("x"), py::arg("targets"), py::arg("weights") = py::none(), py::arg("resets") = py::none(),
           "Forward, loss and backward over the next chunk; overwrites model.grads; returns the loss.")
       .def(
           "reset",
@@ -61,10 +62,11 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
               return;
             }
             if (!py::isinstance<py::tuple>(history))
-              throw py::type_error("history: expected a tuple (inputs, states), got " + describe(history));
-            if (py::len(history) != 2)
-              throw py::type_error("history: expected a tuple (inputs, states) of 2 arrays, got a tuple of " +
-                                   std::to_string(py::len(history)));
+              throw py::type_error("history: expected a tuple (inputs, states[, resets]), got " + describe(history));
+            if (py::len(history) != 2 && py::len(history) != 3)
+              throw py::type_error(
+                  "history: expected a tuple (inputs, states[, resets]) of 2 or 3 arrays, got a tuple of " +
+                  std::to_string(py::len(history)));
             const py::tuple pair = history.cast<py::tuple>();
             // A dense stream's history inputs: (k, n, d) values of the model's dtype.
             const bool dense = py::isinstance<py::array>(pair[0]) && pair[0].cast<py::array>().ndim() == 3;
@@ -84,30 +86,38 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
                                                Shape{{rows, n, h},
                                                      {(c.single_elman() ? "k+1=" : "rows=") + std::to_string(rows),
                                                       "n=" + std::to_string(n), "h=" + std::to_string(h)}});
+            // The history's reset flags, when it holds any: bool (k, n).
+            py::array flags;
+            Span<const std::uint8_t> resets;
+            if (py::len(history) == 3) {
+              flags = require<bool>(pair[2], "history resets",
+                                    Shape{{k, n}, {"k=" + std::to_string(k), "n=" + std::to_string(n)}});
+              resets = {static_cast<const std::uint8_t*>(flags.data()), static_cast<Index>(flags.size())};
+            }
             if (k == 0) {  // an empty history: nothing to restore but the state
               s.runner.restore(position, n, state_data, 0, {}, {});
               return;
             }
             if (dense) {
-              s.runner.restore_dense(position, n, state_data, k, span_of<Scalar>(dense_inputs),
-                                     span_of<Scalar>(states));
+              s.runner.restore_dense(position, n, state_data, k, span_of<Scalar>(dense_inputs), span_of<Scalar>(states),
+                                     resets);
               return;
             }
             if (inputs.view.type == IdType::int64) {
-              s.runner.restore(position, n, state_data, k, span_of<std::int64_t>(inputs.array),
-                               span_of<Scalar>(states));
+              s.runner.restore(position, n, state_data, k, span_of<std::int64_t>(inputs.array), span_of<Scalar>(states),
+                               resets);
               return;
             }
             // int32 history ids: widened (k x n ids, once per restore), as the runner keeps int64.
             std::vector<std::int64_t> ids(static_cast<std::size_t>(k * n));
             for (Index i = 0; i < k * n; ++i) ids[static_cast<std::size_t>(i)] = inputs.view[i];
-            s.runner.restore(position, n, state_data, k, ids, span_of<Scalar>(states));
+            s.runner.restore(position, n, state_data, k, ids, span_of<Scalar>(states), resets);
           },
           py::arg("position") = 0, py::arg("state") = py::none(), py::arg("history") = py::none(),
           "Start a new stream at global step `position`: zero state and no history, or the carried "
           "state (the model's state_shape(n)) and history (token ids (k, n) or dense inputs (k, n, d), states "
           "(rows, n, h): k + 1 rows for one "
-          "Elman layer) of a saved run.")
+          "Elman layer, and the reset flags (k, n) bool when it held any) of a saved run.")
       .def_property_readonly(
           "history",
           [](PS& s) -> py::object {
@@ -122,18 +132,25 @@ void define_stream_class(py::module_& m, const char* name, const char* model_nam
             if (history_states.size() != static_cast<Index>(states.size()))
               throw StateError("history: expected history rows x n x h states, got another length (a bug)");
             std::copy(history_states.begin(), history_states.end(), states.mutable_data());
+            py::array inputs;
             if (!values.empty()) {  // a dense stream: (k, n, d) values
-              auto inputs = empty<Scalar>({k, n, c.input_size});
-              if (values.size() != static_cast<Index>(inputs.size()))
+              auto dense = empty<Scalar>({k, n, c.input_size});
+              if (values.size() != static_cast<Index>(dense.size()))
                 throw StateError("history: expected k x n x d inputs, got another length (a bug)");
-              std::copy(values.begin(), values.end(), inputs.mutable_data());
-              return py::make_tuple(inputs, states);
+              std::copy(values.begin(), values.end(), dense.mutable_data());
+              inputs = dense;
+            } else {
+              auto ids = empty<std::int64_t>({k, n});
+              if (tokens.size() != static_cast<Index>(ids.size()))
+                throw StateError("history: expected k x n ids, got another length (a bug)");
+              std::copy(tokens.begin(), tokens.end(), ids.mutable_data());
+              inputs = ids;
             }
-            auto inputs = empty<std::int64_t>({k, n});
-            if (tokens.size() != static_cast<Index>(inputs.size()))
-              throw StateError("history: expected k x n ids, got another length (a bug)");
-            std::copy(tokens.begin(), tokens.end(), inputs.mutable_data());
-            return py::make_tuple(inputs, states);
+            const Span<const std::uint8_t> resets = s.runner.history_resets();
+            if (resets.empty()) return py::make_tuple(inputs, states);
+            auto flags = empty<bool>({k, n});
+            std::copy(resets.begin(), resets.end(), reinterpret_cast<std::uint8_t*>(flags.mutable_data()));
+            return py::make_tuple(inputs, states, flags);
           })
       .def_property_readonly("truncation", [](PS& s) { return s.runner.truncation(); })
       .def_property_readonly("position", [](PS& s) { return s.runner.position(); })

@@ -12,6 +12,7 @@
 #endif
 
 #include "bptt/layers.hpp"
+#include "bptt/resets.hpp"
 #include "core/checks.hpp"
 #include "core/finite.hpp"
 #include "kernels/gemm.hpp"
@@ -61,7 +62,9 @@ class BackwardRecursion {
         injected_(in_place ? ws.dA.data() : ws.dH.data()),
         dA_(ws.dA.data()),
         owner_(ws.lane_owner.data()),
-        panels_((h_ + panel - 1) / panel) {}
+        panels_((h_ + panel - 1) / panel),
+        cuts_(ws),
+        dh0_(options.dh0.size() != 0 ? options.dh0.data() : nullptr) {}
 
   // Runs every lane, then sums the norms; dh0 (if wanted) is written by each lane's window that
   // starts at step 0.
@@ -79,6 +82,11 @@ class BackwardRecursion {
       });
       dh0_backward();
     }
+    // A sequence of length 0 ends in its initial state: dL/dh_T is dL/dh0.
+    if (dh0_ != nullptr && options_.dh_T.size() != 0 && cuts_.lengths != nullptr)
+      for (Index r = 0; r < n_; ++r)
+        if (cuts_.lengths[r] == 0)
+          for (Index j = 0; j < h_; ++j) dh0_[r * h_ + j] += options_.dh_T[r * h_ + j];
     if (options_.record_dh_norms) sum_dh_norms();
   }
 
@@ -120,11 +128,38 @@ class BackwardRecursion {
       else
         g_block.setZero();
     }
-    if (t + 1 == T_) {
-      if (options_.dh_T.size() != 0)
-        g_block += ConstMatrixMap<Scalar>(options_.dh_T.data(), n_, h_).block(r0, begin, rows, width);
-    } else if (t + 1 < window.end && flow_[t + 1] != Scalar(0)) {
-      detail::gemm_columns(rows, h_, g_row(t + 1) + r0 * h_, h_, W_hh_, h_, g, h_, begin, band.end, flow_[t + 1]);
+    const bool carried = t + 1 < T_ && t + 1 < window.end && flow_[t + 1] != Scalar(0);
+    if (!cuts_.any()) {
+      if (t + 1 == T_) {
+        if (options_.dh_T.size() != 0)
+          g_block += ConstMatrixMap<Scalar>(options_.dh_T.data(), n_, h_).block(r0, begin, rows, width);
+      } else if (carried) {
+        detail::gemm_columns(rows, h_, g_row(t + 1) + r0 * h_, h_, W_hh_, h_, g, h_, begin, band.end, flow_[t + 1]);
+      }
+    } else {
+      // dL/dh_T enters at each row's last step (with lengths, in the window that injects there).
+      const bool lengths = cuts_.lengths != nullptr;
+      if (options_.dh_T.size() != 0 && (lengths ? t >= window.begin : t + 1 == T_)) {
+        ConstMatrixMap<Scalar> dh_T(options_.dh_T.data(), n_, h_);
+        for (Index r = r0; r < r0 + rows; ++r)
+          if (!lengths || cuts_.last(t, r)) g_t.row(r).segment(begin, width) += dh_T.row(r).segment(begin, width);
+      }
+      // Nothing from t + 1 into a row cut there; a reset's share goes to dL/dh0 instead.
+      if (carried)
+        detail::for_each_run(
+            r0, r0 + rows, [&](Index r) { return cuts_.cut(t, r); },
+            [&](bool cut, Index r, Index count) {
+              const Scalar* from = g_row(t + 1) + r * h_;
+              if (!cut) {
+                detail::gemm_columns(count, h_, from, h_, W_hh_, h_, g + (r - r0) * h_, h_, begin, band.end,
+                                     flow_[t + 1]);
+                return;
+              }
+              for (Index i = 0; i < count && dh0_ != nullptr; ++i)
+                if (cuts_.reset(t + 1, r + i))
+                  detail::gemm_columns(1, h_, from + i * h_, h_, W_hh_, h_, dh0_ + (r + i) * h_, h_, begin, band.end,
+                                       flow_[t + 1]);
+            });
     }
     if (options_.record_dh_norms)
       for (Index r = r0; r < r0 + rows; ++r)
@@ -160,6 +195,8 @@ class BackwardRecursion {
   Scalar* dA_;
   Index* owner_;
   const Index panels_;
+  const detail::Cuts cuts_;
+  Scalar* dh0_;  // dL/dh0 when wanted, else nullptr
 };
 
 template <class Scalar>
@@ -282,6 +319,13 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
     backward_recursion(ws, config, p.W_hh.data(), in_place, options);
     for (Index chunk = chunks.count() - 1; chunk >= 0; --chunk) dW_hh_chunk(chunk, 0);
   }
+  // A row reset at step t read its reset state, not h_{t-1}: the product over H is corrected there.
+  if (ws.has_resets)
+    for (Index t = 0; t < T; ++t)
+      for (Index r = 0; r < n; ++r)
+        if (ws.resets[t * n + r] != 0)
+          dp.W_hh.noalias() += dA.row(t * n + r).transpose() *
+                               (ConstRowVectorMap<Scalar>(ws.reset_state.data() + r * h, h) - H.row(t * n + r));
   ws.has_dh_norms = options.record_dh_norms;
   ws.has_schedule = true;
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "bptt/layers.hpp"
+#include "bptt/resets.hpp"
 #include "core/checks.hpp"
 #include "core/finite.hpp"
 #include "kernels/gemm.hpp"
@@ -37,10 +38,50 @@ void check_input(const SequenceInput<Scalar>& x, const ModelConfig& config) {
 
 }  // namespace
 
+namespace detail {
+template <class Scalar>
+void take_resets(Workspace<Scalar>& ws, const ModelConfig& config, const SequenceInput<Scalar>& x, Index context_steps,
+                 Span<const Scalar> initial) {
+  const Index T = x.steps, n = x.batch;
+  ws.has_resets = false;
+  ws.has_lengths = false;
+  const bool resets = check_optional_span("resets", x.resets, {T, n}, "T x n");
+  const bool lengths = check_optional_span("lengths", x.lengths, {n}, "n");
+  if (lengths && context_steps > 0)
+    invalid("lengths: expected none for a chunk of a stream (context_steps = ", context_steps,
+            "): lengths end whole sequences, resets restart them within a stream");
+  // Checked on the copies, as the token ids are: what the drivers read was checked.
+  if (resets) {
+    grow_buffer(ws.resets, T * n, "resets", "the reset flags T x n");
+    std::copy(x.resets.begin(), x.resets.end(), ws.resets.begin());
+    for (Index i = 0; i < T * n; ++i)
+      if (ws.resets[i] > 1)
+        invalid("resets: expected flags 0 or 1 (T x n), got ", int(ws.resets[i]), " at [", i / n, ", ", i % n, "]");
+  }
+  if (lengths) {
+    grow_buffer(ws.lengths, n, "lengths", "the sequence lengths n");
+    std::copy(x.lengths.begin(), x.lengths.end(), ws.lengths.begin());
+    for (Index i = 0; i < n; ++i)
+      if (ws.lengths[i] < 0 || ws.lengths[i] > T)
+        invalid("lengths: expected values in [0, T = ", T, "], got ", ws.lengths[i], " at [", i, "]");
+  }
+  if (resets || lengths) {
+    const Index size = config.state_size(n);
+    grow_buffer(ws.reset_state, size, "x", "the state a reset restores");
+    if (initial.size() != 0)
+      std::copy(initial.begin(), initial.end(), ws.reset_state.begin());
+    else
+      std::fill_n(ws.reset_state.begin(), size, Scalar(0));
+  }
+  ws.has_resets = resets;
+  ws.has_lengths = lengths;
+}
+}  // namespace detail
+
 template <class Scalar>
 void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const ParameterLayout& layout,
                  Span<const detail::identity_t<Scalar>> params, const SequenceInput<detail::identity_t<Scalar>>& x,
-                 Span<const detail::identity_t<Scalar>> h0, Index context_steps) {
+                 Span<const detail::identity_t<Scalar>> h0, Index context_steps, bool resets_to_zero) {
   detail::check_span("params", params, {layout.total}, "num_parameters");
   check_input(x, config);
   const Index T = x.steps, n = x.batch, P = context_steps;
@@ -53,6 +94,7 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
             " > 0 (the history's states are in the workspace), got ", h0.size(), " values");
   if (has_h0) detail::check_state_finite("h0", h0.data(), config, n);
   ws.has_forward = false;
+  detail::take_resets(ws, config, x, P, resets_to_zero ? Span<const Scalar>() : h0);
   SequenceInput<Scalar> input = x;
   if (x.is_tokens()) {
     // Token ids are copied (8 T n bytes, next to T n h activations) and checked on the copy:
@@ -116,9 +158,20 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
                          W_hh_T.middleRows(i, count) = p.W_hh.middleCols(i, count).transpose();
                        });
   Scalar* states = ws.H.data();
+  const std::uint8_t* resets = ws.has_resets ? ws.resets.data() : nullptr;
   const auto step = [&](Index t, const detail::Band& band) {
     Scalar* h_t = states + (t * n + band.row) * h;
-    detail::gemm_columns(band.rows, h, h_t - n * h, h, W_hh_T.data(), h, h_t, h, band.begin, band.end);
+    if (resets == nullptr) {
+      detail::gemm_columns(band.rows, h, h_t - n * h, h, W_hh_T.data(), h, h_t, h, band.begin, band.end);
+    } else {  // a reset row reads its reset state instead of h_{t-1} (rows t n .. hold step t - 1's flags)
+      const std::uint8_t* reset_at = resets + (t - 1) * n;
+      detail::for_each_run(
+          band.row, band.row + band.rows, [&](Index r) { return reset_at[r] != 0; },
+          [&](bool reset, Index r, Index rows) {
+            const Scalar* prev = reset ? ws.reset_state.data() + r * h : states + ((t - 1) * n + r) * h;
+            detail::gemm_columns(rows, h, prev, h, W_hh_T.data(), h, states + (t * n + r) * h, h, band.begin, band.end);
+          });
+    }
     detail::activate_band(config.activation, h_t, band.rows, h, band.begin, band.end);
   };
   MatrixMap<Scalar> O(ws.O.data(), T * n, q);
@@ -153,6 +206,10 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
   }
   auto O_loss = O.middleRows(P * n, rows);
   if (config.bias) O_loss.rowwise() += p.b_q;
+  if (ws.has_lengths) {  // each sequence's state after its own last step
+    detail::grow_buffer(ws.state_T, n * h, "x", "the final state");
+    for (Index i = 0; i < n; ++i) std::copy_n(states + (ws.lengths[i] * n + i) * h, h, ws.state_T.data() + i * h);
+  }
 
   ws.input = input;
   ws.has_forward = true;
@@ -166,35 +223,53 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Targ
   if (!ws.has_forward) throw StateError("loss: expected a forward pass first, got none");
   const Index n = ws.batch, P = ws.context_steps, q = config.output_size;
   const Index rows = (ws.steps - P) * n, T = ws.steps - P;
+  // With lengths (never with context steps), positions past a sequence's length are not
+  // read: their targets may be anything (padding), their weight is 0.
+  const Index* lengths = ws.has_lengths ? ws.lengths.data() : nullptr;
+  const auto used = [&](Index r) { return lengths == nullptr || r / n < lengths[r % n]; };
   if (y.kind == LossKind::cross_entropy) {
     detail::check_ids("targets", y.classes, {T, n}, "T x n");
     for (Index r = 0; r < rows; ++r) {
       const std::int64_t c = y.classes[r];
-      if (c < 0 || c >= q)
+      if ((c < 0 || c >= q) && used(r))
         invalid("targets: expected class ids in [0, ", q, "), got ", c, " at [", r / n, ", ", r % n, "]");
     }
   } else if (y.kind == LossKind::squared_error) {
     detail::check_span("targets", y.dense, {T, n, q}, "T x n x q");
-    detail::check_finite("targets", y.dense.data(), {T, n, q});
+    if (lengths == nullptr) {
+      detail::check_finite("targets", y.dense.data(), {T, n, q});
+    } else {
+      for (Index r = 0; r < rows; ++r)
+        for (Index j = 0; j < q && used(r); ++j)
+          if (!std::isfinite(y.dense[r * q + j]))
+            invalid("targets: expected finite values, got ", y.dense[r * q + j], " at [", r / n, ", ", r % n, ", ", j,
+                    "]");
+    }
   } else {
     invalid("targets: expected class ids or dense values, got an unknown LossKind ", static_cast<int>(y.kind));
   }
-  const bool weighted = detail::check_optional_span("weights", y.weights, {T, n}, "T x n");
+  const bool given = detail::check_optional_span("weights", y.weights, {T, n}, "T x n");
+  const bool weighted = given || lengths != nullptr;
+  const auto weight = [&](Index r) { return used(r) ? (given ? y.weights[r] : Scalar(1)) : Scalar(0); };
   // The weighted mean sum(w l) / sum(w) does not depend on the weights' scale, so they are
   // used as w / max(w) (in double): weights of 1e308 or subnormal ones give the loss and
   // gradients of any other multiple of them (to rounding), with no overflow or underflow.
   double weight_sum = static_cast<double>(rows), weight_max = 1.0;
   if (weighted) {
     weight_max = 0.0;
-    for (Index r = 0; r < rows; ++r) {
+    for (Index r = 0; r < rows && given; ++r) {
       const Scalar w = y.weights[r];
       if (!(w >= 0) || !std::isfinite(w))
         invalid("weights: expected finite values >= 0, got ", w, " at [", r / n, ", ", r % n, "]");
-      weight_max = std::max(weight_max, static_cast<double>(w));
     }
-    if (!(weight_max > 0)) invalid("weights: expected a positive sum, got 0");
+    for (Index r = 0; r < rows; ++r) weight_max = std::max(weight_max, static_cast<double>(weight(r)));
+    if (!(weight_max > 0)) {
+      if (lengths != nullptr && !given) invalid("lengths: expected at least one sequence with steps, got all 0");
+      invalid(lengths != nullptr ? "weights: expected a positive sum within the lengths, got 0"
+                                 : "weights: expected a positive sum, got 0");
+    }
     weight_sum = 0.0;
-    for (Index r = 0; r < rows; ++r) weight_sum += static_cast<double>(y.weights[r]) / weight_max;
+    for (Index r = 0; r < rows; ++r) weight_sum += static_cast<double>(weight(r)) / weight_max;
   }
 
   MatrixMap<Scalar> O(ws.O.data(), ws.steps * n, q);
@@ -205,10 +280,15 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Targ
   // parallel region costs (S, 1,120 x 28, ran this on one thread at 0.14 ms of a 5 ms step).
   detail::parallel_for(rows * q >= 8192 ? get_num_threads() : 1, rows, [&](Index r) {
     // w l in double for the loss; w / sum(w) rounded once to Scalar for the gradient.
-    const double w = weighted ? static_cast<double>(y.weights[r]) / weight_max : 1.0;
+    const double w = weighted ? static_cast<double>(weight(r)) / weight_max : 1.0;
     const Scalar w_inv_sum = weighted ? static_cast<Scalar>(w / weight_sum) : inv_sum;
     auto o = O.row(P * n + r);
     auto g = dO.row(P * n + r);
+    if (!used(r)) {  // past the sequence's length: no loss, no gradient, the target unread
+      g.setZero();
+      ws.row_loss[r] = 0.0;
+      return;
+    }
     if (y.kind == LossKind::cross_entropy) {
       // Softmax, cross-entropy and (softmax - onehot) * w / sum(w) in one pass over the row.
       const Scalar m = o.maxCoeff();
@@ -238,7 +318,7 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Targ
 #define RNNBPTT_INSTANTIATE(Scalar)                                                                                \
   template RNNBPTT_EXPORT void rnn_forward<Scalar>(Workspace<Scalar>&, const ModelConfig&, const ParameterLayout&, \
                                                    Span<const Scalar>, const SequenceInput<Scalar>&,               \
-                                                   Span<const Scalar>, Index);                                     \
+                                                   Span<const Scalar>, Index, bool);                               \
   template RNNBPTT_EXPORT double loss_forward<Scalar>(Workspace<Scalar>&, const ModelConfig&, const Targets<Scalar>&);
 RNNBPTT_INSTANTIATE(float)
 RNNBPTT_INSTANTIATE(double)

@@ -27,6 +27,7 @@
 #include <omp.h>
 #endif
 
+#include "bptt/resets.hpp"
 #include "cells/elman.hpp"
 #include "cells/gru.hpp"
 #include "cells/lstm.hpp"
@@ -93,6 +94,7 @@ class Stack {
       Scalar* S = ws_.step_s.data();
       Scalar* C = Cell::cell_state ? cache.C.data() : nullptr;
       const Scalar* b_hh = p.b_hh.size() != 0 ? p.b_hh.data() : nullptr;
+      const std::uint8_t* resets = ws_.has_resets ? ws_.resets.data() : nullptr;
       run_recurrence<Scalar>(plan_, n, G, P, T - P, +1, [&](Index t, const Band& band) {
         for (Index r = band.row; r < band.row + band.rows; ++r) {
           Scalar* s = S + r * G;
@@ -101,8 +103,16 @@ class Stack {
           else
             std::fill(s + band.begin, s + band.end, Scalar(0));
         }
-        gemm_columns(band.rows, h, H.data() + (t * n + band.row) * h, h, W_hh_T.data(), G, S + band.row * G, G,
-                     band.begin, band.end);
+        if (resets == nullptr)
+          gemm_columns(band.rows, h, H.data() + (t * n + band.row) * h, h, W_hh_T.data(), G, S + band.row * G, G,
+                       band.begin, band.end);
+        else  // a reset row reads its reset state instead of h_{t-1}
+          for_each_run(
+              band.row, band.row + band.rows, [&](Index r) { return resets[t * n + r] != 0; },
+              [&](bool reset, Index r, Index rows) {
+                const Scalar* prev = reset ? reset_state(l, false, r) : H.data() + (t * n + r) * h;
+                gemm_columns(rows, h, prev, h, W_hh_T.data(), G, S + r * G, G, band.begin, band.end);
+              });
         each_row(band, [&](Index r) {
           const Index at = (t * n + r) * h;
           Scalar* p_t = Pg.data() + (t * n + r) * G;
@@ -115,9 +125,13 @@ class Stack {
           } else if (b_hx != nullptr) {
             for (Index j = 0; j < G; ++j) p_t[j] += b_hx[j];
           }
-          Cell::forward(StepForward<Scalar>{1, h, config_.activation, p_t, S + r * G, H.data() + at,
-                                            C != nullptr ? C + at : nullptr, H.data() + at + n * h,
-                                            C != nullptr ? C + at + n * h : nullptr,
+          const bool reset = resets != nullptr && resets[t * n + r] != 0;
+          Cell::forward(StepForward<Scalar>{1, h, config_.activation, p_t, S + r * G,
+                                            reset ? reset_state(l, false, r) : H.data() + at,
+                                            C == nullptr ? nullptr
+                                            : reset      ? reset_state(l, true, r)
+                                                         : C + at,
+                                            H.data() + at + n * h, C != nullptr ? C + at + n * h : nullptr,
                                             Cell::kept ? cache.kept.data() + at : nullptr});
         });
       });
@@ -126,11 +140,14 @@ class Stack {
     auto O = MatrixMap<Scalar>(ws_.O.data(), T * n, q).middleRows(P * n, rows);
     gemm(O, ConstMatrixMap<Scalar>(states(L_ - 1) + (P + 1) * n * h, rows, h), top.W_qh.transpose());
     if (config_.bias) O.rowwise() += top.b_q;
-    for (Index l = 0; l < L_; ++l) {
-      std::copy_n(states(l) + T * n * h, n * h, ws_.state_T.data() + l * n * h);
-      if constexpr (Cell::cell_state)
-        std::copy_n(ws_.layers[l].C.data() + T * n * h, n * h, ws_.state_T.data() + (L_ + l) * n * h);
-    }
+    // The final state: after step T, or with lengths after each sequence's own last step.
+    for (Index l = 0; l < L_; ++l)
+      for (Index r = 0; r < n; ++r) {
+        const Index last = ws_.has_lengths ? ws_.lengths[r] : T;
+        std::copy_n(states(l) + (last * n + r) * h, h, ws_.state_T.data() + (l * n + r) * h);
+        if constexpr (Cell::cell_state)
+          std::copy_n(ws_.layers[l].C.data() + (last * n + r) * h, h, ws_.state_T.data() + ((L_ + l) * n + r) * h);
+      }
   }
 
   void backward(Scalar* dparams, const Scalar* params, const BackwardOptions<Scalar>& options) {
@@ -170,6 +187,12 @@ class Stack {
                LayerViews<const Scalar>(params, layout_, l).W_hx);
       }
     }
+    // A sequence of length 0 ends in its initial state: dL/dh_T is dL/dh0.
+    if (options.dh0.size() != 0 && options.dh_T.size() != 0 && ws_.has_lengths)
+      for (Index r = 0; r < n; ++r)
+        if (ws_.lengths[r] == 0)
+          for (Index part = 0; part < config_.state_parts() * L_; ++part)
+            for (Index j = 0; j < h; ++j) options.dh0[(part * n + r) * h + j] += options.dh_T[(part * n + r) * h + j];
     if (options.record_dh_norms)
       for (Index t = 0; t < T; ++t) {
         double sum = 0.0;  // rows in order: the same value for any thread count
@@ -196,6 +219,14 @@ class Stack {
         gemm(dp.W_hx, dP.transpose(), ConstMatrixMap<Scalar>(states(l - 1) + n * h, T * n, h));
       }
       gemm(dp.W_hh, dS.transpose(), ConstMatrixMap<Scalar>(states(l), T * n, h));
+      // A row reset at step t read its reset state, not h_{t-1}: the product is corrected there.
+      if (ws_.has_resets)
+        for (Index t = 0; t < T; ++t)
+          for (Index r = 0; r < n; ++r)
+            if (ws_.resets[t * n + r] != 0)
+              dp.W_hh.noalias() +=
+                  dS.row(t * n + r).transpose() * (ConstRowVectorMap<Scalar>(reset_state(l, false, r), h) -
+                                                   ConstRowVectorMap<Scalar>(states(l) + (t * n + r) * h, h));
       if (config_.bias) {
         dp.b_hx = dP.colwise().sum();
         if (dp.b_hh.size() != 0) dp.b_hh = dS.colwise().sum();
@@ -209,6 +240,10 @@ class Stack {
  private:
   // h_0 .. h_T of layer l: the top layer's are ws.H (Model::states() reads them there).
   Scalar* states(Index l) { return l == L_ - 1 ? ws_.H.data() : ws_.layers[l].H.data(); }
+  // Row r of the state a reset restores in layer l: its h, or its c (lstm).
+  const Scalar* reset_state(Index l, bool c, Index r) const {
+    return ws_.reset_state.data() + ((c ? L_ + l : l) * n_ + r) * h_;
+  }
 
   void reserve_forward() {
     const Index T = T_, n = n_, h = h_, G = G_, d = config_.input_size;
@@ -293,32 +328,40 @@ class Stack {
     Scalar* dc = ws_.step_in.data() + part;
     const Scalar* dh_T = options.dh_T.size() != 0 ? options.dh_T.data() : nullptr;
     Scalar* dh0 = options.dh0.size() != 0 && flow[0] != Scalar(0) ? options.dh0.data() : nullptr;
+    Scalar* dh0_reset = options.dh0.size() != 0 ? options.dh0.data() : nullptr;  // a reset's share
+    const Cuts cuts(ws_);
     run_recurrence<Scalar>(plan_, n, h, T, T, -1, [&](Index step, const Band& band) {
       const Index t = step - 1;  // 0-based row
       const Index w = ws_.lane_owner[t];
       if (w < 0) return;  // between this lane's windows (every thread alike)
       const Window& window = ws_.windows[static_cast<std::size_t>(w)];
-      const bool injected = !top || t >= window.begin, seeded = t + 1 == T;
-      const bool carried = !seeded && t + 1 < window.end && flow[t + 1] != Scalar(0);
-      const Scalar xi = carried ? flow[t + 1] : Scalar(0);
+      const bool injected = !top || t >= window.begin;
+      const bool carried_step = t + 1 < T && t + 1 < window.end && flow[t + 1] != Scalar(0);
+      const Scalar xi = carried_step ? flow[t + 1] : Scalar(0);
       each_row(band, [&](Index r) {
         const Index at = r * h;
+        // dL/dh_T enters at the last step (with lengths, each row's own, in the window that
+        // injects there); nothing is carried into a row cut at t + 1, whose share goes to
+        // dL/dh0 when a reset cut it.
+        const bool seeded = cuts.lengths != nullptr ? cuts.last(t, r) && t >= window.begin : t + 1 == T;
+        const bool cut = carried_step && cuts.any() && cuts.cut(t, r);
+        const bool carried = carried_step && !cut;
+        if (cut && dh0_reset != nullptr && cuts.reset(t + 1, r)) {
+          ArrayMap<Scalar>(dh0_reset + l * part + at, 1, h) += xi * ConstArrayMap<Scalar>(carry_h + at, 1, h);
+          if constexpr (Cell::cell_state)
+            ArrayMap<Scalar>(dh0_reset + (L_ + l) * part + at, 1, h) += xi * ConstArrayMap<Scalar>(carry_c + at, 1, h);
+        }
         ArrayMap<Scalar> dh_r(dh + at, 1, h), dc_r(dc + at, 1, h);
         if (injected)
           dh_r = ConstArrayMap<Scalar>(above + t * part + at, 1, h);
         else
           dh_r.setZero();
-        if (seeded && dh_T != nullptr)
-          dh_r += ConstArrayMap<Scalar>(dh_T + l * part + at, 1, h);
-        else if (carried)
-          dh_r += xi * ConstArrayMap<Scalar>(carry_h + at, 1, h);
+        if (seeded && dh_T != nullptr) dh_r += ConstArrayMap<Scalar>(dh_T + l * part + at, 1, h);
+        if (carried) dh_r += xi * ConstArrayMap<Scalar>(carry_h + at, 1, h);
         if constexpr (Cell::cell_state) {
-          if (seeded && dh_T != nullptr)
-            dc_r = ConstArrayMap<Scalar>(dh_T + (L_ + l) * part + at, 1, h);
-          else if (carried)
-            dc_r = xi * ConstArrayMap<Scalar>(carry_c + at, 1, h);
-          else
-            dc_r.setZero();
+          dc_r.setZero();
+          if (seeded && dh_T != nullptr) dc_r = ConstArrayMap<Scalar>(dh_T + (L_ + l) * part + at, 1, h);
+          if (carried) dc_r += xi * ConstArrayMap<Scalar>(carry_c + at, 1, h);
         }
         if (options.record_dh_norms) {
           double norm = dh_r.template cast<double>().square().sum();
@@ -326,9 +369,13 @@ class Stack {
           ws_.step_norms[t * n + r] += norm;
         }
         const Index state_at = t * part + at;
+        const bool reset = cuts.reset(t, r);  // the step read its reset state
         Cell::backward(StepBackward<Scalar>{1, h, config_.activation, cache.gates.data() + (t * n + r) * G,
-                                            Cell::kept ? cache.kept.data() + state_at : nullptr, H + state_at,
-                                            H + state_at + part, C != nullptr ? C + state_at : nullptr,
+                                            Cell::kept ? cache.kept.data() + state_at : nullptr,
+                                            reset ? reset_state(l, false, r) : H + state_at, H + state_at + part,
+                                            C == nullptr ? nullptr
+                                            : reset      ? reset_state(l, true, r)
+                                                         : C + state_at,
                                             C != nullptr ? C + state_at + part : nullptr, dh + at, dc + at,
                                             dP + (t * n + r) * G, dS + (t * n + r) * G, carry_h + at, carry_c + at});
         if constexpr (!Cell::direct) std::fill(carry_h + at, carry_h + at + h, Scalar(0));

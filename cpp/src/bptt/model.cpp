@@ -90,7 +90,7 @@ Span<const Scalar> Model<Scalar>::outputs() const {
 template <class Scalar>
 Span<const Scalar> Model<Scalar>::final_state() const {
   if (!ws_.has_forward) throw StateError("final_state: expected a forward pass first, got none");
-  if (!config_.single_elman()) return {ws_.state_T.data(), config_.state_size(ws_.batch)};
+  if (!config_.single_elman() || ws_.has_lengths) return {ws_.state_T.data(), config_.state_size(ws_.batch)};
   return {ws_.H.data() + ws_.steps * ws_.batch * config_.hidden_size, ws_.batch * config_.hidden_size};
 }
 
@@ -114,6 +114,11 @@ void Model<Scalar>::set_output_gradient(Span<const Scalar> d_outputs) {
   detail::check_finite("d_outputs", d_outputs.data(), {T, n, q});
   Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(ws_.dO.data(), size) =
       Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>(d_outputs.data(), size);
+  // No gradient flows from a sequence's steps past its length.
+  if (ws_.has_lengths)
+    for (Index t = 0; t < T; ++t)
+      for (Index i = 0; i < n; ++i)
+        if (t >= ws_.lengths[i]) std::fill_n(ws_.dO.data() + (t * n + i) * q, q, Scalar(0));
   ws_.has_output_gradient = true;
 }
 

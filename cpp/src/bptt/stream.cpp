@@ -103,6 +103,7 @@ void StreamRunner<Scalar>::reset(std::int64_t position) {
   truncation_.check_chunk(static_cast<Index>(position), "position");
   std::fill(state_.begin(), state_.end(), Scalar(0));
   history_ = 0;
+  history_resets_ = false;
   batch_ = 0;
   input_kind_ = -1;
   position_ = position;
@@ -137,6 +138,8 @@ void StreamRunner<Scalar>::restore_from(std::int64_t position, Index batch, Span
       invalid("history inputs: expected no values with history = 0, got ", history_inputs.dense.size());
     if (!history_states.empty())
       invalid("history states: expected no states with history = 0, got ", history_states.size(), " values");
+    if (history_inputs.resets.size() != 0)
+      invalid("history resets: expected no flags with history = 0, got ", history_inputs.resets.size());
   } else {
     const Index rows = history_rows(config_, history);
     if (history_inputs.steps != history || history_inputs.batch != batch)
@@ -156,6 +159,13 @@ void StreamRunner<Scalar>::restore_from(std::int64_t position, Index batch, Span
                   ? "history states: expected the last row to equal state (the carried h_t), got another"
                   : "history states: expected the rows of the carried state to equal state, got others");
     check_history_gates(config_, history, batch, history_states.data());
+    if (detail::check_optional_span("history resets", history_inputs.resets, {history, batch}, "history x n")) {
+      for (Index i = 0; i < history * batch; ++i)
+        if (history_inputs.resets[i] > 1)
+          invalid("history resets: expected flags 0 or 1, got ", int(history_inputs.resets[i]), " at [", i / batch,
+                  ", ", i % batch, "]");
+      detail::grow_buffer(reset_history_, history * batch, "history", "the reset history");
+    }
     if (tokens) {
       for (Index i = 0; i < history * batch; ++i)
         if (history_inputs.tokens[i] < 0 || history_inputs.tokens[i] >= config_.input_size)
@@ -193,10 +203,21 @@ void StreamRunner<Scalar>::restore_from(std::int64_t position, Index batch, Span
     else
       std::copy(history_states.begin(), history_states.end(), history_rows_.begin());
     input_kind_ = tokens ? 1 : 0;
+    if (history_inputs.resets.size() != 0) {
+      std::copy(history_inputs.resets.begin(), history_inputs.resets.end(), reset_history_.begin());
+      history_resets_ = std::any_of(history_inputs.resets.begin(), history_inputs.resets.end(),
+                                    [](std::uint8_t flag) { return flag != 0; });
+    }
   }
   history_ = history;
   batch_ = batch;
   ws_.has_schedule = false;
+}
+
+template <class Scalar>
+Span<const std::uint8_t> StreamRunner<Scalar>::history_resets() const {
+  if (!history_resets_ || history_ == 0) return {};
+  return {reset_history_.data(), history_ * batch_};
 }
 
 template <class Scalar>
@@ -240,6 +261,9 @@ double StreamRunner<Scalar>::step(Span<const Scalar> params, Span<Scalar> dparam
     invalid("x: expected ", input_kind_ == 1 ? "token ids" : "dense values", " as in the stream's earlier chunks, got ",
             kind == 1 ? "token ids" : "dense values");
   truncation_.check_chunk(x.steps, "x: the chunk length T");
+  if (x.lengths.size() != 0)
+    invalid("lengths: expected none for a stream's chunk, got ", x.lengths.size(),
+            " (a stream's sequences end and start at resets)");
 
   const Index n = x.batch, h = config_.hidden_size, d = config_.input_size;
   // The chunk's lengths are checked before it is copied into the history.
@@ -247,6 +271,10 @@ double StreamRunner<Scalar>::step(Span<const Scalar> params, Span<Scalar> dparam
     detail::check_ids("x", x.tokens, {x.steps, n}, "T x n");
   else
     detail::check_span("x", x.dense, {x.steps, n, d}, "T x n x d");
+  const bool chunk_resets = detail::check_optional_span("resets", x.resets, {x.steps, n}, "T x n");
+  for (Index i = 0; chunk_resets && i < x.steps * n; ++i)
+    if (x.resets[i] > 1)
+      invalid("resets: expected flags 0 or 1 (T x n), got ", int(x.resets[i]), " at [", i / n, ", ", i % n, "]");
   // Sizes checked before anything grows (the forward pass checks its own buffers).
   const Index state_size =
       detail::checked_size("x", "the carried state", {config_.state_parts(), config_.num_layers, n, h}, sizeof(Scalar));
@@ -280,8 +308,22 @@ double StreamRunner<Scalar>::step(Span<const Scalar> params, Span<Scalar> dparam
       input = SequenceInput<Scalar>::from_dense(Span<const Scalar>(dense_history_.data(), total * n * d), total, n);
     }
   }
+  // Resets over the history and the chunk, kept while the history holds one.
+  const bool resets = keep > 0 && (chunk_resets || history_resets_);
+  if (resets) {
+    detail::grow_buffer(reset_history_, detail::checked_size("x", "the reset history T x n", {total, n}, 1), "x",
+                        "the reset history T x n");
+    if (!history_resets_) std::fill_n(reset_history_.begin(), history_ * n, std::uint8_t(0));
+    if (chunk_resets)
+      std::copy(x.resets.begin(), x.resets.end(), reset_history_.begin() + history_ * n);
+    else
+      std::fill_n(reset_history_.begin() + history_ * n, x.steps * n, std::uint8_t(0));
+    input.resets = Span<const std::uint8_t>(reset_history_.data(), total * n);
+  }
+  // A reset restarts a sequence from zeros, not from the carried state (h0 here).
   rnn_forward(ws_, config_, layout_, params, input,
-              history_ == 0 ? Span<const Scalar>(state_.data(), state_size) : Span<const Scalar>(), history_);
+              history_ == 0 ? Span<const Scalar>(state_.data(), state_size) : Span<const Scalar>(), history_,
+              /*resets_to_zero=*/true);
   const double loss = loss_forward(ws_, config_, y);
   BackwardOptions<Scalar> options;
   options.truncation = &truncation_;
@@ -304,7 +346,11 @@ double StreamRunner<Scalar>::step(Span<const Scalar> params, Span<Scalar> dparam
       std::copy(token_history_.begin() + from * n, token_history_.begin() + total * n, token_history_.begin());
     else
       std::copy(dense_history_.begin() + from * n * d, dense_history_.begin() + total * n * d, dense_history_.begin());
+    if (resets)
+      std::copy(reset_history_.begin() + from * n, reset_history_.begin() + total * n, reset_history_.begin());
   }
+  history_resets_ = resets && std::any_of(reset_history_.begin(), reset_history_.begin() + kept * n,
+                                          [](std::uint8_t flag) { return flag != 0; });
   if (kept > 0 && !config_.single_elman())
     detail::stack_history_pack(ws_, config_, kept, n, history_rows_.data());  // sized before the forward pass
   history_ = kept;
@@ -317,7 +363,8 @@ double StreamRunner<Scalar>::step(Span<const Scalar> params, Span<Scalar> dparam
 template <class Scalar>
 std::size_t StreamRunner<Scalar>::memory_bytes() const {
   return ws_.bytes() + state_.capacity() * sizeof(Scalar) + dense_history_.capacity() * sizeof(Scalar) +
-         token_history_.capacity() * sizeof(std::int64_t) + history_rows_.capacity() * sizeof(Scalar);
+         token_history_.capacity() * sizeof(std::int64_t) + history_rows_.capacity() * sizeof(Scalar) +
+         reset_history_.capacity();
 }
 
 template class RNNBPTT_EXPORT StreamRunner<float>;

@@ -52,14 +52,14 @@ std::size_t Workspace<Scalar>::bytes() const {
                               lane_g.capacity() + W_hh_T.capacity() + W_hx_T.capacity() + dW_hx_T.capacity() +
                               flow.capacity() + dh_norms.capacity();
   std::size_t stack = state_T.capacity() + step_s.capacity() + carry.capacity() + step_in.capacity() +
-                      lane_dP.capacity() + lane_dS.capacity() + from_above.capacity();
+                      lane_dP.capacity() + lane_dS.capacity() + from_above.capacity() + reset_state.capacity();
   for (const LayerCache<Scalar>& layer : layers)
     stack += layer.H.capacity() + layer.C.capacity() + layer.gates.capacity() + layer.kept.capacity() +
              layer.dP.capacity() + layer.dS.capacity();
   return (scalars + stack) * sizeof(Scalar) + step_norms.capacity() * sizeof(double) +
          lane_owner.capacity() * sizeof(Index) + ids.capacity() * sizeof(std::int64_t) +
          row_loss.capacity() * sizeof(double) + norm_parts.capacity() * sizeof(double) +
-         windows.capacity() * sizeof(Window);
+         windows.capacity() * sizeof(Window) + resets.capacity() + lengths.capacity() * sizeof(Index);
 }
 
 template struct RNNBPTT_EXPORT Workspace<float>;

@@ -57,7 +57,12 @@ using identity_t = typename identity<T>::type;
 /// context_steps > 0). Fills ws.H (the top layer's h_0 .. h_T, (T+1) x n x h), ws.O (o_t,
 /// T x n x q; rows of history steps are not written) and, for a stack, ws.layers and
 /// ws.state_T.
-/// Validates x (lengths against config and steps/batch, finite values, ids in [0, d)) and h0.
+/// x.resets and x.lengths (optional) restart or end sequences inside the batch: a reset
+/// restores h0's row (zeros without h0; always zeros with `resets_to_zero`, which a
+/// StreamRunner sets since its h0 is the carried state), and with lengths ws.state_T holds
+/// every sequence's state after its own last step (see SequenceInput).
+/// Validates x (lengths against config and steps/batch, finite values, ids in [0, d), resets
+/// and lengths) and h0.
 /// Lifetime: dense x is kept by reference in ws.input and read again by rnn_backward, so it
 /// must stay alive and unchanged until the last rnn_backward of this forward; token ids are
 /// copied into ws.ids (the caller's ids may go once this returns); params and h0 are read
@@ -66,7 +71,8 @@ template <class Scalar>
 RNNBPTT_EXPORT void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const ParameterLayout& layout,
                                 Span<const detail::identity_t<Scalar>> params,
                                 const SequenceInput<detail::identity_t<Scalar>>& x,
-                                Span<const detail::identity_t<Scalar>> h0, Index context_steps = 0);
+                                Span<const detail::identity_t<Scalar>> h0, Index context_steps = 0,
+                                bool resets_to_zero = false);
 
 /// Loss of the outputs in ws.O against y over the non-context steps; writes dL/do_t into ws.dO
 /// (fused: softmax, cross-entropy and its gradient in one pass per row). Returns L.
@@ -163,11 +169,14 @@ class RNNBPTT_EXPORT Model {
   /// T x n x q outputs of the last forward; valid until the next forward(). StateError before
   /// any forward.
   Span<const Scalar> outputs() const;
-  /// n x h: h_T of the last forward; valid until the next forward(). StateError before any.
+  /// The whole final state (config.state_size(n) values: n x h for one Elman layer) of the
+  /// last forward: h_T, or with x.lengths each sequence's state after its own last step; valid
+  /// until the next forward(). StateError before any.
   Span<const Scalar> final_state() const;
-  /// T x n x h: h_1 .. h_T of the last forward (every step's hidden state, time-major; the
-  /// last n x h values are final_state()); valid until the next forward(). StateError before
-  /// any.
+  /// T x n x h: h_1 .. h_T of the last forward (every step's hidden state, time-major, of the
+  /// top layer; without lengths the last n x h values are one Elman layer's final_state(); a
+  /// sequence's steps past its length continue from its last step and are not used); valid
+  /// until the next forward(). StateError before any.
   Span<const Scalar> states() const;
   /// L for the last forward; prepares dL/do for backward(). See loss_forward.
   double loss(const Targets<Scalar>& y);

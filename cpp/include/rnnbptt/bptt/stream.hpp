@@ -56,7 +56,9 @@ class RNNBPTT_EXPORT StreamRunner {
   /// Validates `config` (InvalidArgument, SizeError); the truncation is copied.
   StreamRunner(const ModelConfig& config, Truncation truncation);
 
-  /// Forward, loss and backward over the next chunk (T x n), starting from the carried state;
+  /// Forward, loss and backward over the next chunk (T x n), starting from the carried state
+  /// (x.resets restart sequences from zeros: before any step of a chunk, or at its first to
+  /// start a new sequence there; x.lengths is refused);
   /// overwrites dparams with this chunk's gradient and returns its loss. params and dparams
   /// hold the model's parameter count each (InvalidArgument otherwise); x and y are checked as
   /// by Model::forward and Model::loss (T x n targets for the chunk), and the chunk must keep
@@ -85,17 +87,27 @@ class RNNBPTT_EXPORT StreamRunner {
   /// history_matches_state; a stack's gate values in their activation's range, [0, 1] or
   /// [-1, 1], to a few ulp). Everything is copied. Throws InvalidArgument naming the argument
   /// that does not fit; a restore that throws leaves the runner as it was.
+  /// `history_resets`: the history's reset flags (history x batch, 0 or 1) when
+  /// history_resets() gave any, else empty.
   void restore(std::int64_t position, Index batch, Span<const Scalar> state, Index history,
-               Span<const std::int64_t> history_tokens, Span<const Scalar> history_states) {
-    restore_from(position, batch, state, history, SequenceInput<Scalar>::from_tokens(history_tokens, history, batch),
-                 history_states);
+               Span<const std::int64_t> history_tokens, Span<const Scalar> history_states,
+               Span<const std::uint8_t> history_resets = {}) {
+    SequenceInput<Scalar> inputs = SequenceInput<Scalar>::from_tokens(history_tokens, history, batch);
+    inputs.resets = history_resets;
+    restore_from(position, batch, state, history, inputs, history_states);
   }
   /// The same for a dense stream: `history_inputs` holds history x batch x d values.
   void restore_dense(std::int64_t position, Index batch, Span<const Scalar> state, Index history,
-                     Span<const Scalar> history_inputs, Span<const Scalar> history_states) {
-    restore_from(position, batch, state, history, SequenceInput<Scalar>::from_dense(history_inputs, history, batch),
-                 history_states);
+                     Span<const Scalar> history_inputs, Span<const Scalar> history_states,
+                     Span<const std::uint8_t> history_resets = {}) {
+    SequenceInput<Scalar> inputs = SequenceInput<Scalar>::from_dense(history_inputs, history, batch);
+    inputs.resets = history_resets;
+    restore_from(position, batch, state, history, inputs, history_states);
   }
+  /// The reset flags of the history (history_steps() x batch(), 0 or 1) when any is set, else
+  /// empty: a checkpoint saves them with the history. Valid until the next step(), reset() or
+  /// restore().
+  Span<const std::uint8_t> history_resets() const;
 
   /// The history held between chunks, for saving: token ids (history_steps() x batch()); empty
   /// for a dense stream or with no history. Valid until the next step(), reset() or restore().
@@ -131,6 +143,8 @@ class RNNBPTT_EXPORT StreamRunner {
   Buffer<Scalar> dense_history_;        // (history + T) x n x d
   Buffer<std::int64_t> token_history_;  // (history + T) x n
   Buffer<Scalar> history_rows_;         // a stack's history as history_states() gives it
+  Buffer<std::uint8_t> reset_history_;  // (history + T) x n: reset flags, while the history holds one
+  bool history_resets_ = false;         // some flag of the history's steps is set
   Index history_ = 0;                   // steps of history currently held
   Index batch_ = 0;
   int input_kind_ = -1;  // -1 none yet, 0 dense, 1 tokens

@@ -71,6 +71,13 @@ struct RNNBPTT_EXPORT Workspace {
   // `ids`, the workspace's checked copy.
   SequenceInput<Scalar> input;
   Buffer<std::int64_t> ids;  // steps x n: token ids of the last forward
+  // Resets and lengths of the last forward (bptt/resets.hpp), checked copies: steps x n flags,
+  // n lengths, and the state a reset restores (config.state_size(n) values).
+  Buffer<std::uint8_t> resets;
+  Buffer<Index> lengths;
+  Buffer<Scalar> reset_state;
+  bool has_resets = false;
+  bool has_lengths = false;
   bool has_forward = false;
   bool has_output_gradient = false;
   bool has_dh_norms = false;

@@ -55,6 +55,16 @@ struct SequenceInput {
   Span<const Scalar> dense;  ///< dense input: T x n x d values (time-major, C order)
   IdView tokens;             ///< token input: T x n ids in [0, d)
   bool token_input = false;  ///< which of the two is given
+  /// Optional, T x n flags, each 0 or 1 (empty: none). Where resets[t n + i] is 1, sequence
+  /// i's state is replaced by its initial state before step t (h0's row, or zero; a
+  /// StreamRunner's: zero) and no gradient flows back across that boundary: a batch row may
+  /// hold several sequences one after another (documents packed into a stream, episodes).
+  Span<const std::uint8_t> resets;
+  /// Optional, n values in [0, T] (empty: every sequence has all T steps). Steps t >= lengths[i]
+  /// of sequence i are left out of the loss (their targets are not read) and no gradient flows
+  /// from them; its final state is its state after step lengths[i] (its initial state when 0).
+  /// Whole sequences only: a StreamRunner chunk takes none.
+  Span<const std::int64_t> lengths;
 
   /// Dense input; `x` must hold steps x batch x d values (d = the model's input_size).
   static SequenceInput from_dense(Span<const Scalar> x, Index steps, Index batch) {
