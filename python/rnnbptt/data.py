@@ -226,11 +226,8 @@ def sequential_batches(
     The split is the C++ ``rnnbptt::split_streams`` (``cpp/include/rnnbptt/train/data.hpp``)
     with the offset drawn here, ``rng.integers(0, num_steps + 1)``; each batch is a
     C-contiguous view of its arrays."""
-    _check_iterator_args(corpus, batch_size, num_steps, rng)
-    offset = int(rng.integers(0, num_steps + 1))
-    xs, ys = _core.split_streams(np.ascontiguousarray(corpus, dtype=np.int64), batch_size, num_steps, offset)
-    for i in range(0, xs.shape[0], num_steps):
-        yield xs[i : i + num_steps], ys[i : i + num_steps]
+    for x, y, _ in marked_batches(corpus, None, batch_size, num_steps, rng, sequential=True):
+        yield x, y
 
 
 def random_batches(
@@ -238,22 +235,67 @@ def random_batches(
 ) -> Iterator[Batch]:
     """d2l's random sampling: subsequences at shuffled positions; neighbouring batches are
     unrelated, so the hidden state starts from zero each time."""
+    for x, y, _ in marked_batches(corpus, None, batch_size, num_steps, rng, sequential=False):
+        yield x, y
+
+
+def marked_batches(
+    corpus: np.ndarray,
+    marks: Optional[np.ndarray],
+    batch_size: int,
+    num_steps: int,
+    rng: np.random.Generator,
+    *,
+    sequential: bool,
+) -> Iterator[tuple[np.ndarray, np.ndarray, Optional[tuple[np.ndarray, np.ndarray]]]]:
+    """:func:`sequential_batches` or :func:`random_batches` (the same draws), with ``marks``
+    (one int per token, or None) cut the same way: each batch ``(x, y, (mark of x, mark of
+    y))``, the third None without marks."""
     _check_iterator_args(corpus, batch_size, num_steps, rng)
-    corpus = corpus[int(rng.integers(0, num_steps)) :]
+    if sequential:
+        offset = int(rng.integers(0, num_steps + 1))
+        xs, ys = _core.split_streams(np.ascontiguousarray(corpus, dtype=np.int64), batch_size, num_steps, offset)
+        if marks is not None:
+            mx, my = _core.split_streams(np.ascontiguousarray(marks, dtype=np.int64), batch_size, num_steps, offset)
+        for i in range(0, xs.shape[0], num_steps):
+            cut = slice(i, i + num_steps)
+            yield xs[cut], ys[cut], None if marks is None else (mx[cut], my[cut])
+        return
+    skip = int(rng.integers(0, num_steps))
+    corpus = corpus[skip:]
     num_subseqs = (len(corpus) - 1) // num_steps
     starts = np.arange(0, num_subseqs * num_steps, num_steps)
     rng.shuffle(starts)
     for i in range(0, (num_subseqs // batch_size) * batch_size, batch_size):
         chosen = starts[i : i + batch_size]
-        x = np.stack([corpus[j : j + num_steps] for j in chosen], axis=1)
-        y = np.stack([corpus[j + 1 : j + 1 + num_steps] for j in chosen], axis=1)
-        yield np.ascontiguousarray(x), np.ascontiguousarray(y)
+        rows = chosen[None, :] + np.arange(num_steps)[:, None]  # (num_steps, batch_size) positions
+        x, y = np.ascontiguousarray(corpus[rows]), np.ascontiguousarray(corpus[rows + 1])
+        yield x, y, None if marks is None else (marks[skip:][rows], marks[skip:][rows + 1])
 
 
 def default_corpus() -> str:
     """A short English text shipped with the package, for training offline with no
     arguments."""
     return (Path(__file__).parent / "corpus" / "default.txt").read_text(encoding="utf-8")
+
+
+def default_essays() -> list[str]:
+    """The built-in text (:func:`default_corpus`) split into its essays, each starting with its
+    title: a short line of its own between blank lines, with no closing punctuation. Their
+    concatenation is the whole text; :meth:`rnnbptt.TokenStream.from_documents` packs them
+    into a stream whose state restarts with each essay."""
+    text = default_corpus()
+    lines = text.splitlines(keepends=True)
+    starts = [
+        i
+        for i, line in enumerate(lines)
+        if line.strip()
+        and len(line.strip()) < 60
+        and (i == 0 or not lines[i - 1].strip())
+        and (i + 1 < len(lines) and not lines[i + 1].strip())
+        and line.strip()[-1] not in ".!?,;:)'\""
+    ]
+    return ["".join(lines[a:b]) for a, b in zip(starts, [*starts[1:], len(lines)])]
 
 
 def cache_dir() -> Path:

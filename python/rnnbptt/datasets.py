@@ -29,7 +29,7 @@ import numpy as np
 
 from . import _core
 from ._checks import check_integer
-from .data import random_batches, sequential_batches
+from .data import marked_batches
 
 __all__ = ["Chunk", "DenseSeries", "Sequences", "TokenStream", "TrainingData", "as_training_data"]
 
@@ -41,6 +41,7 @@ class Chunk(NamedTuple):
     targets: np.ndarray  #: class ids ``(T, n)`` or values ``(T, n, q)``
     weights: Optional[np.ndarray]  #: ``(T, n)`` loss weights, or None (all 1)
     new_stream: bool  #: whether the chunk starts from a zero state (else it continues the last)
+    resets: Optional[np.ndarray] = None  #: ``(T, n)`` bool: a document starts there (packed documents)
 
 
 def _digest(*arrays: np.ndarray) -> str:
@@ -71,17 +72,52 @@ class TokenStream:
     ----------
     ids : ndarray
         1-D integer ids (each in ``[0, vocabulary size)``; the model checks them).
+    starts : array_like of int, optional
+        Where documents packed into the stream begin (positions in ``(0, N)``, increasing;
+        the first document begins at 0). Each chunk then carries ``resets`` at those positions,
+        so the state starts again from zeros with each document and no gradient crosses
+        from one to the next, and the last token of a document (whose target would be the
+        next document's first) weighs 0 in the loss. :meth:`from_documents` packs a list of
+        documents.
     """
 
     kind = "tokens"
     loss = "cross_entropy"
 
-    def __init__(self, ids: np.ndarray, name: str = "corpus") -> None:
+    def __init__(self, ids: np.ndarray, name: str = "corpus", *, starts: Optional[Any] = None) -> None:
         if not isinstance(ids, np.ndarray) or ids.ndim != 1 or ids.dtype.kind not in "iu":
             shown = f"an array of shape {ids.shape} and dtype {ids.dtype}" if isinstance(ids, np.ndarray) else (
                 type(ids).__name__)
             raise TypeError(f"{name}: expected a 1-D array of integer token ids, got {shown}")
         self.ids = ids
+        self.starts: Optional[np.ndarray] = None
+        self._marks: Optional[np.ndarray] = None  # (N,) int8: 1 where a document begins
+        if starts is not None:
+            positions = np.asarray(starts)
+            if positions.ndim != 1 or (positions.size and positions.dtype.kind not in "iu"):
+                raise TypeError(f"starts: expected a 1-D list of integer positions, got {positions.dtype} values "
+                                f"of shape {positions.shape}")
+            positions = positions.astype(np.int64)
+            if positions.size and (positions[0] <= 0 or positions[-1] >= len(ids) or np.any(np.diff(positions) <= 0)):
+                raise ValueError(f"starts: expected increasing positions in (0, {len(ids)}), got "
+                                 f"{positions[:8].tolist()}{' ...' if positions.size > 8 else ''}")
+            self.starts = positions
+            self._marks = np.zeros(len(ids), dtype=np.int8)
+            self._marks[positions] = 1
+
+    @classmethod
+    def from_documents(cls, documents: Any, name: str = "corpus") -> TokenStream:
+        """Pack documents (a sequence of 1-D integer id arrays, none empty) into one stream
+        with their ``starts``."""
+        parts = [np.asarray(document) for document in documents]
+        if not parts:
+            raise ValueError(f"{name}: expected at least one document, got none")
+        for i, part in enumerate(parts):
+            if part.ndim != 1 or part.dtype.kind not in "iu" or part.size == 0:
+                raise TypeError(f"{name}: expected each document as a non-empty 1-D array of integer ids, got "
+                                f"document {i} of shape {part.shape} and dtype {part.dtype}")
+        lengths = np.array([part.size for part in parts], dtype=np.int64)
+        return cls(np.concatenate(parts).astype(np.int64), name, starts=np.cumsum(lengths)[:-1])
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -91,20 +127,33 @@ class TokenStream:
 
     def chunks(self, batch_size: int, num_steps: int, iterator: str, rng: np.random.Generator,
                dtype: Any = None) -> Iterator[Chunk]:
-        """d2l's sequential partitioning or random sampling (:mod:`rnnbptt.data`)."""
+        """d2l's sequential partitioning or random sampling (:mod:`rnnbptt.data`); with
+        documents, each chunk's resets and weights (a chunk in which no target lies inside a
+        document, only possible with one-token documents, is skipped)."""
         sequential = iterator == "sequential"
-        make = sequential_batches if sequential else random_batches
-        for x, y in make(self.ids, batch_size, num_steps, rng):
-            yield Chunk(x, y, None, not sequential)
+        for x, y, marks in marked_batches(self.ids, self._marks, batch_size, num_steps, rng, sequential=sequential):
+            if marks is None:
+                yield Chunk(x, y, None, not sequential)
+                continue
+            weights = (marks[1] == 0).astype(np.float64 if dtype is None else dtype)
+            if not weights.any():
+                continue
+            yield Chunk(x, y, weights, not sequential, np.ascontiguousarray(marks[0] != 0))
 
     def chunks_per_epoch(self, batch_size: int, num_steps: int) -> int:
         return max(1, len(self.ids) // (batch_size * num_steps))
 
     def fingerprint(self) -> dict[str, Any]:
         data = np.ascontiguousarray(self.ids, dtype=np.int64)
-        return {"tokens": int(data.size), "sha256": hashlib.sha256(data.tobytes()).hexdigest()}
+        found = {"tokens": int(data.size), "sha256": hashlib.sha256(data.tobytes()).hexdigest()}
+        if self.starts is not None:
+            found["documents"] = int(self.starts.size) + 1
+            found["starts_sha256"] = hashlib.sha256(self.starts.tobytes()).hexdigest()
+        return found
 
     def describe(self) -> str:
+        if self.starts is not None:
+            return f"{len(self.ids):,} tokens in {self.starts.size + 1:,} documents"
         return f"{len(self.ids):,} tokens"
 
 

@@ -12,7 +12,7 @@ import math
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional, Union
@@ -481,9 +481,6 @@ class Trainer:
                     f"corpus: expected the corpus epoch {self.epoch + 1} was interrupted on "
                     f"({_describe_fingerprint(progress.corpus)}), got {_describe_fingerprint(found)}"
                 )
-            if self._runner_snapshot is not None:  # resumed from a checkpoint
-                self._restore_runner(self._runner_snapshot, progress, carried=not isinstance(data, Sequences))
-                self._runner_snapshot = None
             self.rng.bit_generator.state = copy.deepcopy(progress.rng)
         lr = self._lr()
         self.optimizer.lr = lr
@@ -491,15 +488,22 @@ class Trainer:
         dp, share = self._dp, self._share
         batches = self._batches(data)
         whole = isinstance(data, Sequences)
+        consumed: list[Optional[np.ndarray]] = []  # their resets: what the history held of them
         for _ in range(progress.chunks):  # the chunks consumed before the interruption
-            if next(batches, None) is None:
+            skipped = next(batches, None)
+            if skipped is None:
                 raise ValueError(
                     f"corpus: expected at least {progress.chunks} chunks in epoch {self.epoch + 1}, "
                     "got fewer (not the corpus or batch shape of the interrupted run)"
                 )
+            consumed = [*consumed, skipped.resets][-max(1, self._history_steps()) :]
+        if self._runner_snapshot is not None:  # resumed from a checkpoint
+            self._restore_runner(self._runner_snapshot, progress, carried=not isinstance(data, Sequences),
+                                 resets=consumed)
+            self._runner_snapshot = None
         start = time.perf_counter()
         finished = True
-        for x, y, w, new_stream in self._progress(batches, data):
+        for x, y, w, new_stream, resets in self._progress(batches, data):
             if max_steps is not None and self.step >= max_steps:
                 finished = False
                 break
@@ -510,8 +514,9 @@ class Trainer:
             if dp is not None:  # this process's sequences; their mean-loss gradient, weighted by their share
                 x, y = np.ascontiguousarray(x[:, share]), np.ascontiguousarray(y[:, share])
                 w = None if w is None else np.ascontiguousarray(w[:, share])
+                resets = None if resets is None else np.ascontiguousarray(resets[:, share])
             mine = float(w.sum()) if w is not None else float(x.shape[0] * x.shape[1])
-            loss = self._whole_sequences(x, y, w) if whole else runner.step(x, y, w)
+            loss = self._whole_sequences(x, y, w) if whole else runner.step(x, y, w, resets=resets)
             if dp is not None:
                 loss *= mine / weight
                 dp.reduce_gradient(grads, mine / weight)
@@ -571,7 +576,7 @@ class Trainer:
         out = {"runner.state": np.array(state)}
         history = self.runner.history
         if history is not None:
-            inputs, states = history
+            inputs, states = history[:2]  # its reset flags (packed documents) come back from the data on resume
             out["runner.history_inputs"] = np.array(inputs)  # token ids (k, n), or dense inputs (k, n, d)
             out["runner.history_states"] = np.array(states)
         if self._dp is None:
@@ -580,9 +585,11 @@ class Trainer:
         joined = {name: self._dp.gather_batch(out[name], batch_axis[name]) for name in sorted(out)}
         return {name: value for name, value in joined.items() if value is not None}
 
-    def _restore_runner(self, arrays: dict[str, np.ndarray], progress: EpochProgress, carried: bool = True) -> None:
+    def _restore_runner(self, arrays: dict[str, np.ndarray], progress: EpochProgress, carried: bool = True,
+                        resets: Sequence[Optional[np.ndarray]] = ()) -> None:
         """Put the runner back for an epoch resumed part-way; ``carried`` is False for data that
-        carries no state from one chunk to the next (whole sequences)."""
+        carries no state from one chunk to the next (whole sequences). ``resets``: those of the
+        last chunks consumed (the data gives them again), whose last steps the history held."""
         position = self.step * self.num_steps
         if self.iterator != "sequential" or progress.chunks == 0 or not carried:
             self.runner.reset(position)
@@ -601,18 +608,26 @@ class Trainer:
             )
             self.runner.reset(position)
             return
-        self.runner.reset(position, **self._runner_share(arrays))
+        self.runner.reset(position, **self._runner_share(arrays, resets))
 
-    def _runner_share(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    def _runner_share(self, arrays: dict[str, np.ndarray],
+                      resets: Sequence[Optional[np.ndarray]] = ()) -> dict[str, Any]:
         """``state`` and ``history`` for ``StreamRunner.reset`` from a checkpoint's runner
-        arrays: this process's share of the batch (the whole batch without MPI)."""
+        arrays: this process's share of the batch (the whole batch without MPI), with the
+        history's reset flags from ``resets`` (the last chunks' flags, None for none)."""
         share = self._share
-        history = None
+        history: Optional[tuple[np.ndarray, ...]] = None
         if "runner.history_inputs" in arrays:
             history = (
                 np.ascontiguousarray(arrays["runner.history_inputs"][:, share]),
                 np.ascontiguousarray(arrays["runner.history_states"][:, share]),
             )
+            flags = [r for r in resets if r is not None]
+            k = history[0].shape[0]
+            if k and flags and len(flags) == len(resets):  # packed documents: every chunk has flags
+                joined = np.concatenate(flags)[-k:][:, share]
+                if joined.any():
+                    history = (*history, np.ascontiguousarray(joined))
         state = arrays["runner.state"][(slice(None),) * self._state_batch_axis + (share,)]
         return {"state": np.ascontiguousarray(state), "history": history}
 
@@ -655,23 +670,27 @@ class Trainer:
         """(mean loss, accuracy or None) of a token stream or a dense series (one stream, the
         state carried, ``chunk`` steps at a time) or of sequences (``chunk`` at a time)."""
         model = self.model
-        if isinstance(data, TokenStream):  # each token predicts the next
+        if isinstance(data, TokenStream):  # each token predicts the next, within its document
             corpus = data.ids
             if len(corpus) < 2:
                 raise ValueError(f"corpus: expected at least 2 tokens to evaluate, got {len(corpus)}")
-            state = None
+            starts = [] if data.starts is None else data.starts.tolist()
             total, count = 0.0, 0
-            for start in range(0, len(corpus) - 1, chunk):
-                x = np.ascontiguousarray(corpus[start : start + chunk][: len(corpus) - 1 - start]).reshape(-1, 1)
-                y = np.ascontiguousarray(corpus[start + 1 : start + 1 + len(x)]).reshape(-1, 1)
-                _, state = model.forward(x, state)
-                total += model.loss(y) * len(x)
-                count += len(x)
+            for first, end in zip([0, *starts], [*starts, len(corpus)]):  # each document from a zero state
+                state = None
+                for start in range(first, end - 1, chunk):
+                    x = np.ascontiguousarray(corpus[start : min(start + chunk, end - 1)]).reshape(-1, 1)
+                    y = np.ascontiguousarray(corpus[start + 1 : start + 1 + len(x)]).reshape(-1, 1)
+                    _, state = model.forward(x, state)
+                    total += model.loss(y) * len(x)
+                    count += len(x)
+            if count == 0:
+                raise ValueError("corpus: expected a document of at least 2 tokens to evaluate, got none")
             return total / count, None
         if isinstance(data, Sequences):
             loss_sum, weight_sum, hits = 0.0, 0.0, 0.0
             for start in range(0, len(data), chunk):
-                x, y, w, _ = data.batch(np.arange(start, min(len(data), start + chunk)), model.dtype)
+                x, y, w, *_ = data.batch(np.arange(start, min(len(data), start + chunk)), model.dtype)
                 outputs, _ = model.forward(x)
                 weight = float(w.sum()) if w is not None else float(y.shape[0] * y.shape[1])
                 loss_sum += model.loss(y, w) * weight

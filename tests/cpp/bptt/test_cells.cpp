@@ -1,6 +1,6 @@
 // The GRU, LSTM and stacked layers from C++ alone: gradients of every parameter, of the whole
 // initial state and of dense input against central finite differences in double (Full, and the
-// injected dL/dstate_T), the identities that must hold bit for bit (Regular(T) = Full, any
+// injected dL/dstate_T; with resets and lengths too), the identities that must hold bit for bit (Regular(T) = Full, any
 // thread count), and a stream restored mid-way, history included, continuing bit for bit.
 #include <gtest/gtest.h>
 
@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <tuple>
@@ -42,6 +43,8 @@ struct Case {
   rnnbptt::Model<double> model;
   std::vector<double> x, h0, dh_T;
   std::vector<std::int64_t> y;
+  std::vector<std::uint8_t> resets;   // empty: none
+  std::vector<std::int64_t> lengths;  // empty: none
   explicit Case(Cell cell, Index layers)
       : model(config_of(cell, layers)),
         x(pattern(kT * kN * kD, 1.0, 1)),
@@ -52,7 +55,10 @@ struct Case {
   }
   // L + <dh_T, state_T>: the objective whose gradient backward(dh_T) computes.
   double objective() {
-    model.forward(rnnbptt::SequenceInput<double>::from_dense(x, kT, kN), h0);
+    auto input = rnnbptt::SequenceInput<double>::from_dense(x, kT, kN);
+    input.resets = resets;
+    input.lengths = lengths;
+    model.forward(input, h0);
     double value = model.loss(rnnbptt::Targets<double>::from_classes(y));
     const Span<const double> state = model.final_state();
     for (Index i = 0; i < state.size(); ++i) value += dh_T[i] * state[i];
@@ -88,6 +94,38 @@ TEST_P(Cells, GradientsMatchFiniteDifferences) {
     EXPECT_NEAR(grads[i], central(f, c.model.parameters()[i]), 1e-7) << "parameter " << i;
   for (std::size_t i = 0; i < c.h0.size(); ++i) EXPECT_NEAR(dh0[i], central(f, c.h0[i]), 1e-7) << "state " << i;
   for (std::size_t i = 0; i < c.x.size(); ++i) EXPECT_NEAR(dx[i], central(f, c.x[i]), 1e-7) << "x " << i;
+}
+
+// Resets (rows restart from h0's row before a step, no gradient across) and lengths (later
+// positions out of the loss, the final state at each row's length): the same finite
+// differences, h0's gradient collecting every reset's share (docs/design.md section 4.8).
+TEST_P(Cells, GradientsWithResetsAndLengthsMatchFiniteDifferences) {
+  const auto [cell, layers] = GetParam();
+  Case c(cell, layers);
+  c.resets.assign(kT * kN, 0);
+  c.resets[2 * kN + 0] = 1;  // row 0 restarts before step 2 and step 4
+  c.resets[4 * kN + 0] = 1;
+  c.resets[3 * kN + 1] = 1;  // row 1 before step 3, then ends after step 5
+  c.lengths = {kT, 5};
+  c.objective();
+  std::vector<double> dh0(c.h0.size()), dx(c.x.size());
+  rnnbptt::BackwardOptions<double> options;
+  options.dh_T = c.dh_T;
+  options.dh0 = dh0;
+  options.dx = dx;
+  c.model.backward(options);
+  const std::vector<double> grads(c.model.gradients().begin(), c.model.gradients().end());
+  const auto f = [&] { return c.objective(); };
+  for (Index i = 0; i < c.model.num_parameters(); ++i)
+    EXPECT_NEAR(grads[i], central(f, c.model.parameters()[i]), 1e-7) << "parameter " << i;
+  for (std::size_t i = 0; i < c.h0.size(); ++i) EXPECT_NEAR(dh0[i], central(f, c.h0[i]), 1e-7) << "state " << i;
+  for (std::size_t i = 0; i < c.x.size(); ++i) EXPECT_NEAR(dx[i], central(f, c.x[i]), 1e-7) << "x " << i;
+  // Flags are 0 or 1, lengths in [0, T]: anything else is refused, naming the argument.
+  c.resets[1] = 2;
+  EXPECT_THROW(c.objective(), rnnbptt::InvalidArgument);
+  c.resets[1] = 0;
+  c.lengths = {kT + 1, 0};
+  EXPECT_THROW(c.objective(), rnnbptt::InvalidArgument);
 }
 
 TEST_P(Cells, RegularOfTheWholeSequenceIsFullAndThreadsDoNotMatter) {
