@@ -200,3 +200,42 @@ def test_second_derivatives_and_in_place_changes_are_refused():
     xt.mul_(2.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         outputs.sum().backward()
+
+
+@pytest.mark.parametrize("tokens", [False, True])
+def test_resets_and_lengths_match_autograd_with_the_state_masked_by_hand(tokens):
+    """resets= and lengths= (docs/design.md section 4.8) through the layer: a reset row starts
+    again from h0's row, a sequence ends at its length (the loss over all positions sends
+    nothing from later ones), h_T is each sequence's state at its length."""
+    module = layer(rb.Full())
+    x, targets, h0 = data(tokens)
+    resets = np.zeros((T, N), dtype=bool)
+    resets[4, 0] = resets[9, 0] = resets[6, 2] = True
+    lengths = [T, 8, 11]
+    xt = torch.from_numpy(x)
+    if xt.is_floating_point():
+        xt.requires_grad_(True)
+    h0t = torch.from_numpy(h0).requires_grad_(True)
+    outputs, h_T = module(xt, h0t, resets=torch.from_numpy(resets), lengths=torch.tensor(lengths))
+    inside = torch.from_numpy((np.arange(T)[:, None] < np.array(lengths)[None, :]).astype(np.float64))
+    losses = torch.nn.functional.cross_entropy(outputs.reshape(-1, Q), torch.from_numpy(targets).reshape(-1),
+                                               reduction="none").reshape(T, N)
+    ((losses * inside).sum() + 0.3 * h_T.sum()).backward()
+    got = ({name: getattr(module, name).grad.numpy().copy() for name in module.model.parameter_names()},
+           h0t.grad.numpy(), xt.grad.numpy() if xt.is_floating_point() else None)
+
+    w, xd, h0r = leaves(module), dense_input(x, tokens), torch.from_numpy(h0).requires_grad_(True)
+    act = torch.tanh
+    h, outs, states = h0r, [], [h0r]
+    for t in range(T):
+        h = torch.where(torch.from_numpy(resets[t])[:, None], h0r, h)
+        h = act(xd[t] @ w["W_hx"].T + h @ w["W_hh"].T + w["b_h"])
+        outs.append(h @ w["W_qh"].T + w["b_q"])
+        states.append(h)
+    final = torch.stack([states[length][i] for i, length in enumerate(lengths)])
+    expected_losses = torch.nn.functional.cross_entropy(torch.stack(outs).reshape(-1, Q),
+                                                        torch.from_numpy(targets).reshape(-1),
+                                                        reduction="none").reshape(T, N)
+    ((expected_losses * inside).sum() + 0.3 * final.sum()).backward()
+    np.testing.assert_allclose(h_T.detach().numpy(), final.detach().numpy(), rtol=1e-12)
+    check(got, ({k: v.grad for k, v in w.items()}, h0r.grad, xd.grad), 1e-10)

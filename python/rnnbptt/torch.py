@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from . import model as _model
+from ._checks import as_lengths
 from .truncation import Full, Truncation
 
 _DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
@@ -114,7 +115,8 @@ class RNN(torch.nn.Module):
     def dtype(self) -> torch.dtype:
         return torch.float32 if self.model.dtype == np.float32 else torch.float64
 
-    def forward(self, x: torch.Tensor, h0: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, h0: Optional[torch.Tensor] = None, *, resets: Optional[torch.Tensor] = None,
+                lengths: Optional[Any] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(outputs, h_T)`` of the sequence ``x`` from ``h0`` (zeros by default).
 
         Parameters
@@ -125,6 +127,12 @@ class RNN(torch.nn.Module):
         h0 : torch.Tensor, optional
             The initial state (``model.state_shape(n)``, ``(n, h)`` for one Elman layer), of the
             layer's dtype.
+        resets : torch.Tensor, optional
+            ``(T, n)`` bool: sequences that start again from ``h0``'s row (or zeros) before a step,
+            with no gradient across (:meth:`rnnbptt.RNN.forward`).
+        lengths : tensor or array_like of int, optional
+            ``(n,)``: each sequence ends after its length; later positions send no gradient and
+            ``h_T`` is each sequence's state after its own last step.
 
         Returns
         -------
@@ -142,7 +150,10 @@ class RNN(torch.nn.Module):
                     f"{name}: expected the parameter to view the model's buffer, got one whose data was replaced "
                     "(assign into it with .data.copy_(...) instead)"
                 )
-        outputs, h_T = _BPTT.apply(self, x, h0, *params)
+        cuts = (None if resets is None else _array(resets, "resets", np.bool_),
+                None if lengths is None else as_lengths(lengths.numpy() if isinstance(lengths, torch.Tensor)
+                                                        else lengths))
+        outputs, h_T = _BPTT.apply(self, x, h0, cuts, *params)
         return outputs, h_T
 
     def extra_repr(self) -> str:
@@ -171,12 +182,13 @@ class _BPTT(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, module: RNN, x: torch.Tensor, h0: Optional[torch.Tensor],  # type: ignore[override]
-                *params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                cuts: tuple[Optional[np.ndarray], Optional[np.ndarray]], *params: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         model = module.model
         dense = x.dtype.is_floating_point if isinstance(x, torch.Tensor) else False
         x_np = _array(x, "x", model.dtype if dense else np.int64)
         h0_np = None if h0 is None else _array(h0, "h0", model.dtype)
-        outputs, h_T = model.forward(x_np, h0_np)
+        outputs, h_T = model.forward(x_np, h0_np, resets=cuts[0], lengths=cuts[1])
         # The model's own count of forward passes: any other forward on it (model.forward, a
         # StreamRunner, a second layer over the same model) before this backward is detected.
         ctx.module, ctx.forward, ctx.dense, ctx.has_h0 = module, model.core.forwards, dense, h0 is not None
@@ -208,4 +220,4 @@ class _BPTT(torch.autograd.Function):
         dx = torch.from_numpy(grads.dx) if wants_dx and grads.dx is not None else None
         dh0 = torch.from_numpy(grads.dh0) if ctx.has_h0 else None
         param_grads = tuple(torch.from_numpy(model.grad(name).copy()) for name in model.parameter_names())
-        return (None, dx, dh0, *param_grads)
+        return (None, dx, dh0, None, *param_grads)
