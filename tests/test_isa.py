@@ -103,7 +103,7 @@ def test_the_objects_every_variant_shares_hold_no_arithmetic_of_eigens():
     objects = sorted(root.glob("build/*/CMakeFiles/rnnbptt_shared.dir/**/*.o"))
     if not objects or shutil.which("nm") is None:
         pytest.skip("no dispatching pip build in this checkout, or no nm")
-    # Two unity sources: the bindings, and the checkpoint and text code (CMakeLists.txt).
+    # Unity sources: the bindings in two halves, and the checkpoint and text code (CMakeLists.txt).
     included = "".join(path.with_suffix("").read_text() for path in objects if path.with_suffix("").is_file())
     for name in ("bind_model.cpp", "bind_checkpoint.cpp", "io/text.cpp", "checkpoint/validate.cpp",
                  "checkpoint/write.cpp"):

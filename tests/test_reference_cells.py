@@ -132,6 +132,7 @@ def torch_run(
     dc_T=None,
     resets=None,
     lengths=None,
+    normalizer=None,
 ):
     """Loss, parameter gradients, initial-state gradients, final states, logits and dL/dx by
     autograd. ``cuts``: steps (0-based) before which the state is detached (whole segments run
@@ -139,7 +140,8 @@ def torch_run(
     before step t by flow[t] with a tensor hook (flow[0] for the initial states).
     ``resets`` (T, n) bool: the state masked by hand, ``where(resets[t], initial, state)``
     before step t (then its flow or cut); ``lengths`` (n,): positions past a length weigh 0
-    and the final state is gathered at each sequence's length."""
+    and the final state is gathered at each sequence's length. ``normalizer``: divide the
+    weighted loss sum by it instead of by the weights' sum (one window of several)."""
     num_layers = states["h"].shape[0]
     bias = "b_q" in params
     rnn, linear = torch_modules(torch, cell, activation, params, num_layers, bias)
@@ -196,7 +198,7 @@ def torch_run(
             pick = [p[part] if cell == "lstm" else p for p in pick]
             gathered.append(torch.stack([pick[i][:, i] for i in range(len(pick))], dim=1))
         state = tuple(gathered) if cell == "lstm" else gathered[0]
-    loss = (torch_position_losses(torch, logits, targets) * w).sum() / w.sum()
+    loss = (torch_position_losses(torch, logits, targets) * w).sum() / (w.sum() if normalizer is None else normalizer)
     objective = loss
     final = list(state) if cell == "lstm" else [state]
     if dh_T is not None:

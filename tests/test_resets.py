@@ -43,6 +43,16 @@ def cases(draw):
     )
 
 
+def initial_and_seeds(rng, cell, L, n, h):
+    """The oracles' initial states and dL/dstate_T seeds, {"h": (L, n, h)[, "c": ...]}."""
+    states = {"h": 0.5 * rng.standard_normal((L, n, h))}
+    seeds = {"h": 0.3 * rng.standard_normal((L, n, h))}
+    if cell == "lstm":
+        states["c"] = rng.standard_normal((L, n, h))
+        seeds["c"] = 0.3 * rng.standard_normal((L, n, h))
+    return states, seeds
+
+
 @settings(max_examples=80, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(case=cases())
@@ -59,11 +69,7 @@ def test_gradients_match_torch_with_the_state_masked_by_hand(torch, case):
     lengths = rng.integers(0, T + 1, n) if c["lengths"] else None
     if lengths is not None:
         lengths[rng.integers(n)] = max(1, int(lengths.max()))  # some step inside a length
-    states = {"h": 0.5 * rng.standard_normal((L, n, c["h"]))}
-    seeds = {"h": 0.3 * rng.standard_normal((L, n, c["h"]))}
-    if c["cell"] == "lstm":
-        states["c"] = rng.standard_normal((L, n, c["h"]))
-        seeds["c"] = 0.3 * rng.standard_normal((L, n, c["h"]))
+    states, seeds = initial_and_seeds(rng, c["cell"], L, n, c["h"])
     if not c["initial"]:
         states = {key: np.zeros_like(value) for key, value in states.items()}
     truncation = {"full": rb.Full(), "regular": rb.Regular(c["k"]),
@@ -258,3 +264,38 @@ def test_a_stream_refuses_lengths_and_bad_flags():
     runner.step(x[:6], targets[:6], resets=resets[:6].copy())
     with pytest.raises(ValueError, match=r"history resets: expected a C-contiguous bool array of shape \(k=3, n=2\)"):
         runner.reset(6, state=runner.state, history=(*runner.history[:2], np.zeros((2, 2), bool)))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(case=cases(), k1=st.integers(1, 3), extra=st.integers(1, 4))
+def test_overlapping_windows_match_torch_window_by_window(torch, case, k1, extra):
+    """Regular(k1 < k2), whose windows run in lanes: the sum over the reported windows of
+    autograd on each (detached before its first step, its loss on its injecting steps over the
+    whole weight, dL/dh_T where a row's last step is injected), with resets and lengths."""
+    c = case
+    rng = np.random.default_rng(c["seed"])
+    model, params = build(c["cell"], c["num_layers"], c["d"], c["h"], c["q"], bias=c["bias"], seed=c["seed"])
+    T, n, L = c["T"], c["n"], c["num_layers"]
+    x = rng.integers(0, c["d"], (T, n)) if c["tokens"] else rng.standard_normal((T, n, c["d"]))
+    targets = rng.integers(0, c["q"], (T, n))
+    resets = rng.random((T, n)) < 0.3
+    lengths = rng.integers(1, T + 1, n)
+    states, seeds = initial_and_seeds(rng, c["cell"], L, n, c["h"])
+    model.forward(x, state_arrays(model, states), resets=resets, lengths=lengths)
+    model.loss(targets)
+    dh0, _ = model.backward(state_arrays(model, seeds), rb.Regular(k1, k1 + extra))
+    inside = (np.arange(T)[:, None] < lengths[None, :]).astype(np.float64)
+    grads, t_dh0 = None, None
+    for first, begin, end in model.windows:
+        injecting = inside * ((np.arange(T) >= begin) & (np.arange(T) < end))[:, None]
+        seeded = (begin <= lengths - 1) & (lengths - 1 < end)
+        window_seeds = {key: value * seeded[None, :, None] for key, value in seeds.items()}
+        _, g, d0, _, _, _ = torch_run(torch, c["cell"], "tanh", params, x, targets, states, weights=injecting,
+                                      cuts=[first] if first > 0 else [], resets=resets, lengths=lengths,
+                                      normalizer=inside.sum(), dh_T=window_seeds["h"], dc_T=window_seeds.get("c"))
+        grads = g if grads is None else {k: grads[k] + g[k] for k in g}
+        d0 = state_arrays(model, d0)
+        t_dh0 = d0 if t_dh0 is None else t_dh0 + d0
+    assert_close({k: v.copy() for k, v in model.named_gradients().items()}, grads, str(c))
+    assert rel_err(dh0, t_dh0) <= TOLERANCE

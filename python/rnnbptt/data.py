@@ -282,7 +282,7 @@ def default_corpus() -> str:
 def default_essays() -> list[str]:
     """The built-in text (:func:`default_corpus`) split into its essays, each starting with its
     title: a short line of its own between blank lines, with no closing punctuation. Their
-    concatenation is the whole text; :meth:`rnnbptt.TokenStream.from_documents` packs them
+    concatenation is the whole text; :meth:`rnnbptt.datasets.TokenStream.from_documents` packs them
     into a stream whose state restarts with each essay."""
     text = default_corpus()
     lines = text.splitlines(keepends=True)

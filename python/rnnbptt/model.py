@@ -316,10 +316,11 @@ class RNN:
             can then hold several sequences one after another: packed documents, episodes.
         lengths : array_like of int, optional
             ``(n,)`` values in ``[0, T]``: sequence ``i`` ends after step ``lengths[i]``. Later
-            steps are left out of the loss (their targets are not read) and send no gradient;
-            ``h_T`` holds each sequence's state after its own last step. The outputs and states
-            of those steps continue from the last one and mean nothing. An int array of another
-            integer type, or a list, is converted (it holds n values).
+            steps are left out of the loss (their targets are not read: padding targets may be
+            anything) and send no gradient; ``h_T`` holds each sequence's state after its own
+            last step. Those steps are still computed, so their inputs must be valid (pad with
+            an id or a finite value); their outputs and states mean nothing. An int array of
+            another integer type, or a list, is converted (it holds n values).
 
         Returns
         -------
@@ -343,7 +344,8 @@ class RNN:
 
         ``targets`` are class ids ``(T, n)`` (softmax cross-entropy) or values ``(T, n, q)``
         (squared error ``0.5 ||o - y||^2``). ``weights`` ``(T, n)`` >= 0 give the weighted
-        mean ``sum(w l) / sum(w)``; zero weights mask positions out.
+        mean ``sum(w l) / sum(w)``; zero weights mask positions out. After a forward with
+        ``lengths``, positions past a sequence's length weigh 0 and their targets are not read.
         """
         return float(self._core.loss(targets, weights))
 
@@ -366,7 +368,10 @@ class RNN:
         ----------
         dh_T : ndarray, optional
             ``dL/dh_T`` of the whole state (:meth:`state_shape`; for the LSTM ``dL/dh_T`` and
-            ``dL/dc_T`` stacked) handed in from a later chunk.
+            ``dL/dc_T`` stacked) handed in from a later chunk. After a forward with ``lengths``,
+            the gradient of each sequence's own final state, entering at its last step. The
+            returned ``dh0`` includes what flows into the rows that ``resets`` restored from
+            ``h0``.
         truncation : Truncation, optional
             ``Full()`` (default), ``Regular(k1, k2)`` or ``Randomized(pi, seed)``.
         step_offset : int

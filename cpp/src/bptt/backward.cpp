@@ -221,7 +221,11 @@ void rnn_backward(Span<detail::identity_t<Scalar>> dparams, Workspace<Scalar>& w
   const Index n_ = ws.batch, h_ = config.hidden_size;
   if (detail::check_state("dh_T", options.dh_T, config, n_))
     detail::check_state_finite("dh_T", options.dh_T.data(), config, n_);
-  detail::check_state("dh0", options.dh0, config, n_);
+  if (detail::check_state("dh0", options.dh0, config, n_) && ws.has_resets && ws.resets_to_zero)
+    invalid(
+        "dh0: expected none after a forward whose resets restore zeros (resets_to_zero, a stream's chunk), "
+        "got ",
+        options.dh0.size(), " values: the rows reset there do not start from h0");
   const SequenceInput<Scalar>& x = ws.input;
   const bool want_dx = options.dx.size() != 0;
   if (want_dx && x.is_tokens())

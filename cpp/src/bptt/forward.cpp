@@ -95,6 +95,7 @@ void rnn_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Paramet
   if (has_h0) detail::check_state_finite("h0", h0.data(), config, n);
   ws.has_forward = false;
   detail::take_resets(ws, config, x, P, resets_to_zero ? Span<const Scalar>() : h0);
+  ws.resets_to_zero = resets_to_zero;
   SequenceInput<Scalar> input = x;
   if (x.is_tokens()) {
     // Token ids are copied (8 T n bytes, next to T n h activations) and checked on the copy:
@@ -264,7 +265,8 @@ double loss_forward(Workspace<Scalar>& ws, const ModelConfig& config, const Targ
     }
     for (Index r = 0; r < rows; ++r) weight_max = std::max(weight_max, static_cast<double>(weight(r)));
     if (!(weight_max > 0)) {
-      if (lengths != nullptr && !given) invalid("lengths: expected at least one sequence with steps, got all 0");
+      if (lengths != nullptr && std::all_of(lengths, lengths + n, [](Index length) { return length == 0; }))
+        invalid("lengths: expected at least one sequence with steps, got all 0");
       invalid(lengths != nullptr ? "weights: expected a positive sum within the lengths, got 0"
                                  : "weights: expected a positive sum, got 0");
     }

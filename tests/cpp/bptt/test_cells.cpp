@@ -76,11 +76,9 @@ double central(const std::function<double()>& f, double& v) {
   return (up - down) / (2 * eps);
 }
 
-class Cells : public ::testing::TestWithParam<std::tuple<Cell, Index>> {};
-
-TEST_P(Cells, GradientsMatchFiniteDifferences) {
-  const auto [cell, layers] = GetParam();
-  Case c(cell, layers);
+// The gradients of c.objective() (parameters, the whole initial state, dense input) against
+// central differences.
+void expect_finite_differences(Case& c) {
   c.objective();
   std::vector<double> dh0(c.h0.size()), dx(c.x.size());
   rnnbptt::BackwardOptions<double> options;
@@ -96,6 +94,14 @@ TEST_P(Cells, GradientsMatchFiniteDifferences) {
   for (std::size_t i = 0; i < c.x.size(); ++i) EXPECT_NEAR(dx[i], central(f, c.x[i]), 1e-7) << "x " << i;
 }
 
+class Cells : public ::testing::TestWithParam<std::tuple<Cell, Index>> {};
+
+TEST_P(Cells, GradientsMatchFiniteDifferences) {
+  const auto [cell, layers] = GetParam();
+  Case c(cell, layers);
+  expect_finite_differences(c);
+}
+
 // Resets (rows restart from h0's row before a step, no gradient across) and lengths (later
 // positions out of the loss, the final state at each row's length): the same finite
 // differences, h0's gradient collecting every reset's share (docs/design.md section 4.8).
@@ -107,25 +113,39 @@ TEST_P(Cells, GradientsWithResetsAndLengthsMatchFiniteDifferences) {
   c.resets[4 * kN + 0] = 1;
   c.resets[3 * kN + 1] = 1;  // row 1 before step 3, then ends after step 5
   c.lengths = {kT, 5};
-  c.objective();
-  std::vector<double> dh0(c.h0.size()), dx(c.x.size());
-  rnnbptt::BackwardOptions<double> options;
-  options.dh_T = c.dh_T;
-  options.dh0 = dh0;
-  options.dx = dx;
-  c.model.backward(options);
-  const std::vector<double> grads(c.model.gradients().begin(), c.model.gradients().end());
-  const auto f = [&] { return c.objective(); };
-  for (Index i = 0; i < c.model.num_parameters(); ++i)
-    EXPECT_NEAR(grads[i], central(f, c.model.parameters()[i]), 1e-7) << "parameter " << i;
-  for (std::size_t i = 0; i < c.h0.size(); ++i) EXPECT_NEAR(dh0[i], central(f, c.h0[i]), 1e-7) << "state " << i;
-  for (std::size_t i = 0; i < c.x.size(); ++i) EXPECT_NEAR(dx[i], central(f, c.x[i]), 1e-7) << "x " << i;
+  expect_finite_differences(c);
   // Flags are 0 or 1, lengths in [0, T]: anything else is refused, naming the argument.
   c.resets[1] = 2;
   EXPECT_THROW(c.objective(), rnnbptt::InvalidArgument);
   c.resets[1] = 0;
   c.lengths = {kT + 1, 0};
   EXPECT_THROW(c.objective(), rnnbptt::InvalidArgument);
+}
+
+// A forward whose resets restore zeros (a stream's chunk, whose h0 is the carried state) has no
+// dL/dh0 to give for the rows it reset: the backward refuses to compute one.
+TEST(Resets, ResetsToZeroRefuseDh0) {
+  const rnnbptt::ModelConfig config = config_of(Cell::gru, 1);
+  const rnnbptt::ParameterLayout layout(config);
+  std::vector<double> params(static_cast<std::size_t>(layout.total), 0.1), grads(params.size());
+  const std::vector<double> x = pattern(kT * kN * kD, 1.0, 1), h0 = pattern(config.state_size(kN), 0.5, 2);
+  std::vector<std::uint8_t> resets(kT * kN, 0);
+  resets[3 * kN] = 1;
+  auto input = rnnbptt::SequenceInput<double>::from_dense(x, kT, kN);
+  input.resets = resets;
+  std::vector<std::int64_t> y(kT * kN, 1);
+  rnnbptt::Workspace<double> ws;
+  std::vector<double> dh0(h0.size());
+  rnnbptt::BackwardOptions<double> options;
+  options.dh0 = dh0;
+  for (const bool to_zero : {false, true}) {
+    rnnbptt::rnn_forward(ws, config, layout, params, input, h0, 0, to_zero);
+    rnnbptt::loss_forward(ws, config, rnnbptt::Targets<double>::from_classes(y));
+    if (to_zero)
+      EXPECT_THROW(rnnbptt::rnn_backward(grads, ws, config, layout, params, options), rnnbptt::InvalidArgument);
+    else
+      EXPECT_NO_THROW(rnnbptt::rnn_backward(grads, ws, config, layout, params, options));
+  }
 }
 
 TEST_P(Cells, RegularOfTheWholeSequenceIsFullAndThreadsDoNotMatter) {

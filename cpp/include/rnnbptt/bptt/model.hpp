@@ -87,7 +87,8 @@ RNNBPTT_EXPORT double loss_forward(Workspace<Scalar>& ws, const ModelConfig& con
 /// views are read or written during the backward call only.
 template <class Scalar>
 struct BackwardOptions {
-  /// In, empty or n x h: dL/dh_T from a later chunk (empty: 0). Must be finite.
+  /// In, empty or n x h: dL/dh_T from a later chunk (empty: 0). Must be finite. With
+  /// x.lengths it is the gradient of each sequence's own final state, entering at its last step.
   Span<const Scalar> dh_T;
   /// The strategy (nullptr: Full). Pointed to, not copied (copying a randomized schedule would
   /// allocate in every training step): it must outlive the backward call.
@@ -95,7 +96,8 @@ struct BackwardOptions {
   /// Global index of the step before this sequence (>= 0): aligns Regular blocks and keys
   /// Randomized draws.
   std::int64_t step_offset = 0;
-  /// Out, empty or n x h: dL/dh_0 (overwritten).
+  /// Out, empty or n x h: dL/dh_0 (overwritten), including what flows into the rows that x.resets
+  /// restored from h0. Refused after a forward whose resets restored zeros (resets_to_zero).
   Span<Scalar> dh0;
   /// Out, empty or T x n x d: dL/dx_t for dense input (overwritten); token input refuses it.
   Span<Scalar> dx;

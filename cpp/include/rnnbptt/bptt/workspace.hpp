@@ -78,6 +78,7 @@ struct RNNBPTT_EXPORT Workspace {
   Buffer<Scalar> reset_state;
   bool has_resets = false;
   bool has_lengths = false;
+  bool resets_to_zero = false;  // the resets restored zeros whatever h0 was (a stream's chunk)
   bool has_forward = false;
   bool has_output_gradient = false;
   bool has_dh_norms = false;
