@@ -258,18 +258,20 @@ def cmake_prefix() -> list[str]:
     return [f"-DCMAKE_PREFIX_PATH={out.stdout.strip()}"] if out.returncode == 0 and out.stdout.strip() else []
 
 
-def build_layer(variant: str, build_root: Path, wrapper: list[str], rebuild: bool = True) -> tuple[Optional[Path], str]:
-    """Configures and builds bench/onednn for one variant; (executable, "") or (None, reason).
-    With rebuild=False an executable already there is used as it is."""
-    if not rebuild and (build_root / f"onednn-{variant}" / "layer").exists():
-        return build_root / f"onednn-{variant}" / "layer", ""
+def build_layer(variant: str, build_root: Path, wrapper: list[str], rebuild: bool = True,
+                dnnl_dir: Optional[Path] = None, index: int = 0) -> tuple[Optional[Path], str]:
+    """Configures and builds bench/onednn for one variant against one oneDNN (``dnnl_dir``: its
+    CMake package directory; None: the one CMake finds, Debian's); (executable, "") or (None,
+    reason). With rebuild=False an executable already there is used as it is."""
+    build = build_root / (f"onednn-{variant}" if index == 0 else f"onednn{index + 1}-{variant}")
+    if not rebuild and (build / "layer").exists():
+        return build / "layer", ""
     if shutil.which("cmake") is None:
         return None, "cmake not found"
-    build = build_root / f"onednn-{variant}"
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     configure = ["cmake", "-S", str(HERE / "onednn"), "-B", str(build), *generator, "-DCMAKE_BUILD_TYPE=Release",
                  f"-DCMAKE_CXX_FLAGS={VARIANT_FLAGS[variant]}", f"-DPython3_EXECUTABLE={sys.executable}",
-                 *cmake_prefix()]
+                 *cmake_prefix(), *([f"-Ddnnl_DIR={dnnl_dir}"] if dnnl_dir is not None else [])]
     out = subprocess.run(configure, capture_output=True, text=True)
     if out.returncode != 0:
         text = out.stdout + out.stderr
@@ -283,25 +285,38 @@ def build_layer(variant: str, build_root: Path, wrapper: list[str], rebuild: boo
 
 
 def onednn_layer(variants: list[str], threads: int, passes: int, build_root: Path,
-                 wrapper: list[str], rebuild: bool = True) -> dict[str, Any]:
-    result: dict[str, Any] = {"variants": {}}
+                 wrapper: list[str], rebuild: bool = True,
+                 dnnl_dirs: tuple[Optional[Path], ...] = (None,)) -> list[dict[str, Any]]:
+    """One result per oneDNN (``dnnl_dirs``), each {"variants": {variant: rows}}; with several,
+    every configuration runs on each build in turn (interleaved), so they meet the same machine."""
+    results: list[dict[str, Any]] = [{"variants": {}} for _ in dnnl_dirs]
     for variant in variants:
-        exe, reason = build_layer(variant, build_root, wrapper, rebuild)
-        if exe is None:
-            result["skipped"] = reason
-            print(f"oneDNN layer ({variant}) skipped: {reason}", flush=True)
-            return result
-        rows = []
+        exes = []
+        for index, dnnl_dir in enumerate(dnnl_dirs):
+            exe, reason = build_layer(variant, build_root, wrapper, rebuild, dnnl_dir, index)
+            if exe is None:
+                results[index]["skipped"] = reason
+                print(f"oneDNN layer ({variant}, {dnnl_dir or 'found by CMake'}) skipped: {reason}", flush=True)
+            exes.append(exe)
+        if all(exe is None for exe in exes):
+            return results
+        rows: list[list[dict[str, Any]]] = [[] for _ in dnnl_dirs]
         for cell in LAYER_CELLS:
             for name, (h, n, T) in LAYER_CONFIGS.items():
-                out = subprocess.run([str(exe), "--cell", cell, "--h", str(h), "--n", str(n), "--T", str(T),
-                                      "--threads", str(threads), "--passes", str(passes)], capture_output=True, text=True)
-                if out.returncode != 0:
-                    raise RuntimeError(f"{exe} failed for {cell} {name}:\n{out.stderr[-3000:]}")
-                rows.append({"config": name, **json.loads(out.stdout.strip().splitlines()[-1])})
-        result["variants"][variant] = rows
+                for index, exe in enumerate(exes):
+                    if exe is None:
+                        continue
+                    out = subprocess.run([str(exe), "--cell", cell, "--h", str(h), "--n", str(n), "--T", str(T),
+                                          "--threads", str(threads), "--passes", str(passes)],
+                                         capture_output=True, text=True)
+                    if out.returncode != 0:
+                        raise RuntimeError(f"{exe} failed for {cell} {name}:\n{out.stderr[-3000:]}")
+                    rows[index].append({"config": name, **json.loads(out.stdout.strip().splitlines()[-1])})
+        for index, exe in enumerate(exes):
+            if exe is not None:
+                results[index]["variants"][variant] = rows[index]
         print(f"oneDNN layer ({variant}) done", flush=True)
-    return result
+    return results
 
 
 def spawn(args: list[str], env: Optional[dict[str, str]] = None) -> dict[str, Any]:
@@ -333,7 +348,8 @@ def machine(threads: int) -> dict[str, Any]:
 
 
 def run_suite(quick: bool, threads: int, variants: list[str], build_root: Path, wrapper: list[str],
-              rebuild: bool = True, sections: tuple[str, ...] = SECTIONS) -> dict[str, Any]:
+              rebuild: bool = True, sections: tuple[str, ...] = SECTIONS,
+              dnnl_dirs: tuple[Optional[Path], ...] = (None,)) -> dict[str, Any]:
     import rnnbptt as rb
 
     # Training steps: 7 interleaved passes, and more (up to 210) while they take under 15 s: the
@@ -348,7 +364,7 @@ def run_suite(quick: bool, threads: int, variants: list[str], build_root: Path, 
     if "layer" in sections:
         layer_variants = [v for v in variants if v in ("avx2", "avx512")]  # the variants the goal is for
         results["onednn_layer"] = onednn_layer(layer_variants, threads, 3 if quick else 5, build_root, wrapper,
-                                               rebuild)
+                                               rebuild, dnnl_dirs)
 
     configs = list(CONFIGS)
     if rb.build_info()["isa"] == "native":
@@ -554,8 +570,9 @@ def markdown(r: dict[str, Any]) -> str:
                       f"(ratio {f64['seconds']['torch'] / f64['seconds']['rnnbptt']:.2f}x"
                       + (f", {f64['passes']} interleaved passes" if "passes" in f64 else "") + ").", ""]
     lines += cells_markdown(r.get("cells", {}))
-    if "onednn_layer" in r:
-        lines += layer_markdown(r["onednn_layer"], peak)
+    layers = r.get("onednn_layer", [])
+    for layer in layers if isinstance(layers, list) else [layers]:  # one per oneDNN (one dict before 0.2)
+        lines += layer_markdown(layer, peak)
     if "memory" in r:
         lines += ["## Peak memory of a full-BPTT training step (fresh process each)", "",
                   "Growth = peak RSS minus RSS once model and data are set up: what the step itself needs.", "",
@@ -637,6 +654,10 @@ def main() -> int:
     parser.add_argument("--build-wrapper", default="",
                         help="command prefixed to the build, e.g. 'flock /tmp/build.lock'")
     parser.add_argument("--no-build", action="store_true", help="use bench/onednn executables already built as they are")
+    parser.add_argument("--onednn", action="append", type=Path, default=None, metavar="DIR",
+                        help="a oneDNN CMake package directory to build the layer against (repeat for several, "
+                             "run interleaved; 'found' is the one CMake finds, e.g. Debian's libdnnl-dev; "
+                             "default: that one), e.g. a venv's lib/cmake/dnnl from PyPI's onednn-devel-cpu-gomp")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated parts to run (default: all of {', '.join(SECTIONS)})")
     parser.add_argument("--worker", choices=["throughput", "cells", "memory"], help=argparse.SUPPRESS)
@@ -664,8 +685,9 @@ def main() -> int:
     if unknown:
         parser.error(f"--sections: expected some of {', '.join(SECTIONS)}, got {', '.join(unknown)}")
     variants = args.variants.split(",") if args.variants else machine_variants()
+    dnnl_dirs = tuple(None if str(d) == "found" else d.resolve() for d in args.onednn) if args.onednn else (None,)
     results = run_suite(args.quick, args.threads, variants, args.build_dir, shlex.split(args.build_wrapper),
-                        not args.no_build, sections)
+                        not args.no_build, sections, dnnl_dirs)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(results, indent=1))
     text = markdown(results)

@@ -189,29 +189,55 @@ struct Theirs {
     const auto direction = dnnl::rnn_direction::unidirectional_left2right;
     const auto forward = dnnl::prop_kind::forward_training;
     const auto backward = dnnl::prop_kind::backward;
+    // oneDNN 3 takes the descriptors as constructor arguments (engine first, the forward hint
+    // last); oneDNN 2 took an operation descriptor in braces, then the engine.
     if (cell == rnnbptt::Cell::elman) {
       const auto tanh = dnnl::algorithm::eltwise_tanh;
+#if DNNL_VERSION_MAJOR >= 3
+      dnnl::vanilla_rnn_forward::primitive_desc f(engine, forward, tanh, direction, md_tnc, md_ldnc, md_w_any,
+                                                  md_w_any, md_b, md_tnc, none);
+      dnnl::vanilla_rnn_backward::primitive_desc b(engine, backward, tanh, direction, md_tnc, md_ldnc, md_w_any,
+                                                   md_w_any, md_b, md_tnc, none, md_tnc, md_ldnc, md_w_any,
+                                                   md_w_any, md_b, md_tnc, none, f);
+#else
       dnnl::vanilla_rnn_forward::primitive_desc f(
           {forward, tanh, direction, md_tnc, md_ldnc, md_w_any, md_w_any, md_b, md_tnc, none}, engine);
       dnnl::vanilla_rnn_backward::primitive_desc b(
           {backward, tanh, direction, md_tnc, md_ldnc, md_w_any, md_w_any, md_b, md_tnc, none, md_tnc, md_ldnc,
            md_w_any, md_w_any, md_b, md_tnc, none},
           engine, f);
+#endif
       fwd_pd = f, bwd_pd = b, fwd = dnnl::vanilla_rnn_forward(f), bwd = dnnl::vanilla_rnn_backward(b);
     } else if (cell == rnnbptt::Cell::gru) {
+#if DNNL_VERSION_MAJOR >= 3
+      dnnl::lbr_gru_forward::primitive_desc f(engine, forward, direction, md_tnc, md_ldnc, md_w_any, md_w_any, md_b,
+                                              md_tnc, none);
+      dnnl::lbr_gru_backward::primitive_desc b(engine, backward, direction, md_tnc, md_ldnc, md_w_any, md_w_any, md_b,
+                                               md_tnc, none, md_tnc, md_ldnc, md_w_any, md_w_any, md_b, md_tnc, none,
+                                               f);
+#else
       dnnl::lbr_gru_forward::primitive_desc f(
           {forward, direction, md_tnc, md_ldnc, md_w_any, md_w_any, md_b, md_tnc, none}, engine);
       dnnl::lbr_gru_backward::primitive_desc b({backward, direction, md_tnc, md_ldnc, md_w_any, md_w_any, md_b, md_tnc,
                                                 none, md_tnc, md_ldnc, md_w_any, md_w_any, md_b, md_tnc, none},
                                                engine, f);
+#endif
       fwd_pd = f, bwd_pd = b, fwd = dnnl::lbr_gru_forward(f), bwd = dnnl::lbr_gru_backward(b);
     } else {
+#if DNNL_VERSION_MAJOR >= 3
+      dnnl::lstm_forward::primitive_desc f(engine, forward, direction, md_tnc, md_ldnc, md_ldnc, md_w_any, md_w_any,
+                                           md_b, md_tnc, none, none);
+      dnnl::lstm_backward::primitive_desc b(engine, backward, direction, md_tnc, md_ldnc, md_ldnc, md_w_any, md_w_any,
+                                            md_b, md_tnc, none, none, md_tnc, md_ldnc, md_ldnc, md_w_any, md_w_any,
+                                            md_b, md_tnc, none, none, f);
+#else
       dnnl::lstm_forward::primitive_desc f(
           {forward, direction, md_tnc, md_ldnc, md_ldnc, md_w_any, md_w_any, md_b, md_tnc, none, none}, engine);
       dnnl::lstm_backward::primitive_desc b(
           {backward, direction, md_tnc,  md_ldnc, md_ldnc,  md_w_any, md_w_any, md_b,   md_tnc, none,
            none,     md_tnc,    md_ldnc, md_ldnc, md_w_any, md_w_any, md_b,     md_tnc, none,   none},
           engine, f);
+#endif
       fwd_pd = f, bwd_pd = b, fwd = dnnl::lstm_forward(f), bwd = dnnl::lstm_backward(b);
     }
     workspace = memory(fwd_pd.workspace_desc(), engine);
