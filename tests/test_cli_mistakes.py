@@ -45,6 +45,10 @@ def files(tmp_path, monkeypatch):
 
 # (command, text the single error line must contain)
 MISTAKES = [
+    # documents
+    (f"{TRAIN} --documents --timemachine", "argument --documents: expected --text or the built-in corpus, got "
+                                           "--timemachine"),
+    (f"{TRAIN} --documents ''", "argument --documents: expected a non-empty line, got ''"),
     # optimization and training lengths
     (f"{TRAIN} --epochs 0", "argument --epochs: expected an integer >= 1, got 0"),
     ("train --hidden 8 --epochs 0", "argument --epochs: expected an integer >= 1, got 0"),

@@ -119,3 +119,29 @@ def test_the_docs_example_beats_the_unigram_model():
     assert found, printed.getvalue()
     ours, unigram = map(float, found.groups())
     assert ours < 0.85 * unigram, printed.getvalue()
+
+
+def test_the_command_line_trains_on_documents_and_resumes_with_them(tmp_path, monkeypatch, capsys):
+    """rnnbptt train --documents: the built-in corpus's essays (whole ones held out) or a
+    --text file's documents; --resume remembers it, and another separator is one line, exit 2."""
+    from rnnbptt.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    base = "train --hidden 16 --cell gru --epochs 1 --batch-size 4 --num-steps 10 --sample-length 5"
+    assert main([*base.split(), "--documents"]) == 0
+    out = capsys.readouterr().out
+    assert "training on the built-in corpus (20 documents, 3 held out)" in out, out
+    saved = rb.Trainer.resume(tmp_path / "rnnbptt-checkpoint.safetensors")
+    assert saved.data["documents"] == data.DOCUMENT_SEPARATOR and saved.data["source"] == "built-in"
+    assert main(["train", "--resume", "rnnbptt-checkpoint.safetensors", "--epochs", "2"]) == 0
+    assert "(20 documents, 3 held out)" in capsys.readouterr().out
+    assert main(["train", "--resume", "rnnbptt-checkpoint.safetensors", "--epochs", "3", "--documents", "==="]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "argument --documents: expected <|endoftext|>" in err, err
+
+    text = "".join(f"document {i}: " + "abc def " * (40 + 9 * i) + f"\n{'===' if i < 5 else ''}\n" for i in range(6))
+    (tmp_path / "docs.txt").write_text(text, encoding="utf-8")
+    assert main([*base.split(), "--text", "docs.txt", "--documents", "===", "--checkpoint", "docs.safetensors"]) == 0
+    assert "docs.txt (6 documents, 1 held out)" in capsys.readouterr().out
+    assert data.split_documents(text, "===")[0].startswith("document 0:")
+    assert len(data.split_documents(text, "===")) == 6

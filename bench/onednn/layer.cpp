@@ -194,11 +194,11 @@ struct Theirs {
     if (cell == rnnbptt::Cell::elman) {
       const auto tanh = dnnl::algorithm::eltwise_tanh;
 #if DNNL_VERSION_MAJOR >= 3
-      dnnl::vanilla_rnn_forward::primitive_desc f(engine, forward, tanh, direction, md_tnc, md_ldnc, md_w_any,
-                                                  md_w_any, md_b, md_tnc, none);
+      dnnl::vanilla_rnn_forward::primitive_desc f(engine, forward, tanh, direction, md_tnc, md_ldnc, md_w_any, md_w_any,
+                                                  md_b, md_tnc, none);
       dnnl::vanilla_rnn_backward::primitive_desc b(engine, backward, tanh, direction, md_tnc, md_ldnc, md_w_any,
-                                                   md_w_any, md_b, md_tnc, none, md_tnc, md_ldnc, md_w_any,
-                                                   md_w_any, md_b, md_tnc, none, f);
+                                                   md_w_any, md_b, md_tnc, none, md_tnc, md_ldnc, md_w_any, md_w_any,
+                                                   md_b, md_tnc, none, f);
 #else
       dnnl::vanilla_rnn_forward::primitive_desc f(
           {forward, tanh, direction, md_tnc, md_ldnc, md_w_any, md_w_any, md_b, md_tnc, none}, engine);

@@ -279,6 +279,27 @@ def default_corpus() -> str:
     return (Path(__file__).parent / "corpus" / "default.txt").read_text(encoding="utf-8")
 
 
+#: The line that separates documents in a text file (``rnnbptt train --documents``).
+DOCUMENT_SEPARATOR = "<|endoftext|>"
+
+
+def split_documents(text: str, separator: str = DOCUMENT_SEPARATOR) -> list[str]:
+    """The documents of ``text``: the parts between lines that hold only ``separator`` (those
+    lines dropped; empty parts too). ValueError for an empty separator."""
+    if not separator or "\n" in separator:
+        raise ValueError(f"separator: expected a non-empty line, got {separator!r}")
+    documents: list[str] = []
+    current: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line.rstrip("\r\n") == separator:
+            documents.append("".join(current))
+            current = []
+        else:
+            current.append(line)
+    documents.append("".join(current))
+    return [document for document in documents if document]
+
+
 def default_essays() -> list[str]:
     """The built-in text (:func:`default_corpus`) split into its essays, each starting with its
     title: a short line of its own between blank lines, with no closing punctuation. Their

@@ -27,6 +27,7 @@ from .arguments import (
     _Parser,
     _truncation,
     clip_threshold,
+    document_separator,
     fraction,
     given_options,
     nonnegative_float,
@@ -124,11 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_gradcheck)
 
     p = sub.add_parser("train", help="train a character-level language model (or a regression with --data)")
-    _add_data_args(p).add_argument(
+    g = _add_data_args(p)
+    g.add_argument(
         "--data", type=Path, metavar="FILE.npz",
         help="a dense series instead of text: arrays 'inputs' (steps, d) and 'targets' (steps, q), optionally "
         "'valid_inputs' and 'valid_targets' (else the last --valid-fraction is held out); squared error, "
         "reported as 0.5*MSE")
+    g.add_argument(
+        "--documents", nargs="?", const=data.DOCUMENT_SEPARATOR, type=document_separator, metavar="SEPARATOR",
+        help="the text is documents: the state starts again with each, no gradient crosses between them, and "
+        "whole documents are held out. The built-in corpus's documents are its essays; a --text file's are "
+        f"separated by lines holding only SEPARATOR (default {data.DOCUMENT_SEPARATOR})")
     _add_model_args(p, epochs=DEFAULT_EPOCHS)
     g = p.add_argument_group("training")
     g.add_argument("--truncation", type=_truncation, default=Truncation.full(),
@@ -181,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--symbols", type=_at_least_two, help="alphabet size of recall (default 8)")
     _add_data_args(p)
     _add_model_args(p, epochs=40)
-    p.set_defaults(**{name: None for name in COMPARE_TEXT_DEFAULTS})
+    p.set_defaults(**{name: None for name in COMPARE_TEXT_DEFAULTS}, documents=None)  # train's --documents only
     _set_help(p, "hidden", f"hidden units (default {COMPARE_TASK_DEFAULTS['hidden']} on the tasks, "
               f"{COMPARE_TEXT_DEFAULTS['hidden']} on text)")
     _set_help(p, "epochs", f"epochs on text (default {COMPARE_TEXT_DEFAULTS['epochs']})")

@@ -56,6 +56,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def document_separator(text: str) -> str:
+    """argparse type: a line that separates documents (non-empty, one line)."""
+    if not text or "\n" in text or "\r" in text:
+        raise argparse.ArgumentTypeError(f"expected a non-empty line, got {text!r}")
+    return text
+
+
 def nonnegative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
     value = _integer(text)

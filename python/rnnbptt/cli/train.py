@@ -11,7 +11,7 @@ import shlex
 import time
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from .._checks import check_utf8
 from .._table import text_table
 from ..checkpoint import CheckpointError
 from ..checkpoint import load as load_checkpoint
+from ..datasets import TokenStream
 from ..generate import generate
 from ..model import RNN
 from ..trainer import EpochRecord, Trainer
@@ -55,7 +56,7 @@ def _check_prefix(prefix: Optional[str], vocab: data.Vocab) -> None:
             )
 
 
-def _check_corpus_length(train: np.ndarray, args: argparse.Namespace) -> None:
+def _check_corpus_length(train: Corpus, args: argparse.Namespace) -> None:
     needed = args.batch_size * args.num_steps + args.num_steps + 1
     if len(train) < needed:
         raise UsageError(
@@ -134,12 +135,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ---- train ---------------------------------------------------------------------------------
 BUILT_IN_SOURCE = "the built-in corpus"
+#: What train trains a language model on: token ids, or documents packed into a stream.
+Corpus = Union[np.ndarray, TokenStream]
 TIME_MACHINE_SOURCE = "The Time Machine"
 
 
 def _load_corpus(
     args: argparse.Namespace, vocab: Optional[data.Vocab] = None
-) -> tuple[np.ndarray, np.ndarray, data.Vocab, str]:
+) -> tuple[Corpus, Corpus, data.Vocab, str]:
+    if args.documents is not None:
+        return _load_documents(args, vocab)
     if args.text is not None:
         try:
             text, source = data.read_text(args.text), str(args.text)
@@ -161,6 +166,50 @@ def _load_corpus(
         corpus = corpus[: args.max_tokens]
     train, valid = data.split(corpus, args.valid_fraction)
     return train, valid, vocab, source
+
+
+def _load_documents(args: argparse.Namespace, vocab: Optional[data.Vocab]) -> tuple[Corpus, Corpus, data.Vocab, str]:
+    """``--documents``: the built-in corpus's essays, or a --text file's documents, packed into
+    streams (``TokenStream.from_documents``); the last documents, whole, held out."""
+    if args.timemachine:
+        raise UsageError("argument --documents: expected --text or the built-in corpus, got --timemachine "
+                         "(one novel: one document)")
+    if args.text is not None:
+        try:
+            texts, source = data.split_documents(data.read_text(args.text), args.documents), str(args.text)
+        except (OSError, ValueError) as error:
+            raise UsageError(_as_flag(str(error), "--text")) from None
+    else:
+        texts, source = data.default_essays(), BUILT_IN_SOURCE
+    if args.d2l:
+        texts = [data.d2l_preprocess(text) for text in texts]
+    if vocab is None:
+        vocab = data.Vocab.from_text("".join(texts), unknown=args.d2l)
+    documents = [ids for ids in (vocab.encode(text) for text in texts) if len(ids)]
+    if args.max_tokens is not None:  # the first N tokens, the last document cut there
+        kept, total = [], 0
+        for ids in documents:
+            if total >= args.max_tokens:
+                break
+            kept.append(ids[: args.max_tokens - total])
+            total += len(kept[-1])
+        documents = kept
+    if not documents:
+        raise UsageError(f"argument --documents: expected at least one document in {source}, got none")
+    # Whole documents held out, from the end: at least --valid-fraction of the tokens, and at
+    # least one document left to train on.
+    lengths = np.cumsum([len(ids) for ids in reversed(documents)])
+    held = 0 if args.valid_fraction == 0 else int(np.searchsorted(lengths, args.valid_fraction * lengths[-1])) + 1
+    held = min(held, len(documents) - 1)
+    train = TokenStream.from_documents(documents[: len(documents) - held])
+    valid: Corpus = TokenStream.from_documents(documents[len(documents) - held :]) if held else np.zeros(0, np.int64)
+    source += f" ({len(documents)} documents, {held} held out)"
+    return train, valid, vocab, source
+
+
+def _ids(corpus: Corpus) -> np.ndarray:
+    """The token ids of a text, or of documents packed into a stream."""
+    return corpus.ids if isinstance(corpus, TokenStream) else corpus
 
 
 def _print_epoch(record: EpochRecord, every: int, epochs: int) -> None:
@@ -189,7 +238,8 @@ def _data_record(args: argparse.Namespace) -> dict[str, object]:
     the preprocessing flags."""
     if args.data is not None:
         return {"source": "npz", **_file_record(args.data), "valid_fraction": args.valid_fraction}
-    common = {"d2l": bool(args.d2l), "max_tokens": args.max_tokens, "valid_fraction": args.valid_fraction}
+    common = {"d2l": bool(args.d2l), "max_tokens": args.max_tokens, "valid_fraction": args.valid_fraction,
+              "documents": args.documents}
     if args.text is not None:
         return {"source": "text", **_file_record(args.text), **common}
     return {"source": "timemachine" if args.timemachine else "built-in", **common}
@@ -198,7 +248,7 @@ def _data_record(args: argparse.Namespace) -> dict[str, object]:
 #: ``train`` arguments that a resumed run takes from its checkpoint: giving another value is a
 #: mistake (the model, the optimizer and the data stream are the run's identity).
 _FIXED_ON_RESUME = ("cell", "layers", "hidden", "dtype", "optimizer", "truncation", "lr_schedule", "batch_size",
-                    "num_steps", "iterator", "seed", "d2l", "max_tokens", "valid_fraction")
+                    "num_steps", "iterator", "seed", "d2l", "max_tokens", "valid_fraction", "documents")
 
 
 def _apply_resume(args: argparse.Namespace, trainer: Trainer) -> None:
@@ -214,7 +264,7 @@ def _apply_resume(args: argparse.Namespace, trainer: Trainer) -> None:
         "optimizer": trainer.settings.optimizer, "truncation": str(trainer.truncation),
         "lr_schedule": trainer.settings.lr_schedule, "batch_size": trainer.batch_size,
         "num_steps": trainer.num_steps, "iterator": trainer.iterator, "seed": trainer.seed,
-        **{key: recorded[key] for key in ("d2l", "max_tokens", "valid_fraction") if key in recorded},
+        **{key: recorded[key] for key in ("d2l", "max_tokens", "valid_fraction", "documents") if key in recorded},
     }
     for dest in _FIXED_ON_RESUME:
         if dest not in saved:
@@ -411,14 +461,14 @@ def _train(args: argparse.Namespace, comm: object) -> int:
     valid_text = f", valid ppl {last.valid_perplexity:.3f}" if last.valid_perplexity is not None else ""
     print(f"done: epoch {last.epoch}, step {last.step}, train ppl {last.train_perplexity:.3f}{valid_text}")
     print(f"checkpoint written to {args.checkpoint}")
-    prefix = args.prefix if args.prefix is not None else _default_prefix(source, vocab, train)
+    prefix = args.prefix if args.prefix is not None else _default_prefix(source, vocab, _ids(train))
     greedy = generate(trainer.model, vocab, prefix, args.sample_length, temperature=0.0)
     print(f"\nsample (greedy):\n{greedy}")
     if args.temperature > 0:
         drawn = generate(trainer.model, vocab, prefix, args.sample_length, temperature=args.temperature, seed=args.seed)
         print(f"\nsample (temperature {args.temperature:g}, seed {args.seed}):\n{drawn}")
     tokens = (trainer.step - first_step) * trainer.batch_size * trainer.num_steps
-    print(f"\n{_train_summary(args, trainer, train, valid, tokens, seconds)}")
+    print(f"\n{_train_summary(args, trainer, _ids(train), _ids(valid), tokens, seconds)}")
     if args.plot:
         from ..plots import plot_training_curves
 
@@ -468,7 +518,7 @@ BUILT_IN_PREFIX = "The network"
 
 
 def _default_prefix(source: str, vocab: data.Vocab, train: np.ndarray) -> str:
-    if source == BUILT_IN_SOURCE and set(BUILT_IN_PREFIX) <= set(vocab.tokens):
+    if source.startswith(BUILT_IN_SOURCE) and set(BUILT_IN_PREFIX) <= set(vocab.tokens):
         return BUILT_IN_PREFIX
     return vocab.decode(train[:10])
 
