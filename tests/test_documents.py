@@ -139,6 +139,12 @@ def test_the_command_line_trains_on_documents_and_resumes_with_them(tmp_path, mo
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "argument --documents: expected <|endoftext|>" in err, err
 
+    assert main([*base.split(), "--checkpoint", "plain.safetensors"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "plain.safetensors", "--epochs", "2", "--documents"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --documents: plain.safetensors was trained with no --documents" in err, err
+
     text = "".join(f"document {i}: " + "abc def " * (40 + 9 * i) + f"\n{'===' if i < 5 else ''}\n" for i in range(6))
     (tmp_path / "docs.txt").write_text(text, encoding="utf-8")
     assert main([*base.split(), "--text", "docs.txt", "--documents", "===", "--checkpoint", "docs.safetensors"]) == 0

@@ -130,7 +130,7 @@ class RNN(torch.nn.Module):
         resets : torch.Tensor, optional
             ``(T, n)`` bool: sequences that start again from ``h0``'s row (or zeros) before a step,
             with no gradient across (:meth:`rnnbptt.RNN.forward`).
-        lengths : tensor or array_like of int, optional
+        lengths : torch.Tensor or array_like, optional
             ``(n,)``: each sequence ends after its length; later positions send no gradient and
             ``h_T`` is each sequence's state after its own last step.
 

@@ -239,7 +239,7 @@ def _data_record(args: argparse.Namespace) -> dict[str, object]:
     if args.data is not None:
         return {"source": "npz", **_file_record(args.data), "valid_fraction": args.valid_fraction}
     common = {"d2l": bool(args.d2l), "max_tokens": args.max_tokens, "valid_fraction": args.valid_fraction,
-              "documents": args.documents}
+              **({"documents": args.documents} if args.documents is not None else {})}
     if args.text is not None:
         return {"source": "text", **_file_record(args.text), **common}
     return {"source": "timemachine" if args.timemachine else "built-in", **common}
@@ -264,7 +264,9 @@ def _apply_resume(args: argparse.Namespace, trainer: Trainer) -> None:
         "optimizer": trainer.settings.optimizer, "truncation": str(trainer.truncation),
         "lr_schedule": trainer.settings.lr_schedule, "batch_size": trainer.batch_size,
         "num_steps": trainer.num_steps, "iterator": trainer.iterator, "seed": trainer.seed,
-        **{key: recorded[key] for key in ("d2l", "max_tokens", "valid_fraction", "documents") if key in recorded},
+        **{key: recorded[key] for key in ("d2l", "max_tokens", "valid_fraction") if key in recorded},
+        # A text run records "documents" only when it had them.
+        **({"documents": recorded.get("documents")} if recorded and recorded.get("source") != "npz" else {}),
     }
     for dest in _FIXED_ON_RESUME:
         if dest not in saved:
