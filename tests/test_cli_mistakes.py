@@ -46,8 +46,9 @@ def files(tmp_path, monkeypatch):
 # (command, text the single error line must contain)
 MISTAKES = [
     # documents
-    (f"{TRAIN} --documents --timemachine", "argument --documents: expected --text or the built-in corpus, got "
-                                           "--timemachine"),
+    (f"{TRAIN} --documents --timemachine", "argument --timemachine: expected --text or the built-in corpus with "
+                                           "--documents"),
+    (f"{TRAIN} --documents=XX", "argument --documents: expected no separator for the built-in corpus"),
     (f"{TRAIN} --documents ''", "argument --documents: expected a non-empty line, got ''"),
     # optimization and training lengths
     (f"{TRAIN} --epochs 0", "argument --epochs: expected an integer >= 1, got 0"),

@@ -52,6 +52,10 @@ CASES: dict[str, dict[str, Any]] = {
                 "clip": 1.0, "steps": STEPS, "data": "dense"},
     "sequences64": {"dtype": "float64", "optimizer": "adam", "iterator": "random", "truncation": "full",
                     "clip": 1.0, "steps": 30, "data": "sequences"},
+    # Packed documents of 3 tokens, one step per chunk of 3 rows: the second process's share (one
+    # row) weighs nothing every third step, and still carries its state; resets sit in the history.
+    "documents64": {"dtype": "float64", "optimizer": "adam", "iterator": "sequential", "truncation": "regular:1,3",
+                    "clip": 1.0, "steps": STEPS, "data": "documents"},
 }
 
 
@@ -60,6 +64,11 @@ def other_data(kind: str) -> Any:
     from rnnbptt.datasets import DenseSeries, Sequences
 
     rng = np.random.default_rng(5)
+    if kind == "documents":
+        from rnnbptt.datasets import TokenStream
+
+        ids = corpus()[1]
+        return TokenStream.from_documents([ids[i : i + 3] for i in range(0, len(ids) - 2, 3)])
     if kind == "dense":
         s = np.sin(0.1 * np.arange(1001)) + 0.05 * rng.standard_normal(1001)
         return DenseSeries(s[:-1, None], s[1:, None])
@@ -76,6 +85,12 @@ def corpus() -> tuple[rb.Vocab, np.ndarray, np.ndarray]:
 
 
 def make_trainer(case: dict[str, Any], comm: Any = None) -> rb.Trainer:
+    if case.get("data") == "documents":
+        vocab = corpus()[0]
+        model = rb.RNN(len(vocab), 16, len(vocab), seed=4, dtype=case["dtype"], cell="gru")
+        return rb.Trainer(model, vocab=vocab, optimizer=case["optimizer"], lr=0.01, clip=case["clip"],
+                          truncation=case["truncation"], iterator=case["iterator"], batch_size=3, num_steps=1,
+                          seed=7, comm=comm)
     if "data" in case:
         d = 1 if case["data"] == "dense" else 4
         model = rb.RNN(d, 16, d, seed=4, dtype=case["dtype"], cell="gru")
@@ -291,7 +306,7 @@ def test_gradients_parameters_and_losses_match_the_single_process_run(launched):
     assert figures["float64 parameters after 100 steps (Adam, regular:5,10)"] <= 1e-9
     assert figures["float64 parameters after 100 steps (SGD, random batches, randomized:0.8)"] <= 1e-9
     assert figures["float32 per-step losses over 100 steps"] <= 1e-4
-    for name in ("dense64", "sequences64"):  # the data beyond characters, through the same allreduce
+    for name in ("dense64", "sequences64", "documents64"):  # beyond one text, through the same allreduce
         assert rel_err(results[f"{name}.params"], single[name]["params"]) <= 1e-9, name
         assert np.allclose(results[f"{name}.losses"], single[name]["losses"], rtol=1e-9, atol=0), name
     # The same P: identical from run to run; and one process with a communicator is the plain run.

@@ -286,11 +286,11 @@ DOCUMENT_SEPARATOR = "<|endoftext|>"
 def split_documents(text: str, separator: str = DOCUMENT_SEPARATOR) -> list[str]:
     """The documents of ``text``: the parts between lines that hold only ``separator`` (those
     lines dropped; empty parts too). ValueError for an empty separator."""
-    if not separator or "\n" in separator:
+    if not separator or "\n" in separator or "\r" in separator:
         raise ValueError(f"separator: expected a non-empty line, got {separator!r}")
     documents: list[str] = []
     current: list[str] = []
-    for line in text.splitlines(keepends=True):
+    for line in re.findall(r"[^\n]*\n|[^\n]+$", text):  # lines end at "\n" only
         if line.rstrip("\r\n") == separator:
             documents.append("".join(current))
             current = []

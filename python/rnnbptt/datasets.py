@@ -153,7 +153,8 @@ class TokenStream:
 
     def describe(self) -> str:
         if self.starts is not None:
-            return f"{len(self.ids):,} tokens in {self.starts.size + 1:,} documents"
+            count = self.starts.size + 1
+            return f"{len(self.ids):,} tokens in {count:,} document{'s' if count > 1 else ''}"
         return f"{len(self.ids):,} tokens"
 
 

@@ -258,7 +258,7 @@ class EpochProgress:
 
 
 def _describe_fingerprint(fingerprint: dict[str, Any]) -> str:
-    sizes = ", ".join(f"{v} {k}" for k, v in fingerprint.items() if k != "sha256")
+    sizes = ", ".join(f"{v} {k}" for k, v in fingerprint.items() if not k.endswith("sha256"))
     return f"{sizes} with SHA-256 {fingerprint.get('sha256')}"
 
 
@@ -516,6 +516,10 @@ class Trainer:
                 w = None if w is None else np.ascontiguousarray(w[:, share])
                 resets = None if resets is None else np.ascontiguousarray(resets[:, share])
             mine = float(w.sum()) if w is not None else float(x.shape[0] * x.shape[1])
+            if dp is not None and w is not None and mine == 0.0:
+                # This process's share weighs nothing (packed documents): it still runs, to carry
+                # its state, unweighted, and the factor mine / weight = 0 removes its loss and gradient.
+                w = None
             loss = self._whole_sequences(x, y, w) if whole else runner.step(x, y, w, resets=resets)
             if dp is not None:
                 loss *= mine / weight
@@ -644,7 +648,8 @@ class Trainer:
     # ---- evaluation ---------------------------------------------------------------------
     def evaluate(self, corpus: Union[np.ndarray, TrainingData], chunk: int = 512) -> float:
         """On token ids: the perplexity ``exp(mean cross-entropy)`` of predicting each next
-        token of ``corpus``, read as one stream with the state carried. On a
+        token of ``corpus``, read as one stream with the state carried (packed documents: each
+        document from a zero state, no target crossing into the next). On a
         :class:`~rnnbptt.datasets.DenseSeries`: ``0.5 * MSE`` of the series read the same way.
         On :class:`~rnnbptt.datasets.Sequences`: the weighted mean loss of every sequence, each
         from a zero state (:meth:`accuracy` gives the share of class labels predicted)."""

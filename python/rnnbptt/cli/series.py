@@ -32,7 +32,7 @@ from .arguments import UsageError, _flag, aborting_on_one_rank, describe_cells
 #: The arrays a ``--data`` file may hold.
 SERIES_KEYS = ("inputs", "targets", "valid_inputs", "valid_targets")
 #: ``train`` flags for text only.
-TEXT_ONLY = ("text", "timemachine", "d2l", "max_tokens", "prefix", "sample_length", "temperature")
+TEXT_ONLY = ("text", "timemachine", "d2l", "max_tokens", "prefix", "sample_length", "temperature", "documents")
 
 
 def _array(path: Path, key: str, value: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -59,9 +59,10 @@ def _check_prefix(prefix: Optional[str], vocab: data.Vocab) -> None:
 def _check_corpus_length(train: Corpus, args: argparse.Namespace) -> None:
     needed = args.batch_size * args.num_steps + args.num_steps + 1
     if len(train) < needed:
+        what = "the training documents have" if isinstance(train, TokenStream) else "the text has"
         raise UsageError(
             f"argument --batch-size/--num-steps: --batch-size {args.batch_size} with --num-steps "
-            f"{args.num_steps} needs at least {needed} training tokens, the text has {len(train)} "
+            f"{args.num_steps} needs at least {needed} training tokens, {what} {len(train)} "
             "(use a longer --text, a larger --max-tokens or smaller values)"
         )
 
@@ -172,13 +173,19 @@ def _load_documents(args: argparse.Namespace, vocab: Optional[data.Vocab]) -> tu
     """``--documents``: the built-in corpus's essays, or a --text file's documents, packed into
     streams (``TokenStream.from_documents``); the last documents, whole, held out."""
     if args.timemachine:
-        raise UsageError("argument --documents: expected --text or the built-in corpus, got --timemachine "
-                         "(one novel: one document)")
+        raise UsageError("argument --timemachine: expected --text or the built-in corpus with --documents "
+                         "(The Time Machine is one novel: one document)")
     if args.text is not None:
         try:
             texts, source = data.split_documents(data.read_text(args.text), args.documents), str(args.text)
         except (OSError, ValueError) as error:
             raise UsageError(_as_flag(str(error), "--text")) from None
+        if len(texts) == 1 and args.documents in texts[0]:
+            raise UsageError(f"argument --documents: expected {args.documents} on lines of its own in {args.text} "
+                             "(the separator lines), found it only inside lines")
+    elif args.documents != data.DOCUMENT_SEPARATOR:
+        raise UsageError(f"argument --documents: expected no separator for the built-in corpus (its documents are "
+                         f"its essays), got {args.documents}")
     else:
         texts, source = data.default_essays(), BUILT_IN_SOURCE
     if args.d2l:
@@ -196,11 +203,14 @@ def _load_documents(args: argparse.Namespace, vocab: Optional[data.Vocab]) -> tu
         documents = kept
     if not documents:
         raise UsageError(f"argument --documents: expected at least one document in {source}, got none")
-    # Whole documents held out, from the end: at least --valid-fraction of the tokens, and at
-    # least one document left to train on.
-    lengths = np.cumsum([len(ids) for ids in reversed(documents)])
-    held = 0 if args.valid_fraction == 0 else int(np.searchsorted(lengths, args.valid_fraction * lengths[-1])) + 1
-    held = min(held, len(documents) - 1)
+    # Whole documents held out, from the end: with --valid-fraction > 0, at least one and as
+    # many as come closest to that share of the tokens, leaving at least one to train on.
+    held_tokens = np.cumsum([len(ids) for ids in reversed(documents)])[: len(documents) - 1]
+    target = args.valid_fraction * sum(len(ids) for ids in documents)
+    held = 0 if args.valid_fraction == 0 or not len(held_tokens) else int(np.argmin(np.abs(held_tokens - target))) + 1
+    if held and all(len(ids) < 2 for ids in documents[len(documents) - held :]):
+        raise UsageError("argument --valid-fraction: the documents it holds out have fewer than 2 tokens each: "
+                         "nothing to score (give another fraction, or 0)")
     train = TokenStream.from_documents(documents[: len(documents) - held])
     valid: Corpus = TokenStream.from_documents(documents[len(documents) - held :]) if held else np.zeros(0, np.int64)
     source += f" ({len(documents)} documents, {held} held out)"
