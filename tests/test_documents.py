@@ -151,3 +151,22 @@ def test_the_command_line_trains_on_documents_and_resumes_with_them(tmp_path, mo
     assert "docs.txt (6 documents, 1 held out)" in capsys.readouterr().out
     assert data.split_documents(text, "===")[0].startswith("document 0:")
     assert len(data.split_documents(text, "===")) == 6
+
+
+def test_document_mistakes_are_one_line(tmp_path, monkeypatch, capsys):
+    from rnnbptt.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    base = ["train", "--hidden", "8", "--steps", "1", "--batch-size", "2", "--num-steps", "5"]
+    (tmp_path / "inline.txt").write_text("one<|endoftext|>two<|endoftext|>three " * 20, encoding="utf-8")
+    (tmp_path / "short.txt").write_text("abcdef " * 30 + "\n<|endoftext|>\nx", encoding="utf-8")
+    (tmp_path / "s.npz").write_bytes(b"")
+    for args, expected in [
+        (["--text", "inline.txt", "--documents"], "argument --documents: expected <|endoftext|> on lines of its own"),
+        (["--text", "short.txt", "--documents"], "argument --valid-fraction: the documents it holds out have fewer "
+                                                 "than 2 tokens each"),
+        (["--data", "s.npz", "--documents"], "argument --documents: applies to text, not to --data"),
+    ]:
+        assert main([*base, *args]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err, err
