@@ -222,6 +222,16 @@ def _ids(corpus: Corpus) -> np.ndarray:
     return corpus.ids if isinstance(corpus, TokenStream) else corpus
 
 
+def _targets(corpus: Corpus) -> np.ndarray:
+    """The tokens a language model is scored on: every one but the first (of each document)."""
+    ids = _ids(corpus)
+    if not isinstance(corpus, TokenStream) or corpus.starts is None:
+        return ids[1:]
+    first: np.ndarray = np.zeros(len(ids), dtype=bool)
+    first[corpus.starts] = True
+    return ids[1:][~first[1:]]
+
+
 def _print_epoch(record: EpochRecord, every: int, epochs: int) -> None:
     if record.epoch % every == 0 or record.epoch >= epochs or record.epoch == 1:
         valid = f"  valid ppl {record.valid_perplexity:8.3f}" if record.valid_perplexity is not None else ""
@@ -480,7 +490,7 @@ def _train(args: argparse.Namespace, comm: object) -> int:
         drawn = generate(trainer.model, vocab, prefix, args.sample_length, temperature=args.temperature, seed=args.seed)
         print(f"\nsample (temperature {args.temperature:g}, seed {args.seed}):\n{drawn}")
     tokens = (trainer.step - first_step) * trainer.batch_size * trainer.num_steps
-    print(f"\n{_train_summary(args, trainer, _ids(train), _ids(valid), tokens, seconds)}")
+    print(f"\n{_train_summary(args, trainer, _ids(train), _targets(valid), _targets(train), tokens, seconds)}")
     if args.plot:
         from ..plots import plot_training_curves
 
@@ -544,16 +554,17 @@ def unigram_perplexity(train: np.ndarray, held_out: np.ndarray, size: int) -> fl
     return float(np.exp(-np.mean(log_p[np.asarray(held_out, dtype=np.int64)])))
 
 
-def _train_summary(
-    args: argparse.Namespace, trainer: Trainer, train: np.ndarray, valid: np.ndarray, tokens: int, seconds: float
-) -> str:
+def _train_summary(args: argparse.Namespace, trainer: Trainer, train: np.ndarray, valid_targets: np.ndarray,
+                   train_targets: np.ndarray, tokens: int, seconds: float) -> str:
+    """The closing summary; the unigram baseline is scored on the targets the model is scored on."""
     last = trainer.history[-1]
     size = trainer.model.output_size
     if last.valid_perplexity is not None:
-        which, perplexity, baseline = "validation", last.valid_perplexity, unigram_perplexity(train, valid[1:], size)
+        which, perplexity = "validation", last.valid_perplexity
+        baseline = unigram_perplexity(train, valid_targets, size)
     else:
         assert last.train_perplexity is not None  # the command line trains on text
-        which, perplexity, baseline = "training", last.train_perplexity, unigram_perplexity(train, train[1:], size)
+        which, perplexity, baseline = "training", last.train_perplexity, unigram_perplexity(train, train_targets, size)
     speed = f"{tokens / seconds:,.0f}" if seconds > 0 else "-"
     return (
         f"summary: {tokens:,} tokens trained in {seconds:.1f} s ({speed} tokens/s, evaluation and checkpoints "
