@@ -269,3 +269,26 @@ def test_a_refused_measurement_leaves_the_model_consistent():
     twin.loss(y)
     twin.backward()
     np.testing.assert_array_equal(model.grads, twin.grads)
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm"])
+def test_resets_and_lengths_reach_both_gradients(cell):
+    """With resets and lengths (checked against autograd in tests/test_resets.py), the meter
+    compares the Full and Regular gradients that model.backward gives at those boundaries."""
+    rng = np.random.default_rng(4)
+    T, n, d, h, q = 12, 3, 4, 5, 4
+    model, _ = build(cell, 1, d, h, q, seed=5)
+    names = model.parameter_names()
+    x, y = rng.integers(0, d, (T, n)), rng.integers(0, q, (T, n))
+    resets = rng.random((T, n)) < 0.25
+    lengths = [T, 9, 5]
+    gradients = []
+    for truncation in (rb.Full(), rb.Regular(3, 5)):
+        model.forward(x, resets=resets, lengths=lengths)
+        model.loss(y)
+        model.backward(truncation=truncation)
+        gradients.append(np.concatenate([model.grad(name).ravel() for name in names]))
+    result = rb.truncation_bias(model, x, y, rb.Regular(3, 5), resets=resets, lengths=lengths)
+    assert_measure(result.total, expected_measure(gradients[1][None], gradients[0]), cell)
+    plain = rb.truncation_bias(model, x, y, rb.Regular(3, 5))
+    assert abs(plain.total.relative - result.total.relative) > 1e-6  # the boundaries matter

@@ -232,4 +232,6 @@ def truncation_bias(
     h0: Optional[np.ndarray] = None,
     draws: int = 0,
     step_offset: int = 0,
+    resets: Optional[np.ndarray] = None,
+    lengths: Optional[np.ndarray] = None,
 ) -> TruncationBias: ...

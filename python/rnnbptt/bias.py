@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from typing import Optional
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _core
-from ._checks import check_integer
+from ._checks import as_lengths, check_integer
 from ._table import text_table
 from .model import RNN
 from .truncation import Truncation
@@ -45,6 +46,8 @@ def truncation_bias(
     h0: Optional[np.ndarray] = None,
     draws: Optional[int] = None,
     step_offset: int = 0,
+    resets: Optional[np.ndarray] = None,
+    lengths: Optional[ArrayLike] = None,
 ) -> TruncationBias:
     """Measure the bias of ``truncation``'s gradient against the Full gradient.
 
@@ -69,6 +72,9 @@ def truncation_bias(
     step_offset : int
         Global index of the step before the sequence: aligns Regular blocks and keys Randomized
         draws, as in :meth:`~rnnbptt.RNN.backward`.
+    resets, lengths : optional
+        Sequences that start again or end inside the batch, as :meth:`~rnnbptt.RNN.forward`
+        takes them: both gradients then stop at the same boundaries.
 
     Returns
     -------
@@ -98,7 +104,8 @@ def truncation_bias(
         )
     count = 0 if draws is None else check_integer(draws, "draws", 1, 2**63)
     offset = check_integer(step_offset, "step_offset", 0, 2**63)
-    result: TruncationBias = _core.truncation_bias(model.core, x, targets, truncation, weights, h0, count, offset)
+    result: TruncationBias = _core.truncation_bias(model.core, x, targets, truncation, weights, h0, count, offset,
+                                                   resets, None if lengths is None else as_lengths(lengths))
     return result
 
 

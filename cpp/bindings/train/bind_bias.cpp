@@ -22,13 +22,14 @@ void define_bias_for(py::module_& m) {
   m.def(
       "truncation_bias",
       [](PyModel<Scalar>& s, py::handle x, py::handle targets, const Truncation& truncation, py::handle weights,
-         py::handle h0, Index draws, std::int64_t step_offset) {
+         py::handle h0, Index draws, std::int64_t step_offset, py::handle resets, py::handle lengths) {
         BusyGuard guard(s.busy);
         const ModelConfig& c = s.model.config();
         truncation_bias_draws(truncation, draws);  // refused before the model changes
         if (step_offset < 0)
           throw InvalidArgument("step_offset: expected a global step index >= 0, got " + std::to_string(step_offset));
         Input<Scalar> in = input_from<Scalar>(x, c.input_size);
+        add_cuts(in, resets, lengths);
         const Index T = in.sequence.steps, n = in.sequence.batch;
         TargetArrays<Scalar> y = targets_from<Scalar>(targets, weights, T, n, c.output_size);
         BiasOptions<Scalar> options;
@@ -41,7 +42,8 @@ void define_bias_for(py::module_& m) {
         return truncation_bias(s.model, y.targets, truncation, options);
       },
       py::arg("model"), py::arg("x"), py::arg("targets"), py::arg("truncation"), py::arg("weights") = py::none(),
-      py::arg("h0") = py::none(), py::arg("draws") = 0, py::arg("step_offset") = 0);
+      py::arg("h0") = py::none(), py::arg("draws") = 0, py::arg("step_offset") = 0, py::arg("resets") = py::none(),
+      py::arg("lengths") = py::none());
 }
 
 }  // namespace
