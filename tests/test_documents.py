@@ -75,12 +75,18 @@ def test_a_language_model_trains_on_the_essays_packed_into_streams():
     assert "documents" in train.fingerprint() and "in 18 documents" in train.describe()
 
 
-def test_evaluation_restarts_with_each_document():
+@pytest.mark.parametrize("chunk", [512, 37])
+def test_evaluation_restarts_with_each_document(chunk):
+    """Packed documents are scored side by side (lengths end each row), each from a zero
+    state: the mean of each document scored alone, weighted by its targets."""
     vocab, docs = essays()
-    trainer = make_trainer(vocab)
-    packed = trainer.evaluate(TokenStream.from_documents(docs[:3]))
-    alone = [trainer._scores(TokenStream(doc), 512)[0] for doc in docs[:3]]
-    weights = [len(doc) - 1 for doc in docs[:3]]
+    model = rb.RNN(len(vocab), 24, len(vocab), cell="gru", seed=4, dtype=np.float64)
+    trainer = rb.Trainer(model, vocab=vocab, optimizer="adam", lr=0.01, batch_size=4, num_steps=10, seed=7)
+    pieces = [doc[: 40 + 97 * i] for i, doc in enumerate(docs[:5])] + [docs[5][:1], docs[6][:2]]
+    packed = trainer.evaluate(TokenStream.from_documents(pieces), chunk=chunk)
+    scored = [doc for doc in pieces if len(doc) >= 2]
+    alone = [trainer._scores(TokenStream(doc), chunk)[0] for doc in scored]
+    weights = [len(doc) - 1 for doc in scored]
     assert np.log(packed) == pytest.approx(np.average(alone, weights=weights), rel=1e-12)
 
 

@@ -679,18 +679,16 @@ class Trainer:
             corpus = data.ids
             if len(corpus) < 2:
                 raise ValueError(f"corpus: expected at least 2 tokens to evaluate, got {len(corpus)}")
-            starts = [] if data.starts is None else data.starts.tolist()
+            if data.starts is not None:
+                return self._document_scores(corpus, data.starts, chunk), None
+            state = None
             total, count = 0.0, 0
-            for first, end in zip([0, *starts], [*starts, len(corpus)]):  # each document from a zero state
-                state = None
-                for start in range(first, end - 1, chunk):
-                    x = np.ascontiguousarray(corpus[start : min(start + chunk, end - 1)]).reshape(-1, 1)
-                    y = np.ascontiguousarray(corpus[start + 1 : start + 1 + len(x)]).reshape(-1, 1)
-                    _, state = model.forward(x, state)
-                    total += model.loss(y) * len(x)
-                    count += len(x)
-            if count == 0:
-                raise ValueError("corpus: expected a document of at least 2 tokens to evaluate, got none")
+            for start in range(0, len(corpus) - 1, chunk):
+                x = np.ascontiguousarray(corpus[start : start + chunk][: len(corpus) - 1 - start]).reshape(-1, 1)
+                y = np.ascontiguousarray(corpus[start + 1 : start + 1 + len(x)]).reshape(-1, 1)
+                _, state = model.forward(x, state)
+                total += model.loss(y) * len(x)
+                count += len(x)
             return total / count, None
         if isinstance(data, Sequences):
             loss_sum, weight_sum, hits = 0.0, 0.0, 0.0
@@ -713,6 +711,33 @@ class Trainer:
             total += model.loss(y) * len(x)
             count += len(x)
         return total / count, None
+
+    def _document_scores(self, corpus: np.ndarray, starts: np.ndarray, chunk: int, group: int = 64) -> float:
+        """Mean cross-entropy of packed documents, each from a zero state: ``group`` documents
+        side by side in one batch, ``chunk`` steps at a time with each row's state carried and
+        each row ending at its own length (``forward(..., lengths=)``)."""
+        model = self.model
+        bounds = [(a, b) for a, b in zip([0, *starts.tolist()], [*starts.tolist(), len(corpus)]) if b - a >= 2]
+        if not bounds:
+            raise ValueError("corpus: expected a document of at least 2 tokens to evaluate, got none")
+        total, count = 0.0, 0
+        for first in range(0, len(bounds), group):
+            part = bounds[first : first + group]
+            steps = max(b - a - 1 for a, b in part)  # each document's last token predicts nothing
+            state = None
+            for start in range(0, steps, chunk):
+                T = min(chunk, steps - start)
+                lengths = np.array([min(max(b - a - 1 - start, 0), T) for a, b in part], dtype=np.int64)
+                x = np.zeros((T, len(part)), dtype=np.int64)
+                y = np.zeros((T, len(part)), dtype=np.int64)
+                for i, (a, _) in enumerate(part):
+                    x[: lengths[i], i] = corpus[a + start : a + start + lengths[i]]
+                    y[: lengths[i], i] = corpus[a + start + 1 : a + start + 1 + lengths[i]]
+                _, state = model.forward(x, state, lengths=lengths)
+                positions = int(lengths.sum())
+                total += model.loss(y) * positions
+                count += positions
+        return total / count
 
     # ---- the whole run ------------------------------------------------------------------
     def fit(
