@@ -43,6 +43,15 @@ def cases(draw):
     )
 
 
+def problem(c):
+    """The drawn case's generator, model, its parameters for the oracles, input and targets."""
+    rng = np.random.default_rng(c["seed"])
+    model, params = build(c["cell"], c["num_layers"], c["d"], c["h"], c["q"], bias=c["bias"], seed=c["seed"])
+    T, n = c["T"], c["n"]
+    x = rng.integers(0, c["d"], (T, n)) if c["tokens"] else rng.standard_normal((T, n, c["d"]))
+    return rng, model, params, x, rng.integers(0, c["q"], (T, n))
+
+
 def initial_and_seeds(rng, cell, L, n, h):
     """The oracles' initial states and dL/dstate_T seeds, {"h": (L, n, h)[, "c": ...]}."""
     states = {"h": 0.5 * rng.standard_normal((L, n, h))}
@@ -60,11 +69,8 @@ def test_gradients_match_torch_with_the_state_masked_by_hand(torch, case):
     """Loss, every parameter gradient, dL/dh0 (h and c), dL/dx and the final states, with
     dL/dh_T seeds, for Full, Regular(k) and Randomized (its flow replayed)."""
     c = case
-    rng = np.random.default_rng(c["seed"])
-    model, params = build(c["cell"], c["num_layers"], c["d"], c["h"], c["q"], bias=c["bias"], seed=c["seed"])
+    rng, model, params, x, targets = problem(c)
     T, n, L = c["T"], c["n"], c["num_layers"]
-    x = rng.integers(0, c["d"], (T, n)) if c["tokens"] else rng.standard_normal((T, n, c["d"]))
-    targets = rng.integers(0, c["q"], (T, n))
     resets = rng.random((T, n)) < 0.3 if c["resets"] else None
     lengths = rng.integers(0, T + 1, n) if c["lengths"] else None
     if lengths is not None:
@@ -274,11 +280,8 @@ def test_overlapping_windows_match_torch_window_by_window(torch, case, k1, extra
     autograd on each (detached before its first step, its loss on its injecting steps over the
     whole weight, dL/dh_T where a row's last step is injected), with resets and lengths."""
     c = case
-    rng = np.random.default_rng(c["seed"])
-    model, params = build(c["cell"], c["num_layers"], c["d"], c["h"], c["q"], bias=c["bias"], seed=c["seed"])
+    rng, model, params, x, targets = problem(c)
     T, n, L = c["T"], c["n"], c["num_layers"]
-    x = rng.integers(0, c["d"], (T, n)) if c["tokens"] else rng.standard_normal((T, n, c["d"]))
-    targets = rng.integers(0, c["q"], (T, n))
     resets = rng.random((T, n)) < 0.3
     lengths = rng.integers(1, T + 1, n)
     states, seeds = initial_and_seeds(rng, c["cell"], L, n, c["h"])

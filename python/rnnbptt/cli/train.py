@@ -144,55 +144,15 @@ TIME_MACHINE_SOURCE = "The Time Machine"
 def _load_corpus(
     args: argparse.Namespace, vocab: Optional[data.Vocab] = None
 ) -> tuple[Corpus, Corpus, data.Vocab, str]:
-    if args.documents is not None:
-        return _load_documents(args, vocab)
-    if args.text is not None:
-        try:
-            text, source = data.read_text(args.text), str(args.text)
-        except (OSError, ValueError) as error:
-            raise UsageError(_as_flag(str(error), "--text")) from None
-    elif args.timemachine:
-        try:
-            text, source = data.time_machine(args.timemachine_url), TIME_MACHINE_SOURCE
-        except (OSError, ValueError) as error:
-            raise UsageError(f"argument --timemachine: could not get The Time Machine ({error})") from None
-    else:
-        text, source = data.default_corpus(), BUILT_IN_SOURCE
-    if args.d2l:
-        text = data.d2l_preprocess(text)
-    if vocab is None:
-        vocab = data.Vocab.from_text(text, unknown=args.d2l)
-    corpus = vocab.encode(text)
-    if args.max_tokens is not None:
-        corpus = corpus[: args.max_tokens]
-    train, valid = data.split(corpus, args.valid_fraction)
-    return train, valid, vocab, source
-
-
-def _load_documents(args: argparse.Namespace, vocab: Optional[data.Vocab]) -> tuple[Corpus, Corpus, data.Vocab, str]:
-    """``--documents``: the built-in corpus's essays, or a --text file's documents, packed into
-    streams (``TokenStream.from_documents``); the last documents, whole, held out."""
-    if args.timemachine:
-        raise UsageError("argument --timemachine: expected --text or the built-in corpus with --documents "
-                         "(The Time Machine is one novel: one document)")
-    if args.text is not None:
-        try:
-            texts, source = data.split_documents(data.read_text(args.text), args.documents), str(args.text)
-        except (OSError, ValueError) as error:
-            raise UsageError(_as_flag(str(error), "--text")) from None
-        if len(texts) == 1 and args.documents in texts[0]:
-            raise UsageError(f"argument --documents: expected {args.documents} on lines of its own in {args.text} "
-                             "(the separator lines), found it only inside lines")
-    elif args.documents != data.DOCUMENT_SEPARATOR:
-        raise UsageError(f"argument --documents: expected no separator for the built-in corpus (its documents are "
-                         f"its essays), got {args.documents}")
-    else:
-        texts, source = data.default_essays(), BUILT_IN_SOURCE
+    """The text (or with ``--documents`` its documents) read, preprocessed, encoded, cut to
+    ``--max-tokens`` and split: token ids, or documents packed into streams
+    (``TokenStream.from_documents``) with the last documents, whole, held out."""
+    texts, source = _read_texts(args)
     if args.d2l:
         texts = [data.d2l_preprocess(text) for text in texts]
     if vocab is None:
         vocab = data.Vocab.from_text("".join(texts), unknown=args.d2l)
-    documents = [ids for ids in (vocab.encode(text) for text in texts) if len(ids)]
+    documents = [vocab.encode(text) for text in texts]
     if args.max_tokens is not None:  # the first N tokens, the last document cut there
         kept, total = [], 0
         for ids in documents:
@@ -201,10 +161,52 @@ def _load_documents(args: argparse.Namespace, vocab: Optional[data.Vocab]) -> tu
             kept.append(ids[: args.max_tokens - total])
             total += len(kept[-1])
         documents = kept
+    if args.documents is None:
+        ids, held_out = data.split(documents[0], args.valid_fraction)
+        return ids, held_out, vocab, source
+    documents = [ids for ids in documents if len(ids)]
+    train, valid, held = _hold_out_documents(documents, args, source)
+    return train, valid, vocab, f"{source} ({len(documents)} documents, {held} held out)"
+
+
+def _read_texts(args: argparse.Namespace) -> tuple[list[str], str]:
+    """The text of --text, --timemachine or the built-in corpus as one string in a list, or with
+    --documents the built-in corpus's essays or a --text file's documents; and its source."""
+    if args.documents is not None and args.timemachine:
+        raise UsageError("argument --timemachine: expected --text or the built-in corpus with --documents "
+                         "(The Time Machine is one novel: one document)")
+    if args.documents is not None and args.text is None and args.documents != data.DOCUMENT_SEPARATOR:
+        raise UsageError(f"argument --documents: expected no separator for the built-in corpus (its documents are "
+                         f"its essays), got {args.documents}")
+    if args.text is not None:
+        try:
+            text, source = data.read_text(args.text), str(args.text)
+        except (OSError, ValueError) as error:
+            raise UsageError(_as_flag(str(error), "--text")) from None
+        if args.documents is None:
+            return [text], source
+        texts = data.split_documents(text, args.documents)
+        if len(texts) == 1 and args.documents in texts[0]:
+            raise UsageError(f"argument --documents: expected {args.documents} on lines of its own in {args.text} "
+                             "(the separator lines), found it only inside lines")
+        return texts, source
+    if args.timemachine:
+        try:
+            return [data.time_machine(args.timemachine_url)], TIME_MACHINE_SOURCE
+        except (OSError, ValueError) as error:
+            raise UsageError(f"argument --timemachine: could not get The Time Machine ({error})") from None
+    if args.documents is not None:
+        return data.default_essays(), BUILT_IN_SOURCE
+    return [data.default_corpus()], BUILT_IN_SOURCE
+
+
+def _hold_out_documents(documents: list[np.ndarray], args: argparse.Namespace,
+                     source: str) -> tuple[Corpus, Corpus, int]:
+    """(train, held-out, count held out): whole documents held out, from the end; with
+    --valid-fraction > 0, at least one and as many as come closest to that share of the tokens,
+    leaving at least one to train on."""
     if not documents:
         raise UsageError(f"argument --documents: expected at least one document in {source}, got none")
-    # Whole documents held out, from the end: with --valid-fraction > 0, at least one and as
-    # many as come closest to that share of the tokens, leaving at least one to train on.
     held_tokens = np.cumsum([len(ids) for ids in reversed(documents)])[: len(documents) - 1]
     target = args.valid_fraction * sum(len(ids) for ids in documents)
     held = 0 if args.valid_fraction == 0 or not len(held_tokens) else int(np.argmin(np.abs(held_tokens - target))) + 1
@@ -213,8 +215,7 @@ def _load_documents(args: argparse.Namespace, vocab: Optional[data.Vocab]) -> tu
                          "nothing to score (give another fraction, or 0)")
     train = TokenStream.from_documents(documents[: len(documents) - held])
     valid: Corpus = TokenStream.from_documents(documents[len(documents) - held :]) if held else np.zeros(0, np.int64)
-    source += f" ({len(documents)} documents, {held} held out)"
-    return train, valid, vocab, source
+    return train, valid, held
 
 
 def _ids(corpus: Corpus) -> np.ndarray:
